@@ -1,0 +1,227 @@
+"""A thin layer over Flask for the JSON API: bearer tokens, validation by pydantic schemas, idempotent POSTs,
+the error format, and a registry from which the OpenAPI document is generated."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Blueprint, Response, current_app, g, request
+from pydantic import BaseModel, ValidationError
+
+from ..access import Access, public
+from ..db import db
+from ..domain import accounts
+from ..domain.errors import DomainError
+from ..models import IdempotencyRecord, Role, User
+from ..views.errors import api_error
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+@dataclass
+class Operation:
+    """One endpoint as the OpenAPI document describes it."""
+
+    path: str
+    method: str
+    summary: str
+    endpoint: str
+    roles: frozenset[Role] | None
+    query: type[BaseModel] | None = None
+    body: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    errors: tuple[int, ...] = ()
+    path_params: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+
+
+OPERATIONS: list[Operation] = []
+
+_FR_ERRORS = {
+    "missing": "champ obligatoire",
+    "extra_forbidden": "champ inconnu",
+    "string_too_short": "valeur vide",
+    "string_too_long": "valeur trop longue",
+    "int_parsing": "nombre entier attendu",
+    "int_type": "nombre entier attendu",
+    "string_type": "texte attendu",
+    "list_type": "liste attendue",
+    "greater_than_equal": "valeur trop petite",
+    "less_than_equal": "valeur trop grande",
+    "enum": "valeur non permise",
+    "literal_error": "valeur non permise",
+    "model_type": "objet JSON attendu",
+    "bool_parsing": "booléen attendu",
+    "date_from_datetime_parsing": "date AAAA-MM-JJ attendue",
+    "string_pattern_mismatch": "format invalide",
+}
+
+
+def french_validation_message(exc: ValidationError) -> str:
+    """Pydantic's errors as one French sentence naming each field."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "corps"
+        reason = _FR_ERRORS.get(err["type"], "valeur invalide")
+        if err["type"] in ("enum", "literal_error") and "expected" in err.get("ctx", {}):
+            reason += f" (attendu : {err['ctx']['expected']})"
+        if err["type"] == "value_error":
+            reason = str(err.get("ctx", {}).get("error", reason))
+        parts.append(f"« {where} » : {reason}")
+    return "Requête invalide — " + " ; ".join(parts) + "."
+
+
+def _bearer_user() -> User | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return accounts.user_for_token(db.session, token.strip(), demo_mode=current_app.config["DEMO_MODE"])
+
+
+def _json(payload: Any, status: int) -> Response:
+    return current_app.response_class(json.dumps(payload, ensure_ascii=False, default=str),
+                                      status=status, mimetype="application/json")
+
+
+def _dump(result: Any, response: type[BaseModel] | None) -> Any:
+    if isinstance(result, BaseModel):
+        return result.model_dump(mode="json")
+    if response is not None:
+        return response.model_validate(result).model_dump(mode="json")
+    return result
+
+
+def operation(path: str, method: str, *, summary: str, roles: frozenset[Role] | set[Role] | None,
+              query: type[BaseModel] | None = None, body: type[BaseModel] | None = None,
+              response: type[BaseModel] | None = None, status: int = 200, errors: tuple[int, ...] = (),
+              path_params: dict[str, str] | None = None, description: str = "") -> Callable:
+    """Declare an API endpoint: ``handler(user, *, query=, body=, **path)`` returns data for ``response``."""
+
+    def decorate(handler: Callable) -> Callable:
+        endpoint = handler.__name__
+        allowed = frozenset(roles) if roles is not None else None
+
+        def view(**path_values: Any) -> Response:
+            user = _bearer_user()
+            if user is None:
+                return api_error(401)
+            if allowed is not None and user.role not in allowed:
+                return api_error(403)
+            g.user = user
+            try:
+                kwargs: dict[str, Any] = dict(path_values)
+                if query is not None:
+                    kwargs["query"] = query.model_validate(request.args.to_dict())
+                if method == "POST":
+                    return _idempotent(user, lambda: _run(handler, user, kwargs))
+                return _run(handler, user, kwargs)
+            except ValidationError as exc:
+                db.session.rollback()
+                return api_error(400, french_validation_message(exc))
+
+        def _run(handler: Callable, user: User, kwargs: dict[str, Any]) -> Response:
+            if body is not None:
+                payload = request.get_json(silent=True)
+                if payload is None:
+                    return api_error(400, "Le corps de la requête doit être un objet JSON "
+                                          "(Content-Type: application/json).")
+                kwargs["body"] = body.model_validate(payload)
+            try:
+                result = handler(user, **kwargs)
+            except DomainError as exc:
+                db.session.rollback()
+                return api_error(exc.status, exc.message, exc.code)
+            db.session.flush()
+            return _json(_dump(result, response), status)
+
+        view.__name__ = endpoint
+        view.access = Access(allowed)  # type: ignore[attr-defined]
+        bp.add_url_rule(path, endpoint, view, methods=[method])
+        flask_path = path
+        for name in path_params or {}:
+            flask_path = flask_path.replace(f"<{name}>", "{" + name + "}").replace(f"<int:{name}>", "{" + name + "}")
+        OPERATIONS.append(Operation(flask_path, method.lower(), summary, endpoint, allowed, query, body, response,
+                                    status, errors, path_params or {}, description))
+        return handler
+
+    return decorate
+
+
+# ---------------------------------------------------------------- idempotency
+
+def _request_hash() -> str:
+    return hashlib.sha256(request.method.encode() + request.path.encode() + b"\0" + request.get_data()).hexdigest()
+
+
+def _idempotent(user: User, run: Callable[[], Response]) -> Response:
+    """Commit the change with the stored answer; a retry with the same key gets that answer again."""
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if not key:
+        response = run()
+        _finish(response)
+        return response
+    if len(key) > 200:
+        return api_error(400, "L'en-tête Idempotency-Key dépasse 200 caractères.")
+    digest = _request_hash()
+    stored = _stored(user, key)
+    if stored is not None:
+        return _replay(stored, digest)
+    response = run()
+    if response.status_code >= 500:
+        db.session.rollback()
+        return response
+    if response.status_code >= 400:
+        db.session.rollback()  # the refused change is undone; the refusal itself is remembered
+    db.session.add(IdempotencyRecord(user_id=user.id, key=key, method=request.method, path=request.path,
+                                     request_hash=digest, status_code=response.status_code,
+                                     response_body=response.get_data(as_text=True)))
+    try:
+        db.session.commit()
+    except sa.exc.IntegrityError:
+        # another request with the same key committed first: answer what it answered
+        db.session.rollback()
+        stored = _stored(user, key)
+        if stored is None:
+            raise
+        return _replay(stored, digest)
+    return response
+
+
+def _finish(response: Response) -> None:
+    if response.status_code < 400:
+        db.session.commit()
+    else:
+        db.session.rollback()
+
+
+def _stored(user: User, key: str) -> IdempotencyRecord | None:
+    return db.session.scalar(sa.select(IdempotencyRecord).where(IdempotencyRecord.user_id == user.id,
+                                                                IdempotencyRecord.key == key))
+
+
+def _replay(stored: IdempotencyRecord, digest: str) -> Response:
+    if stored.request_hash != digest:
+        return api_error(422, "Cette clé Idempotency-Key a déjà servi pour une autre requête.",
+                         "idempotency_key_reused")
+    response = current_app.response_class(stored.response_body, status=stored.status_code,
+                                          mimetype="application/json")
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+@bp.after_request
+def _commit_reads(response: Response) -> Response:
+    # GET handlers may touch last_used_at of the token; POSTs have committed already
+    if request.method == "GET" and response.status_code < 400:
+        db.session.commit()
+    return response
+
+
+public_view = public

@@ -1,0 +1,88 @@
+"""Request and response schemas of the API: they validate requests and generate the OpenAPI document."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..models import DeviceCondition, DeviceKind, DeviceStatus, OrganisationKind
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Code machine, stable (not_found, forbidden, conflict…).")
+    message: str = Field(description="Phrase en français, à montrer à l'utilisateur.")
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class Organisation(BaseModel):
+    id: int
+    kind: OrganisationKind
+    name: str
+    department: str
+    uai: str | None = None
+    city: str = ""
+    qpvs: list[str] = Field(description="Codes des QPV desservis.")
+
+
+class OrganisationList(BaseModel):
+    items: list[Organisation]
+
+
+class PageQuery(Strict):
+    page: int = Field(1, ge=1)
+    per_page: int = Field(50, ge=1, le=500)
+
+
+class DeviceQuery(PageQuery):
+    status: DeviceStatus | None = None
+    kind: DeviceKind | None = None
+    lot: str | None = Field(None, max_length=40, description="Référence du lot.")
+
+
+class DeviceEventOut(BaseModel):
+    at: datetime
+    actor: str
+    action: str
+    from_status: DeviceStatus | None
+    to_status: DeviceStatus
+    reason: str
+
+
+class Device(BaseModel):
+    serial: str
+    asset_tag: str
+    kind: DeviceKind
+    model: str
+    condition: DeviceCondition
+    status: DeviceStatus
+    lot: str
+    warehouse_id: int
+    updated_at: datetime
+
+
+class DeviceWithHistory(Device):
+    history: list[DeviceEventOut]
+
+
+class DevicePage(BaseModel):
+    items: list[Device]
+    page: int
+    per_page: int
+    total: int
+
+
+class DeviceIn(Strict):
+    serial: str = Field(min_length=1, max_length=64)
+    lot: str = Field(min_length=1, max_length=40, description="Référence du lot.")
+    kind: DeviceKind
+    model: str = Field(min_length=1, max_length=120)
+    condition: DeviceCondition
+    asset_tag: str | None = Field(None, max_length=32, description="Généré quand absent.")

@@ -1,0 +1,164 @@
+"""The ``logistique`` command line (also available as ``flask --app logistique …``)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import sqlalchemy as sa
+from flask import Flask
+from flask.cli import FlaskGroup, with_appcontext
+
+from . import migrate
+from .db import db
+from .domain import accounts, referential
+from .domain.errors import DomainError
+from .domain.referential import ImportRejected
+from .domain.scope import get_lot
+from .domain.stock import import_stock as import_stock_file
+from .models import Role, User
+
+
+def _fail(message: str) -> None:
+    db.session.rollback()
+    raise click.ClickException(message)
+
+
+def _report_rejection(exc: ImportRejected) -> None:
+    click.echo(exc.message, err=True)
+    for error in exc.errors:
+        click.echo(f"  ligne {error.line} : {error.message}", err=True)
+    db.session.rollback()
+    sys.exit(1)
+
+
+@click.command("init-db")
+@with_appcontext
+def init_db() -> None:
+    """Create or upgrade the schema to the latest migration."""
+    engine = db.get_engine()
+    before = migrate.current_revision(engine)
+    migrate.upgrade(engine)
+    after = migrate.current_revision(engine)
+    click.echo(f"Schéma à jour (révision {after})" + ("" if before == after else f", depuis {before or 'vide'}") + ".")
+
+
+@click.command("load-demo")
+@click.option("--if-empty", is_flag=True, help="Ne rien faire si la base contient déjà des comptes.")
+@with_appcontext
+def load_demo(if_empty: bool) -> None:
+    """Load the Hauts-de-France referential and a demo operation; print the demo accounts."""
+    from . import demo
+
+    if if_empty and db.session.scalar(sa.select(sa.func.count(User.id))):
+        click.echo("La base contient déjà des données : démo non rechargée.")
+        demo.print_accounts(db.session, click.echo)
+        return
+    try:
+        demo.load(db.session, echo=click.echo)
+    except DomainError as exc:
+        _fail(exc.message)
+    db.session.commit()
+    demo.print_accounts(db.session, click.echo)
+
+
+@click.command("import-qpv")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_appcontext
+def import_qpv(file: Path) -> None:
+    """Load or update the QPV referential from a CSV (all or nothing)."""
+    try:
+        report = referential.import_qpv(db.session, file.read_bytes(), by=None)
+    except ImportRejected as exc:
+        _report_rejection(exc)
+        return
+    db.session.commit()
+    click.echo(f"QPV : {report.created} créés, {report.updated} mis à jour, {report.unchanged} inchangés.")
+
+
+@click.command("create-user")
+@click.argument("email")
+@click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
+@click.option("--organisation", type=int, help="Identifiant de la structure (entrepôt, association, école).")
+@click.option("--territory", help="Code de région (32) ou de département (departement:59) pour la préfecture.")
+@click.option("--name", default="", help="Nom affiché.")
+@click.option("--password-stdin", is_flag=True, help="Lire le mot de passe sur l'entrée standard.")
+@with_appcontext
+def create_user(email: str, role: str, organisation: int | None, territory: str | None, name: str,
+                password_stdin: bool) -> None:
+    """Create an account; without --password-stdin a password is generated and printed once."""
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else accounts.generate_password()
+    try:
+        user = accounts.create_user(db.session, email=email, role=Role(role), password=password,
+                                    display_name=name, organisation_id=organisation, territory=territory)
+    except DomainError as exc:
+        _fail(exc.message)
+        return
+    db.session.commit()
+    click.echo(f"Compte créé : {user.email} ({user.role_label}, {user.scope_label}).")
+    if not password_stdin:
+        click.echo(f"Mot de passe (affiché une seule fois) : {password}")
+
+
+@click.command("create-token")
+@click.argument("email")
+@click.option("--label", default="", help="À quoi sert ce jeton.")
+@with_appcontext
+def create_token(email: str, label: str) -> None:
+    """Print a new API token for that account (only its hash is stored)."""
+    try:
+        user = accounts.get_user_by_email(db.session, email)
+    except DomainError as exc:
+        _fail(exc.message)
+        return
+    token = accounts.create_token(db.session, user, label)
+    db.session.commit()
+    click.echo(token)
+
+
+@click.command("import-stock")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--lot", "lot_reference", required=True, help="Référence du lot (ex. EC-HDF-2020-01).")
+@with_appcontext
+def import_stock(file: Path, lot_reference: str) -> None:
+    """Add the devices of a lot from a CSV, all or nothing, with a report by row."""
+    try:
+        lot = get_lot(db.session, None, reference=lot_reference.strip().upper())
+        report = import_stock_file(db.session, file.read_bytes(), lot=lot, by=None)
+    except ImportRejected as exc:
+        _report_rejection(exc)
+        return
+    except DomainError as exc:
+        _fail(exc.message)
+        return
+    db.session.commit()
+    detail = ", ".join(f"{k.label.lower()} : {n}" for k, n in report.by_kind.items())
+    click.echo(f"{report.created} équipements ajoutés au lot {lot.reference} ({detail}).")
+
+
+@click.command("db-revision")
+@click.argument("message")
+@with_appcontext
+def db_revision(message: str) -> None:
+    """(Developers) Write a new migration from the difference between the models and the database."""
+    migrate.revision(db.get_engine(), message)
+
+
+COMMANDS = [init_db, load_demo, import_qpv, create_user, create_token, import_stock, db_revision]
+
+
+def register_commands(app: Flask) -> None:
+    """Attach the commands to ``app.cli``."""
+    for command in COMMANDS:
+        app.cli.add_command(command)
+
+
+def _create_app() -> Flask:
+    from . import create_app
+
+    return create_app()
+
+
+main = FlaskGroup(create_app=_create_app, add_version_option=False,
+                  help="Outil logistique du plan de continuité éducative.")

@@ -1,0 +1,65 @@
+"""Configuration: defaults, then ``LOGISTIQUE_*`` environment variables, then explicit overrides."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "LOGISTIQUE_"
+
+DEFAULTS: dict[str, Any] = {
+    "DATABASE_URL": None,  # default: SQLite file in the instance folder
+    "SECRET_KEY": None,
+    "BASE_URL": "http://127.0.0.1:5000",
+    "DEMO_MODE": False,
+    "TESTING": False,
+    "PAGE_SIZE": 50,
+    "LOGIN_MAX_FAILURES": 5,  # failures before an account or address is slowed down
+    "LOGIN_LOCK_SECONDS": 60,  # first delay; doubles with each further failure
+    "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
+    "WTF_CSRF_TIME_LIMIT": None,
+    "WTF_I18N_ENABLED": False,  # forms carry French messages through their Meta locales
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "SESSION_COOKIE_SECURE": False,
+    "REMEMBER_COOKIE_HTTPONLY": True,
+}
+
+_BOOLEAN = {"DEMO_MODE", "TESTING", "SESSION_COOKIE_SECURE"}
+_INTEGER = {"PAGE_SIZE", "LOGIN_MAX_FAILURES", "LOGIN_LOCK_SECONDS", "MAX_CONTENT_LENGTH"}
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot run the application."""
+
+
+def _coerce(key: str, raw: str) -> Any:
+    if key in _BOOLEAN:
+        return raw.strip().lower() in {"1", "true", "yes", "oui", "on"}
+    if key in _INTEGER:
+        return int(raw)
+    return raw
+
+
+def load(instance_path: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Build the configuration mapping and check that it can run."""
+    config = dict(DEFAULTS)
+    for key in DEFAULTS:
+        raw = os.environ.get(ENV_PREFIX + key)
+        if raw is not None and raw != "":
+            config[key] = _coerce(key, raw)
+    config.update(overrides or {})
+    if not config["DATABASE_URL"]:
+        config["DATABASE_URL"] = "sqlite:///" + str(Path(instance_path) / "logistique.sqlite3")
+    if not config["SECRET_KEY"]:
+        if config["TESTING"]:
+            config["SECRET_KEY"] = os.urandom(32).hex()
+        else:
+            raise ConfigError(
+                "LOGISTIQUE_SECRET_KEY n'est pas défini : l'application refuse de démarrer sans clé secrète "
+                "(elle signe les sessions et les QR codes). Générez-en une, par exemple avec "
+                "`python -c 'import secrets; print(secrets.token_hex(32))'`, et exportez-la."
+            )
+    config["BASE_URL"] = config["BASE_URL"].rstrip("/")
+    return config

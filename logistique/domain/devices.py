@@ -1,0 +1,219 @@
+"""The device lifecycle (DESIGN §4): one transition table, one function that applies it."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+
+from ..db import utcnow
+from ..models import (
+    Device,
+    DeviceCondition,
+    DeviceEvent,
+    DeviceModel,
+    DeviceStatus,
+    Lot,
+    Role,
+    User,
+)
+from . import scope
+from .errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
+
+S = DeviceStatus
+_STAFF = frozenset({Role.ADMIN})
+_WAREHOUSE = frozenset({Role.ADMIN, Role.WAREHOUSE})
+_COORDINATION = frozenset({Role.ADMIN, Role.COORDINATOR})
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One allowed move of the device lifecycle."""
+
+    action: str
+    sources: frozenset[DeviceStatus]
+    target: DeviceStatus
+    roles: frozenset[Role]
+    label: str  # French infinitive, used in messages: « Impossible de {label} »
+    needs_reason: bool = False
+
+
+def _t(action: str, sources: set[DeviceStatus], target: DeviceStatus, roles: frozenset[Role], label: str,
+       needs_reason: bool = False) -> tuple[str, Transition]:
+    return action, Transition(action, frozenset(sources), target, roles, label, needs_reason)
+
+
+TRANSITIONS: dict[str, Transition] = dict([
+    _t("assign", {S.IN_STOCK}, S.ASSIGNED, _COORDINATION, "attribuer l'équipement"),
+    _t("unassign", {S.ASSIGNED}, S.IN_STOCK, _COORDINATION, "annuler l'attribution"),
+    _t("add_to_slip", {S.ASSIGNED}, S.ON_SLIP, _COORDINATION, "mettre l'équipement sur un bordereau"),
+    _t("remove_from_slip", {S.ON_SLIP}, S.ASSIGNED, _COORDINATION, "retirer l'équipement du bordereau"),
+    _t("pick", {S.ON_SLIP}, S.PREPARED, _WAREHOUSE, "préparer l'équipement"),
+    _t("unpick", {S.PREPARED}, S.ON_SLIP, _WAREHOUSE, "annuler la préparation"),
+    _t("ship", {S.PREPARED}, S.SHIPPED, _WAREHOUSE, "expédier l'équipement"),
+    _t("receive", {S.SHIPPED}, S.RECEIVED, _COORDINATION, "réceptionner l'équipement"),
+    _t("declare_missing", {S.SHIPPED}, S.LOST, _COORDINATION, "déclarer l'équipement manquant", True),
+    _t("declare_damaged", {S.SHIPPED, S.RECEIVED}, S.DEFECTIVE, _COORDINATION,
+       "déclarer l'équipement endommagé", True),
+    _t("hand_over", {S.RECEIVED}, S.HANDED_OVER, _COORDINATION, "remettre l'équipement à la famille"),
+    _t("take_back", {S.RECEIVED, S.HANDED_OVER}, S.RETURNED, _COORDINATION,
+       "enregistrer le retour de l'équipement", True),
+    _t("restock", {S.RETURNED, S.DEFECTIVE}, S.IN_STOCK, _WAREHOUSE, "remettre l'équipement en stock"),
+    _t("mark_defective", {S.IN_STOCK, S.RETURNED}, S.DEFECTIVE, _WAREHOUSE,
+       "déclarer l'équipement défectueux", True),
+    _t("mark_lost", {S.IN_STOCK, S.RETURNED, S.DEFECTIVE}, S.LOST, _WAREHOUSE,
+       "déclarer l'équipement perdu", True),
+])
+
+RECEPTION_ACTION = "reception_stock"
+
+
+def actor_label(user: User | None) -> str:
+    """How an actor is written in the journal."""
+    return user.email if user is not None else "ligne de commande"
+
+
+def allowed_actions(device: Device, user: User | None) -> list[Transition]:
+    """The transitions this user could apply to this device now (for buttons and API hints)."""
+    return [
+        t for t in TRANSITIONS.values()
+        if device.status in t.sources and (user is None or user.role in t.roles)
+    ]
+
+
+def _check_write_scope(device: Device, user: User | None) -> None:
+    """Writers act only on what they own: a warehouse on its stock, a coordinator on its region's."""
+    if user is None or user.role is Role.ADMIN:
+        return
+    session = sa.inspect(device).session
+    visible = session.scalar(sa.select(sa.func.count()).select_from(Device).where(
+        Device.id == device.id, scope.device_filter(user)))
+    if not visible:
+        raise NotFound("Équipement introuvable, ou hors de votre périmètre.")
+
+
+def transition(session: Session, device: Device, action: str, *, by: User | None, reason: str = "",
+               now: datetime | None = None) -> DeviceEvent:
+    """Apply ``action`` to ``device``: check role, scope and state, change it and journal it (no commit)."""
+    rule = TRANSITIONS.get(action)
+    if rule is None:
+        raise ValidationFailed(f"Action inconnue : {action}.")
+    if by is not None and by.role not in rule.roles:
+        raise Forbidden(f"Votre rôle ne permet pas de {rule.label}.")
+    _check_write_scope(device, by)
+    reason = (reason or "").strip()
+    if rule.needs_reason and not reason:
+        raise ValidationFailed(f"Un commentaire est obligatoire pour {rule.label}.")
+    if device.status not in rule.sources:
+        raise InvalidTransition(
+            f"Impossible de {rule.label} : l'équipement {device.serial} est « {device.status.label} »."
+        )
+    now = now or utcnow()
+    source = device.status
+    # Guarded update: of two requests racing from the same state, only one changes the row.
+    result = session.execute(
+        sa.update(Device)
+        .where(Device.id == device.id, Device.status == source)
+        .values(status=rule.target, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        raise Conflict(
+            f"L'équipement {device.serial} vient d'être modifié par quelqu'un d'autre ; rechargez la page."
+        )
+    set_committed_value(device, "status", rule.target)
+    set_committed_value(device, "updated_at", now)
+    event = DeviceEvent(device=device, at=now, actor=by, actor_label=actor_label(by), action=action,
+                        from_status=source, to_status=rule.target, reason=reason[:500])
+    session.add(event)
+    session.flush()
+    return event
+
+
+# ---------------------------------------------------------------- receiving stock
+
+_TAG_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base 32: no I, L, O, U
+
+
+def new_asset_tag() -> str:
+    """A short random asset tag such as ``EQ-7K3M9P2X`` (40 bits: collisions are checked anyway)."""
+    return "EQ-" + "".join(secrets.choice(_TAG_ALPHABET) for _ in range(8))
+
+
+MAX_SERIAL = 64
+
+
+def clean_serial(raw: str) -> str:
+    """A serial as typed or scanned: trimmed, upper-cased, refused when empty or odd."""
+    serial = (raw or "").strip().upper()
+    if not serial:
+        raise ValidationFailed("Le numéro de série est vide.")
+    if len(serial) > MAX_SERIAL:
+        raise ValidationFailed(f"Le numéro de série dépasse {MAX_SERIAL} caractères.")
+    if not all(c.isalnum() and c.isascii() or c in "-_./" for c in serial):
+        raise ValidationFailed(
+            f"Numéro de série invalide : {serial!r} (lettres, chiffres et - _ . / seulement)."
+        )
+    return serial
+
+
+def clean_asset_tag(raw: str) -> str:
+    """An asset tag given by the supplier: same alphabet as serials, at most 32 characters."""
+    tag = clean_serial(raw)
+    if len(tag) > 32:
+        raise ValidationFailed("L'étiquette dépasse 32 caractères.")
+    return tag
+
+
+def lot_models(session: Session, lot: Lot) -> list[DeviceModel]:
+    """The device models priced in this lot (only those may be received into it)."""
+    return [uc.model for uc in lot.unit_costs]
+
+
+def check_can_receive(lot: Lot, by: User | None) -> None:
+    """A lot's devices are received by admins or by the volunteers of the lot's warehouse."""
+    scope.require(by, scope.Permission.RECEIVE_STOCK)
+    if by is not None and by.role is Role.WAREHOUSE and by.organisation_id != lot.warehouse_id:
+        raise NotFound("Lot introuvable, ou hors de votre périmètre.")
+
+
+def receive_device(session: Session, *, lot: Lot, model: DeviceModel, serial: str,
+                   condition: DeviceCondition, by: User | None, asset_tag: str | None = None,
+                   now: datetime | None = None) -> Device:
+    """Add one device of ``lot`` to its warehouse's stock, journalled (no commit)."""
+    check_can_receive(lot, by)
+    serial = clean_serial(serial)
+    if model.id not in {uc.model_id for uc in lot.unit_costs}:
+        raise ValidationFailed(f"Le modèle « {model.name} » n'a pas de coût unitaire dans le lot {lot.reference}.")
+    if session.scalar(sa.select(Device.id).where(Device.serial == serial)) is not None:
+        raise Conflict(f"Le numéro de série {serial} est déjà enregistré.", code="duplicate_serial")
+    tag = clean_asset_tag(asset_tag) if asset_tag else _free_asset_tag(session)
+    if asset_tag and session.scalar(sa.select(Device.id).where(Device.asset_tag == tag)) is not None:
+        raise Conflict(f"L'étiquette {tag} est déjà utilisée.", code="duplicate_asset_tag")
+    now = now or utcnow()
+    device = Device(serial=serial, asset_tag=tag, model=model, lot=lot, warehouse_id=lot.warehouse_id,
+                    condition=condition, status=DeviceStatus.IN_STOCK, created_at=now, updated_at=now)
+    session.add(device)
+    session.add(DeviceEvent(device=device, at=now, actor=by, actor_label=actor_label(by),
+                            action=RECEPTION_ACTION, from_status=None, to_status=DeviceStatus.IN_STOCK,
+                            reason=f"Réception du lot {lot.reference}"))
+    try:
+        session.flush()
+    except sa.exc.IntegrityError as exc:  # a racing request registered the same serial first
+        session.rollback()
+        raise Conflict(f"Le numéro de série {serial} est déjà enregistré.", code="duplicate_serial") from exc
+    return device
+
+
+def _free_asset_tag(session: Session, taken: set[str] | None = None) -> str:
+    for _ in range(20):
+        tag = new_asset_tag()
+        if (taken is None or tag not in taken) and session.scalar(
+            sa.select(Device.id).where(Device.asset_tag == tag)
+        ) is None:
+            return tag
+    raise Conflict("Impossible de générer une étiquette libre ; réessayez.")

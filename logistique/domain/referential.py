@@ -1,0 +1,259 @@
+"""The referential: territories, QPV, cités éducatives and organisations, with their imports."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from .. import codes
+from ..csvfiles import CsvFileError, RowError, read_csv
+from ..models import (
+    CiteEducative,
+    Commune,
+    Department,
+    Organisation,
+    OrganisationKind,
+    Qpv,
+    Region,
+    User,
+)
+from . import scope
+from .errors import Conflict, ValidationFailed
+
+
+class ImportRejected(ValidationFailed):
+    """A file was refused whole; ``errors`` lists every bad row."""
+
+    def __init__(self, message: str, errors: list[RowError]) -> None:
+        super().__init__(message, code="import_rejected")
+        self.errors = errors
+
+
+@dataclass
+class ImportReport:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return self.created + self.updated + self.unchanged
+
+
+QPV_COLUMNS = {
+    "code_qp": {"code_qpv", "code", "qp", "code_quartier", "cod_qp"},
+    "lib_qp": {"lib_qpv", "nom_qp", "nom_qpv", "libelle", "libelle_qp", "nom"},
+    "insee_dep": {"dep", "departement", "code_dep", "code_departement"},
+    "lib_dep": {"nom_dep", "libelle_dep", "nom_departement"},
+    "insee_reg": {"reg", "region", "code_reg", "code_region"},
+    "lib_reg": {"nom_reg", "libelle_reg", "nom_region"},
+    "insee_com": {"com", "code_commune", "codes_communes", "insee_communes", "code_insee"},
+    "lib_com": {"nom_com", "commune", "communes", "libelle_commune", "nom_commune"},
+    "nb_communes": {"nombre_communes"},
+}
+_MULTI = re.compile(r"\s*[;|,/]\s*")
+_MULTI_NAMES = re.compile(r"\s*[;|]\s*")
+
+
+def read_package_file(name: str) -> bytes:
+    """A data file shipped in ``logistique/data``."""
+    return resources.files("logistique").joinpath("data", name).read_bytes()
+
+
+def _split(value: str, pattern: re.Pattern[str]) -> list[str]:
+    return [v for v in pattern.split(value or "") if v]
+
+
+def import_qpv(session: Session, data: bytes, *, by: User | None) -> ImportReport:
+    """Load or update QPVs (and their departments and regions) from a CSV; all or nothing."""
+    scope.require(by, scope.Permission.MANAGE_REFERENTIAL)
+    try:
+        table = read_csv(data, columns=QPV_COLUMNS, required={"code_qp", "lib_qp"})
+    except CsvFileError as exc:
+        raise ImportRejected(str(exc), []) from exc
+    errors = list(table.errors)
+    seen: dict[str, int] = {}
+    parsed: list[dict] = []
+    for line, row in table.rows:
+        try:
+            code = codes.normalize_qpv(row["code_qp"])
+            name = (row.get("lib_qp") or "").strip()
+            if not name:
+                raise ValidationFailed("nom du QPV (lib_qp) vide")
+            dep = codes.qpv_department(code)
+            if row.get("insee_dep"):
+                given = codes.normalize_department(row["insee_dep"])
+                if given != dep:
+                    raise ValidationFailed(f"le département {given} ne correspond pas au code {code}")
+            region = codes.normalize_region(row["insee_reg"]) if row.get("insee_reg") else None
+            communes = [codes.normalize_commune(c) for c in _split(row.get("insee_com", ""), _MULTI)]
+            names = _split(row.get("lib_com", ""), _MULTI_NAMES)
+        except (ValueError, ValidationFailed) as exc:
+            errors.append(RowError(line, str(exc)))
+            continue
+        if code in seen:
+            errors.append(RowError(line, f"QPV {code} en double (déjà ligne {seen[code]})"))
+            continue
+        seen[code] = line
+        parsed.append({"line": line, "code": code, "name": name, "dep": dep, "lib_dep": row.get("lib_dep", ""),
+                       "region": region, "lib_reg": row.get("lib_reg", ""), "communes": communes,
+                       "names": names})
+    for item in parsed:
+        if session.get(Department, item["dep"]) is None and not item["region"]:
+            errors.append(RowError(item["line"], f"département {item['dep']} inconnu et région (insee_reg) absente"))
+    if errors:
+        raise ImportRejected(_rejected_message(errors), sorted(errors, key=lambda e: e.line))
+    report = ImportReport()
+    for item in parsed:
+        _ensure_territory(session, item)
+        qpv = session.get(Qpv, item["code"])
+        values = {"name": item["name"], "department_code": item["dep"],
+                  "list_year": codes.qpv_list_year(item["code"]),
+                  "commune_codes": ";".join(item["communes"]), "commune_names": ";".join(item["names"])}
+        if qpv is None:
+            session.add(Qpv(code=item["code"], **values))
+            report.created += 1
+        elif any(getattr(qpv, k) != v for k, v in values.items()):
+            for k, v in values.items():
+                setattr(qpv, k, v)
+            report.updated += 1
+        else:
+            report.unchanged += 1
+    session.flush()
+    return report
+
+
+def _rejected_message(errors: list[RowError]) -> str:
+    return f"Fichier refusé : {len(errors)} ligne(s) en erreur, rien n'a été importé."
+
+
+def _ensure_territory(session: Session, item: dict) -> None:
+    dep = session.get(Department, item["dep"])
+    if dep is not None:
+        return
+    region = session.get(Region, item["region"])
+    if region is None:
+        region = Region(code=item["region"], name=item["lib_reg"].strip() or f"Région {item['region']}")
+        session.add(region)
+    session.add(Department(code=item["dep"], name=item["lib_dep"].strip() or f"Département {item['dep']}",
+                           region_code=region.code))
+    session.flush()
+
+
+def _read_shipped(name: str, *columns: str):
+    return read_csv(read_package_file(name), columns={c: set() for c in columns}, required=set(columns))
+
+
+def load_base_referential(session: Session) -> None:
+    """Regions, departments, communes and cités éducatives of Hauts-de-France from the shipped files."""
+    deps = _read_shipped("hdf_departements.csv", "insee_dep", "lib_dep", "insee_reg", "lib_reg")
+    for _, row in deps.rows:
+        if session.get(Region, row["insee_reg"]) is None:
+            session.add(Region(code=row["insee_reg"], name=row["lib_reg"]))
+            session.flush()
+        if session.get(Department, row["insee_dep"]) is None:
+            session.add(Department(code=row["insee_dep"], name=row["lib_dep"], region_code=row["insee_reg"]))
+    session.flush()
+    known = set(session.scalars(sa.select(Commune.code)))
+    communes = _read_shipped("hdf_communes_cog.csv", "insee_com", "lib_com", "insee_dep", "codes_postaux")
+    session.add_all(
+        Commune(code=row["insee_com"], name=row["lib_com"], department_code=row["insee_dep"],
+                postal_codes=row.get("codes_postaux", "")[:100])
+        for _, row in communes.rows if row["insee_com"] not in known
+    )
+    deps_known = set(session.scalars(sa.select(Department.code)))
+    cites = _read_shipped("cites_educatives_anct_2024.csv", "id_cite", "lib_cite", "insee_com", "insee_dep")
+    known_cites = set(session.scalars(sa.select(CiteEducative.code)))
+    session.add_all(
+        CiteEducative(code=row["id_cite"], name=row["lib_cite"], commune_code=row["insee_com"],
+                      department_code=row["insee_dep"])
+        for _, row in cites.rows if row["insee_dep"] in deps_known and row["id_cite"] not in known_cites
+    )
+    session.flush()
+
+
+# ---------------------------------------------------------------- organisations
+
+@dataclass
+class OrganisationData:
+    kind: OrganisationKind
+    name: str
+    department_code: str
+    uai: str = ""
+    address: str = ""
+    postal_code: str = ""
+    city: str = ""
+    cite_educative_code: str = ""
+    qpv_codes: list[str] = field(default_factory=list)
+    is_active: bool = True
+
+
+def save_organisation(session: Session, data: OrganisationData, *, by: User | None,
+                      organisation: Organisation | None = None) -> Organisation:
+    """Create or update an organisation after validating its codes and the QPVs it serves (no commit)."""
+    scope.require(by, scope.Permission.MANAGE_REFERENTIAL)
+    name = data.name.strip()
+    if not name:
+        raise ValidationFailed("Le nom de la structure est obligatoire.")
+    try:
+        dep_code = codes.normalize_department(data.department_code)
+    except ValueError as exc:
+        raise ValidationFailed(str(exc)) from exc
+    if session.get(Department, dep_code) is None:
+        raise ValidationFailed(f"Département {dep_code} absent du référentiel : importez d'abord ses QPV.")
+    uai = None
+    if data.uai.strip():
+        try:
+            uai = codes.normalize_uai(data.uai)
+        except ValueError as exc:
+            raise ValidationFailed(str(exc)) from exc
+    if data.kind is OrganisationKind.SCHOOL and not uai:
+        raise ValidationFailed("Une école ou un établissement doit avoir son code UAI.")
+    if uai:
+        other = session.scalar(sa.select(Organisation).where(Organisation.uai == uai))
+        if other is not None and other is not organisation:
+            raise Conflict(f"L'UAI {uai} est déjà celui de « {other.name} ».")
+    postal = data.postal_code.strip()
+    if postal and not re.fullmatch(r"\d{5}", postal):
+        raise ValidationFailed(f"Code postal invalide : {postal!r} (5 chiffres).")
+    qpvs = []
+    if data.qpv_codes:
+        if data.kind not in (OrganisationKind.ASSOCIATION, OrganisationKind.SCHOOL):
+            raise ValidationFailed("Seules les associations et les écoles desservent des QPV.")
+        wanted = []
+        for raw in data.qpv_codes:
+            try:
+                wanted.append(codes.normalize_qpv(raw))
+            except ValueError as exc:
+                raise ValidationFailed(str(exc)) from exc
+        qpvs = list(session.scalars(sa.select(Qpv).where(Qpv.code.in_(wanted))))
+        missing = sorted(set(wanted) - {q.code for q in qpvs})
+        if missing:
+            raise ValidationFailed("QPV absents du référentiel : " + ", ".join(missing) + ".")
+        region = session.get(Department, dep_code).region_code
+        foreign = sorted(q.code for q in qpvs if q.department.region_code != region)
+        if foreign:
+            raise ValidationFailed("QPV d'une autre région que la structure : " + ", ".join(foreign) + ".")
+    cite = data.cite_educative_code.strip() or None
+    if cite and session.get(CiteEducative, cite) is None:
+        raise ValidationFailed(f"Cité éducative inconnue : {cite}.")
+    org = organisation or Organisation()
+    org.kind = data.kind
+    org.name = name
+    org.uai = uai
+    org.department_code = dep_code
+    org.address = data.address.strip()
+    org.postal_code = postal
+    org.city = data.city.strip()
+    org.cite_educative_code = cite
+    org.qpvs = qpvs
+    org.is_active = data.is_active
+    if organisation is None:
+        session.add(org)
+    session.flush()
+    return org

@@ -1,0 +1,184 @@
+"""Who may do what (roles) and see what (scopes). Every page, API endpoint and CLI command asks here."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement
+
+from ..models import (
+    Department,
+    Device,
+    Envelope,
+    Lot,
+    Organisation,
+    OrganisationKind,
+    Region,
+    Role,
+    TerritoryKind,
+    User,
+)
+from .errors import Forbidden, NotFound
+
+
+class Permission(StrEnum):
+    MANAGE_USERS = "users.manage"
+    MANAGE_REFERENTIAL = "referential.manage"
+    MANAGE_MONEY = "money.manage"
+    VIEW_MONEY = "money.view"
+    VIEW_DEVICES = "devices.view"
+    RECEIVE_STOCK = "stock.receive"
+    VIEW_ORGANISATIONS = "organisations.view"
+
+
+ALL_ROLES = frozenset(Role)
+
+PERMISSIONS: dict[Permission, frozenset[Role]] = {
+    Permission.MANAGE_USERS: frozenset({Role.ADMIN}),
+    Permission.MANAGE_REFERENTIAL: frozenset({Role.ADMIN}),
+    Permission.MANAGE_MONEY: frozenset({Role.ADMIN}),
+    Permission.VIEW_MONEY: frozenset({Role.ADMIN, Role.PREFECTURE}),
+    Permission.VIEW_DEVICES: ALL_ROLES,
+    Permission.RECEIVE_STOCK: frozenset({Role.ADMIN, Role.WAREHOUSE}),
+    Permission.VIEW_ORGANISATIONS: ALL_ROLES,
+}
+
+
+def can(user: User | None, permission: Permission) -> bool:
+    """Whether the user's role grants ``permission`` (None is the command line, which may do everything)."""
+    return user is None or user.role in PERMISSIONS[permission]
+
+
+def require(user: User | None, permission: Permission) -> None:
+    """Raise Forbidden unless the user's role grants ``permission``."""
+    if not can(user, permission):
+        raise Forbidden()
+
+
+def user_region(user: User) -> str | None:
+    """The region a user belongs to (organisation's or territory's); None for admins."""
+    if user.organisation is not None:
+        return user.organisation.department.region_code
+    if user.territory_kind is TerritoryKind.REGION:
+        return user.territory_code
+    if user.territory_kind is TerritoryKind.DEPARTMENT and user.territory_code:
+        return sa.select(Department.region_code).where(Department.code == user.territory_code).scalar_subquery()
+    return None
+
+
+def _territory_departments(user: User) -> ColumnElement[bool] | sa.ScalarSelect:
+    """SQL set of department codes of a prefecture user's territory."""
+    if user.territory_kind is TerritoryKind.DEPARTMENT:
+        return sa.select(sa.literal(user.territory_code))
+    return sa.select(Department.code).where(Department.region_code == user.territory_code)
+
+
+def _region_departments(region: object) -> sa.Select:
+    return sa.select(Department.code).where(Department.region_code == region)
+
+
+def _nothing() -> ColumnElement[bool]:
+    return sa.false()
+
+
+def organisation_filter(user: User | None) -> ColumnElement[bool]:
+    """Organisations a user may see: their own, and those of their region they work with."""
+    if user is None or user.role is Role.ADMIN:
+        return sa.true()
+    if user.role is Role.PREFECTURE:
+        return Organisation.department_code.in_(_territory_departments(user))
+    if user.organisation_id is None:
+        return _nothing()
+    region = user_region(user)
+    same_region = Organisation.department_code.in_(_region_departments(region))
+    if user.role is Role.WAREHOUSE:
+        # a warehouse ships to the associations and schools of its region
+        return sa.or_(Organisation.id == user.organisation_id,
+                      sa.and_(same_region, Organisation.kind.in_([OrganisationKind.ASSOCIATION,
+                                                                  OrganisationKind.SCHOOL])))
+    # coordinators see themselves and the warehouses whose stock they draw from
+    return sa.or_(Organisation.id == user.organisation_id,
+                  sa.and_(same_region, Organisation.kind == OrganisationKind.WAREHOUSE))
+
+
+def device_filter(user: User | None) -> ColumnElement[bool]:
+    """Devices a user may see: a warehouse's own stock, a region's stock for its coordinators and prefecture."""
+    if user is None or user.role is Role.ADMIN:
+        return sa.true()
+    warehouses_in = sa.select(Organisation.id)
+    if user.role is Role.WAREHOUSE:
+        return Device.warehouse_id == user.organisation_id if user.organisation_id else _nothing()
+    if user.role is Role.PREFECTURE:
+        return Device.warehouse_id.in_(warehouses_in.where(Organisation.department_code.in_(
+            _territory_departments(user))))
+    if user.organisation_id is None:
+        return _nothing()
+    return Device.warehouse_id.in_(warehouses_in.where(Organisation.department_code.in_(
+        _region_departments(user_region(user)))))
+
+
+def lot_filter(user: User | None) -> ColumnElement[bool]:
+    """Lots a user may see: a warehouse's lots; the region's lots for the others."""
+    if user is None or user.role is Role.ADMIN:
+        return sa.true()
+    if user.role is Role.WAREHOUSE:
+        return Lot.warehouse_id == user.organisation_id if user.organisation_id else _nothing()
+    region = user_region(user)
+    if region is None:
+        return _nothing()
+    return Lot.envelope_id.in_(sa.select(Envelope.id).where(Envelope.region_code == region))
+
+
+def envelope_filter(user: User | None) -> ColumnElement[bool]:
+    """Envelopes a user may see: admins all, prefecture staff their region's."""
+    if user is None or user.role is Role.ADMIN:
+        return sa.true()
+    if user.role is not Role.PREFECTURE:
+        return _nothing()
+    return Envelope.region_code == user_region(user)
+
+
+def get_device(session: Session, user: User | None, *, device_id: int | None = None,
+               serial: str | None = None, asset_tag: str | None = None) -> Device:
+    """One device visible to the user, or NotFound (unknown and out of scope look the same)."""
+    query = sa.select(Device).where(device_filter(user))
+    if device_id is not None:
+        query = query.where(Device.id == device_id)
+    elif serial is not None:
+        query = query.where(Device.serial == serial)
+    elif asset_tag is not None:
+        query = query.where(Device.asset_tag == asset_tag)
+    else:
+        raise NotFound()
+    device = session.scalars(query).one_or_none()
+    if device is None:
+        raise NotFound("Équipement introuvable, ou hors de votre périmètre.")
+    return device
+
+
+def get_organisation(session: Session, user: User | None, organisation_id: int) -> Organisation:
+    """One organisation visible to the user, or NotFound."""
+    org = session.scalars(
+        sa.select(Organisation).where(Organisation.id == organisation_id, organisation_filter(user))
+    ).one_or_none()
+    if org is None:
+        raise NotFound("Structure introuvable, ou hors de votre périmètre.")
+    return org
+
+
+def get_lot(session: Session, user: User | None, *, lot_id: int | None = None,
+            reference: str | None = None) -> Lot:
+    """One lot visible to the user, or NotFound."""
+    query = sa.select(Lot).where(lot_filter(user))
+    query = query.where(Lot.id == lot_id) if lot_id is not None else query.where(Lot.reference == reference)
+    lot = session.scalars(query).one_or_none()
+    if lot is None:
+        raise NotFound("Lot introuvable, ou hors de votre périmètre.")
+    return lot
+
+
+def region_of(session: Session, code: str) -> Region | None:
+    """The region with that code, if any."""
+    return session.get(Region, code)

@@ -1,0 +1,126 @@
+"""Enumerations stored in status and kind columns (their values are the stable codes of DESIGN §3-4)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import sqlalchemy as sa
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    WAREHOUSE = "warehouse"
+    COORDINATOR = "coordinator"
+    PREFECTURE = "prefecture"
+
+    @property
+    def label(self) -> str:
+        return ROLE_LABELS[self]
+
+
+ROLE_LABELS = {
+    Role.ADMIN: "Administration",
+    Role.WAREHOUSE: "Entrepôt",
+    Role.COORDINATOR: "Coordination",
+    Role.PREFECTURE: "Préfecture",
+}
+
+
+class OrganisationKind(StrEnum):
+    ASSOCIATION = "association"
+    SCHOOL = "ecole"
+    WAREHOUSE = "entrepot"
+    PREFECTURE = "prefecture"
+
+    @property
+    def label(self) -> str:
+        return {
+            "association": "Association",
+            "ecole": "École / établissement",
+            "entrepot": "Entrepôt",
+            "prefecture": "Préfecture",
+        }[self.value]
+
+
+class TerritoryKind(StrEnum):
+    REGION = "region"
+    DEPARTMENT = "departement"
+
+
+class EnvelopeKind(StrEnum):
+    DELEGATED = "credits_delegues"
+    CITE_2019 = "cite_2019"
+    CITE_2020 = "cite_2020"
+
+    @property
+    def label(self) -> str:
+        return {
+            "credits_delegues": "Crédits délégués",
+            "cite_2019": "Cité éducative — reliquat 2019",
+            "cite_2020": "Cité éducative — 2020 (15 % au plus)",
+        }[self.value]
+
+
+class DeviceKind(StrEnum):
+    TABLET = "tablette"
+    LAPTOP = "ordinateur"
+    HOTSPOT = "cle_4g"
+
+    @property
+    def label(self) -> str:
+        return {"tablette": "Tablette", "ordinateur": "Ordinateur portable", "cle_4g": "Clé 4G / routeur"}[
+            self.value
+        ]
+
+
+class DeviceCondition(StrEnum):
+    NEW = "neuf"
+    REFURBISHED = "reconditionne"
+
+    @property
+    def label(self) -> str:
+        return {"neuf": "Neuf", "reconditionne": "Reconditionné"}[self.value]
+
+
+class DeviceStatus(StrEnum):
+    IN_STOCK = "en_stock"
+    ASSIGNED = "attribue"
+    ON_SLIP = "sur_bordereau"
+    PREPARED = "prepare"
+    SHIPPED = "expedie"
+    RECEIVED = "receptionne"
+    HANDED_OVER = "remis"
+    RETURNED = "retourne"
+    DEFECTIVE = "defectueux"
+    LOST = "perdu"
+
+    @property
+    def label(self) -> str:
+        return DEVICE_STATUS_LABELS[self]
+
+
+DEVICE_STATUS_LABELS = {
+    DeviceStatus.IN_STOCK: "En stock",
+    DeviceStatus.ASSIGNED: "Attribué",
+    DeviceStatus.ON_SLIP: "Sur bordereau",
+    DeviceStatus.PREPARED: "Préparé",
+    DeviceStatus.SHIPPED: "Expédié",
+    DeviceStatus.RECEIVED: "Réceptionné",
+    DeviceStatus.HANDED_OVER: "Remis",
+    DeviceStatus.RETURNED: "Retourné",
+    DeviceStatus.DEFECTIVE: "Défectueux",
+    DeviceStatus.LOST: "Perdu",
+}
+
+
+def enum_column(enum: type[StrEnum], name: str) -> sa.Enum:
+    """A VARCHAR column with a CHECK constraint holding the enum's values (same on SQLite and PostgreSQL)."""
+    return sa.Enum(
+        enum,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=max(len(m.value) for m in enum),
+        values_callable=lambda e: [m.value for m in e],
+        validate_strings=True,
+    )

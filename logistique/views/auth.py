@@ -1,0 +1,71 @@
+"""Login and logout."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_user, logout_user
+from .forms import Form as FlaskForm
+from wtforms import EmailField, PasswordField, SubmitField
+from wtforms.validators import DataRequired, Length
+
+from ..access import any_role, public
+from ..db import db
+from ..domain import accounts
+
+bp = Blueprint("auth", __name__)
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("Adresse électronique", validators=[DataRequired("Indiquez votre adresse."),
+                                                           Length(max=254)],
+                       render_kw={"autocomplete": "username", "autofocus": True})
+    password = PasswordField("Mot de passe", validators=[DataRequired("Indiquez votre mot de passe.")],
+                             render_kw={"autocomplete": "current-password"})
+    submit = SubmitField("Se connecter")
+
+
+def safe_next(target: str | None) -> str | None:
+    """``target`` when it is a path inside the app, else None (no open redirect)."""
+    if not target:
+        return None
+    target = target.strip()
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    return target
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@public
+def login():
+    """Log in with e-mail and password, then go back to where the user was going."""
+    next_url = safe_next(request.args.get("next"))
+    if current_user.is_authenticated:
+        return redirect(next_url or url_for("main.home"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        result = accounts.authenticate(
+            db.session, email=form.email.data, password=form.password.data,
+            client=request.remote_addr or "?", demo_mode=current_app.config["DEMO_MODE"],
+            max_failures=current_app.config["LOGIN_MAX_FAILURES"],
+            lock_seconds=current_app.config["LOGIN_LOCK_SECONDS"],
+        )
+        db.session.commit()  # failures are recorded too: they slow down guessing
+        if result.user is None:
+            flash(result.message, "error")
+            return render_template("auth/login.html", form=form), 401
+        login_user(result.user)
+        flash(f"Bonjour {result.user.display_name}.", "success")
+        return redirect(next_url or url_for("main.home"))
+    return render_template("auth/login.html", form=form)
+
+
+@bp.route("/logout", methods=["POST"])
+@any_role
+def logout():
+    """Log out (POST with CSRF, so that a link elsewhere cannot log the user out)."""
+    logout_user()
+    flash("Vous êtes déconnecté.", "info")
+    return redirect(url_for("auth.login"))

@@ -1,0 +1,55 @@
+"""Home page and the landing page of device labels."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import Blueprint, redirect, render_template, url_for
+
+from ..access import any_role
+from ..db import db
+from ..domain import scope
+from ..models import Device, DeviceStatus, Role, User
+
+bp = Blueprint("main", __name__)
+
+_NAV: list[tuple[str, str, set[Role]]] = [
+    ("main.home", "Accueil", set(Role)),
+    ("stock.device_list", "Équipements", set(Role)),
+    ("stock.receive", "Réception", {Role.ADMIN, Role.WAREHOUSE}),
+    ("stock.import_stock", "Import de stock", {Role.ADMIN, Role.WAREHOUSE}),
+    ("admin.organisations", "Structures", {Role.ADMIN}),
+    ("admin.qpvs", "QPV", {Role.ADMIN}),
+    ("admin.envelopes", "Enveloppes", {Role.ADMIN}),
+    ("admin.lots", "Lots", {Role.ADMIN}),
+    ("admin.users", "Comptes", {Role.ADMIN}),
+]
+
+
+def nav_items_for(user: User | None) -> list[tuple[str, str]]:
+    """The navigation links a user's role may follow."""
+    if user is None:
+        return []
+    return [(endpoint, label) for endpoint, label, allowed in _NAV if user.role in allowed]
+
+
+@bp.route("/")
+@any_role
+def home():
+    """What the user is responsible for, in figures: devices by status in scope."""
+    from flask import g
+
+    counts = dict(db.session.execute(
+        sa.select(Device.status, sa.func.count()).where(scope.device_filter(g.user)).group_by(Device.status)
+    ).all())
+    tiles = [(status, counts.get(status, 0)) for status in DeviceStatus]
+    return render_template("main/home.html", tiles=tiles, total=sum(counts.values()))
+
+
+@bp.route("/d/<asset_tag>")
+@any_role
+def device_label(asset_tag: str):
+    """What a device label's QR opens: that device's page, if the user may see it."""
+    from flask import g
+
+    device = scope.get_device(db.session, g.user, asset_tag=asset_tag.strip().upper())
+    return redirect(url_for("stock.device_detail", device_id=device.id))

@@ -1,0 +1,187 @@
+"""Devices: list, page and journal, stock imports and receiving devices one by one on a phone."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from .forms import Form as FlaskForm
+from flask_wtf.file import FileAllowed, FileField, FileRequired
+from sqlalchemy.orm import joinedload
+from wtforms import SelectField, StringField, SubmitField, TextAreaField
+from wtforms.validators import DataRequired, Length
+
+from ..access import any_role, permission
+from ..db import db
+from ..domain import devices as device_domain
+from ..domain import scope
+from ..domain.errors import DomainError
+from ..domain.referential import ImportRejected
+from ..domain.scope import Permission
+from ..domain.stock import import_stock as import_stock_file
+from ..models import Device, DeviceCondition, DeviceKind, DeviceModel, DeviceStatus, Lot, Organisation
+from .paging import paginate
+
+bp = Blueprint("stock", __name__)
+
+
+def _visible_lots() -> list[Lot]:
+    return list(db.session.scalars(sa.select(Lot).where(scope.lot_filter(g.user)).order_by(Lot.reference)))
+
+
+@bp.route("/equipements")
+@permission(Permission.VIEW_DEVICES)
+def device_list():
+    """Devices in the user's scope, filtered and paged."""
+    args = {k: request.args.get(k, "").strip() for k in ("statut", "type", "lot", "entrepot", "q")}
+    query = (sa.select(Device).where(scope.device_filter(g.user))
+             .options(joinedload(Device.model), joinedload(Device.lot), joinedload(Device.warehouse))
+             .order_by(Device.id.desc()))
+    if args["statut"] in DeviceStatus.__members__.values() or args["statut"] in [s.value for s in DeviceStatus]:
+        query = query.where(Device.status == DeviceStatus(args["statut"]))
+    else:
+        args["statut"] = ""
+    if args["type"] in [k.value for k in DeviceKind]:
+        query = query.join(DeviceModel, Device.model_id == DeviceModel.id).where(
+            DeviceModel.kind == DeviceKind(args["type"]))
+    else:
+        args["type"] = ""
+    if args["lot"].isdigit():
+        query = query.where(Device.lot_id == int(args["lot"]))
+    if args["entrepot"].isdigit():
+        query = query.where(Device.warehouse_id == int(args["entrepot"]))
+    if args["q"]:
+        needle = args["q"].upper()
+        query = query.where(sa.or_(Device.serial.contains(needle, autoescape=True),
+                                   Device.asset_tag.contains(needle, autoescape=True)))
+    page = paginate(db.session, query, per_page=current_app.config["PAGE_SIZE"],
+                    endpoint="stock.device_list", args=args)
+    warehouses = db.session.scalars(
+        sa.select(Organisation).where(Organisation.id.in_(
+            sa.select(Device.warehouse_id).where(scope.device_filter(g.user)).distinct()))
+        .order_by(Organisation.name)).all()
+    return render_template("stock/device_list.html", page=page, args=args, lots=_visible_lots(),
+                           warehouses=warehouses, statuses=list(DeviceStatus), kinds=list(DeviceKind))
+
+
+class TransitionForm(FlaskForm):
+    action = SelectField("Action", validators=[DataRequired()])
+    reason = TextAreaField("Commentaire", validators=[Length(max=500)],
+                           description="Obligatoire pour un équipement défectueux, perdu ou retourné.")
+    submit = SubmitField("Enregistrer")
+
+
+@bp.route("/equipements/<int:device_id>", methods=["GET", "POST"])
+@permission(Permission.VIEW_DEVICES)
+def device_detail(device_id: int):
+    """A device, its journal, and the side exits the user may record (defective, lost, back in stock)."""
+    device = scope.get_device(db.session, g.user, device_id=device_id)
+    # assignment, slips and handover have their own pages; here only the warehouse's side exits
+    manual = {"mark_defective", "mark_lost", "restock", "take_back"}
+    actions = [t for t in device_domain.allowed_actions(device, g.user) if t.action in manual]
+    form = TransitionForm()
+    form.action.choices = [(t.action, t.label[0].upper() + t.label[1:]) for t in actions]
+    if request.method == "POST":
+        if not actions:
+            raise DomainError("Aucune action possible sur cet équipement dans son état actuel.")
+        if form.validate_on_submit():
+            try:
+                device_domain.transition(db.session, device, form.action.data, by=g.user,
+                                         reason=form.reason.data or "")
+            except DomainError as exc:
+                db.session.rollback()
+                flash(exc.message, "error")
+            else:
+                db.session.commit()
+                flash(f"Équipement {device.serial} : {device.status.label.lower()}.", "success")
+                return redirect(url_for("stock.device_detail", device_id=device.id))
+    unit_cost = next((uc.unit_cost_cents for uc in device.lot.unit_costs if uc.model_id == device.model_id), None)
+    return render_template("stock/device_detail.html", device=device, form=form, actions=actions,
+                           unit_cost=unit_cost)
+
+
+class ImportForm(FlaskForm):
+    lot = SelectField("Lot", coerce=int, validators=[DataRequired("Choisissez le lot.")])
+    file = FileField("Fichier CSV", validators=[FileRequired("Choisissez un fichier."),
+                                                FileAllowed(["csv", "txt"], "Un fichier .csv est attendu.")],
+                     description="Colonnes : numero_serie ; type (tablette, ordinateur, cle_4g) ; modele ; "
+                                 "etat (neuf, reconditionne) ; etiquette (facultative). Séparateur , ou ; — "
+                                 "UTF-8 ou Windows-1252 (Excel).")
+    submit = SubmitField("Importer")
+
+
+@bp.route("/stock/import", methods=["GET", "POST"])
+@permission(Permission.RECEIVE_STOCK)
+def import_stock():
+    """Upload a lot's devices as CSV; any bad row refuses the whole file and lists every problem."""
+    lots = _visible_lots()
+    form = ImportForm()
+    form.lot.choices = [(lot.id, f"{lot.reference} — {lot.warehouse.name}") for lot in lots]
+    errors = []
+    if form.validate_on_submit():
+        lot = scope.get_lot(db.session, g.user, lot_id=form.lot.data)
+        try:
+            report = import_stock_file(db.session, form.file.data.read(), lot=lot, by=g.user)
+        except ImportRejected as exc:
+            db.session.rollback()
+            flash(exc.message, "error")
+            errors = exc.errors
+        else:
+            db.session.commit()
+            detail = ", ".join(f"{n} {k.label.lower()}{'s' if n > 1 else ''}" for k, n in report.by_kind.items())
+            flash(f"{report.created} équipements ajoutés au lot {lot.reference} ({detail}).", "success")
+            return redirect(url_for("stock.device_list", lot=lot.id))
+    status = 422 if errors else 200
+    return render_template("stock/import.html", form=form, errors=errors), status
+
+
+class ReceiveForm(FlaskForm):
+    lot = SelectField("Lot", coerce=int)
+    model = SelectField("Modèle", coerce=int)
+    condition = SelectField("État", choices=[(c.value, c.label) for c in DeviceCondition],
+                            default=DeviceCondition.REFURBISHED.value)
+    serial = StringField("Numéro de série", validators=[DataRequired("Scannez ou tapez un numéro de série.")],
+                         render_kw={"autocomplete": "off", "autocapitalize": "characters",
+                                    "spellcheck": "false", "data-autofocus-scan": True, "autofocus": True})
+    submit = SubmitField("Enregistrer")
+
+
+@bp.route("/stock/reception", methods=["GET", "POST"])
+@permission(Permission.RECEIVE_STOCK)
+def receive():
+    """Phone page: pick a lot and a model once, then scan serials one after the other."""
+    lots = _visible_lots()
+    form = ReceiveForm()
+    form.lot.choices = [(lot.id, lot.reference) for lot in lots]
+    lot_id = form.lot.data if request.method == "POST" else request.args.get("lot", type=int)
+    lot = next((lot for lot in lots if lot.id == lot_id), lots[0] if lots else None)
+    form.model.choices = [(uc.model.id, uc.model.label) for uc in lot.unit_costs] if lot else []
+    if request.method == "GET":
+        form.lot.data = lot.id if lot else None
+        form.model.data = request.args.get("model", type=int)
+        form.condition.data = request.args.get("etat", DeviceCondition.REFURBISHED.value)
+    feedback = None
+    status = 200
+    if request.method == "POST" and lot is not None:
+        if form.validate_on_submit():
+            model = db.session.get(DeviceModel, form.model.data)
+            try:
+                device = device_domain.receive_device(
+                    db.session, lot=lot, model=model, serial=form.serial.data,
+                    condition=DeviceCondition(form.condition.data), by=g.user)
+            except DomainError as exc:
+                db.session.rollback()
+                known = exc.code == "duplicate_serial"
+                feedback = ("dup" if known else "ko", exc.message)
+                status = 200 if known else 422
+            else:
+                db.session.commit()
+                feedback = ("ok", f"{device.serial} enregistré ({device.model.name}, étiquette {device.asset_tag}).")
+            form.serial.data = ""
+        else:
+            feedback = ("ko", "; ".join(e for errs in form.errors.values() for e in errs))
+            status = 422
+    received = 0
+    if lot is not None:
+        received = db.session.scalar(sa.select(sa.func.count(Device.id)).where(Device.lot_id == lot.id))
+    return render_template("stock/receive.html", form=form, lot=lot, feedback=feedback,
+                           received=received), status

@@ -41,7 +41,11 @@ def init_db() -> None:
     before = migrate.current_revision(engine)
     migrate.upgrade(engine)
     after = migrate.current_revision(engine)
-    click.echo(f"Schéma à jour (révision {after})" + ("" if before == after else f", depuis {before or 'vide'}") + ".")
+    click.echo(
+        f"Schéma à jour (révision {after})"
+        + ("" if before == after else f", depuis {before or 'vide'}")
+        + "."
+    )
 
 
 @click.command("load-demo")
@@ -81,17 +85,27 @@ def import_qpv(file: Path) -> None:
 @click.argument("email")
 @click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
 @click.option("--organisation", type=int, help="Identifiant de la structure (entrepôt, association, école).")
-@click.option("--territory", help="Code de région (32) ou de département (departement:59) pour la préfecture.")
+@click.option(
+    "--territory", help="Code de région (32) ou de département (departement:59) pour la préfecture."
+)
 @click.option("--name", default="", help="Nom affiché.")
 @click.option("--password-stdin", is_flag=True, help="Lire le mot de passe sur l'entrée standard.")
 @with_appcontext
-def create_user(email: str, role: str, organisation: int | None, territory: str | None, name: str,
-                password_stdin: bool) -> None:
+def create_user(
+    email: str, role: str, organisation: int | None, territory: str | None, name: str, password_stdin: bool
+) -> None:
     """Create an account; without --password-stdin a password is generated and printed once."""
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else accounts.generate_password()
     try:
-        user = accounts.create_user(db.session, email=email, role=Role(role), password=password,
-                                    display_name=name, organisation_id=organisation, territory=territory)
+        user = accounts.create_user(
+            db.session,
+            email=email,
+            role=Role(role),
+            password=password,
+            display_name=name,
+            organisation_id=organisation,
+            territory=territory,
+        )
     except DomainError as exc:
         _fail(exc.message)
         return
@@ -160,5 +174,6 @@ def _create_app() -> Flask:
     return create_app()
 
 
-main = FlaskGroup(create_app=_create_app, add_version_option=False,
-                  help="Outil logistique du plan de continuité éducative.")
+main = FlaskGroup(
+    create_app=_create_app, add_version_option=False, help="Outil logistique du plan de continuité éducative."
+)

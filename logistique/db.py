@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Flask, g
+from flask import Flask, g, has_request_context, request
 from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -33,8 +34,7 @@ def utcnow() -> datetime:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # Python's sqlite3 opens transactions lazily; let SQLAlchemy's events issue BEGIN instead so that
-    # writers take the lock at the start (BEGIN IMMEDIATE) and racing writers queue instead of failing.
+    # Python's sqlite3 opens transactions lazily; let SQLAlchemy's "begin" event issue BEGIN instead.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -45,7 +45,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Writers take SQLite's write lock at the start of their transaction (BEGIN IMMEDIATE), so that racing
+    # writers queue behind it (busy_timeout) and then see its result, instead of failing on a stale snapshot.
+    # Readers begin deferred and never block anybody (WAL).
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("write") else "BEGIN")
 
 
 def make_engine(url: str) -> Engine:
@@ -58,6 +61,16 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class _Factories:
+    engine: Engine
+    reader: sessionmaker[Session]
+    writer: sessionmaker[Session]
+
+
 class Database:
     """Flask extension holding the engine; one session per application context."""
 
@@ -67,23 +80,32 @@ class Database:
 
     def init_app(self, app: Flask) -> None:
         engine = make_engine(app.config["DATABASE_URL"])
-        app.extensions["logistique.db"] = (engine, sessionmaker(engine, expire_on_commit=False))
+        app.extensions["logistique.db"] = _Factories(
+            engine,
+            sessionmaker(engine, expire_on_commit=False),
+            sessionmaker(engine.execution_options(write=True), expire_on_commit=False),
+        )
         app.teardown_appcontext(self._teardown)
 
     @staticmethod
-    def _factory() -> tuple[Engine, sessionmaker[Session]]:
+    def _factory() -> _Factories:
         from flask import current_app
 
         return current_app.extensions["logistique.db"]
 
     def get_engine(self) -> Engine:
-        return self._factory()[0]
+        return self._factory().engine
 
     @property
     def session(self) -> Session:
-        """The session of the current application context."""
+        """The session of the current application context (a writer's for POST, PUT, PATCH, DELETE)."""
         if "db_session" not in g:
-            g.db_session = self._factory()[1]()
+            factories = self._factory()
+            g.db_session = (
+                factories.writer
+                if has_request_context() and request.method not in _SAFE_METHODS
+                else factories.reader
+            )()
         return g.db_session
 
     @staticmethod
@@ -93,9 +115,10 @@ class Database:
             session.close()
 
     @contextmanager
-    def new_session(self) -> Iterator[Session]:
-        """A session independent of the request's (for background work and tests of races)."""
-        session = self._factory()[1]()
+    def new_session(self, *, write: bool = False) -> Iterator[Session]:
+        """A session independent of the request's (command line, background work, tests of races)."""
+        factories = self._factory()
+        session = (factories.writer if write else factories.reader)()
         try:
             yield session
         finally:

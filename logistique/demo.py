@@ -25,22 +25,97 @@ def _uai(seed: str) -> str:
 
 # (kind, name, department, address, postal code, city, communes whose QPVs it serves, cité éducative)
 ORGANISATIONS = [
-    ("entrepot", "Emmaüs Connect — entrepôt de Lille", "59", "12 rue de l'Entrepôt", "59000", "Lille", [], None),
+    (
+        "entrepot",
+        "Emmaüs Connect — entrepôt de Lille",
+        "59",
+        "12 rue de l'Entrepôt",
+        "59000",
+        "Lille",
+        [],
+        None,
+    ),
     ("entrepot", "Emmaüs Connect — entrepôt d'Amiens", "80", "4 rue des Docks", "80000", "Amiens", [], None),
-    ("association", "Association Horizon Roubaix", "59", "25 boulevard de Fourmies", "59100", "Roubaix",
-     ["Roubaix"], "cite-064"),
-    ("association", "Centre social Lille Sud", "59", "8 rue du Faubourg-des-Postes", "59000", "Lille",
-     ["Lille"], "cite-037"),
-    ("ecole", "Collège Madame-de-Staël (démo)", "59", "1 rue du Collège", "59200", "Tourcoing",
-     ["Tourcoing"], "cite-074"),
-    ("association", "Maison de quartier Europe", "02", "2 place de l'Europe", "02100", "Saint-Quentin",
-     ["Saint-Quentin"], "cite-069"),
-    ("association", "Association Argentine Solidaire", "60", "10 avenue de Bourgogne", "60000", "Beauvais",
-     ["Beauvais"], "cite-087"),
-    ("association", "Centre social Lens Nord", "62", "3 rue de la Gare", "62300", "Lens", ["Lens"], "cite-034"),
-    ("ecole", "École Jules-Ferry (démo)", "62", "5 rue de l'École", "62100", "Calais", ["Calais"], "cite-013"),
-    ("association", "Association Amiens Nord Avenir", "80", "6 place du Colvert", "80080", "Amiens",
-     ["Amiens"], "cite-002"),
+    (
+        "association",
+        "Association Horizon Roubaix",
+        "59",
+        "25 boulevard de Fourmies",
+        "59100",
+        "Roubaix",
+        ["Roubaix"],
+        "cite-064",
+    ),
+    (
+        "association",
+        "Centre social Lille Sud",
+        "59",
+        "8 rue du Faubourg-des-Postes",
+        "59000",
+        "Lille",
+        ["Lille"],
+        "cite-037",
+    ),
+    (
+        "ecole",
+        "Collège Madame-de-Staël (démo)",
+        "59",
+        "1 rue du Collège",
+        "59200",
+        "Tourcoing",
+        ["Tourcoing"],
+        "cite-074",
+    ),
+    (
+        "association",
+        "Maison de quartier Europe",
+        "02",
+        "2 place de l'Europe",
+        "02100",
+        "Saint-Quentin",
+        ["Saint-Quentin"],
+        "cite-069",
+    ),
+    (
+        "association",
+        "Association Argentine Solidaire",
+        "60",
+        "10 avenue de Bourgogne",
+        "60000",
+        "Beauvais",
+        ["Beauvais"],
+        "cite-087",
+    ),
+    (
+        "association",
+        "Centre social Lens Nord",
+        "62",
+        "3 rue de la Gare",
+        "62300",
+        "Lens",
+        ["Lens"],
+        "cite-034",
+    ),
+    (
+        "ecole",
+        "École Jules-Ferry (démo)",
+        "62",
+        "5 rue de l'École",
+        "62100",
+        "Calais",
+        ["Calais"],
+        "cite-013",
+    ),
+    (
+        "association",
+        "Association Amiens Nord Avenir",
+        "80",
+        "6 place du Colvert",
+        "80080",
+        "Amiens",
+        ["Amiens"],
+        "cite-002",
+    ),
 ]
 SCHOOL_UAI_SEEDS = {"Collège Madame-de-Staël (démo)": "0599901", "École Jules-Ferry (démo)": "0629901"}
 
@@ -51,10 +126,18 @@ MODELS = [
 ]
 
 LOTS = [
-    ("EC-HDF-2020-01", "Emmaüs Connect — entrepôt de Lille", "credits", {DeviceKind.TABLET: 300,
-                                                                         DeviceKind.HOTSPOT: 150}),
-    ("EC-HDF-2020-02", "Emmaüs Connect — entrepôt d'Amiens", "credits", {DeviceKind.LAPTOP: 120,
-                                                                         DeviceKind.TABLET: 80}),
+    (
+        "EC-HDF-2020-01",
+        "Emmaüs Connect — entrepôt de Lille",
+        "credits",
+        {DeviceKind.TABLET: 300, DeviceKind.HOTSPOT: 150},
+    ),
+    (
+        "EC-HDF-2020-02",
+        "Emmaüs Connect — entrepôt d'Amiens",
+        "credits",
+        {DeviceKind.LAPTOP: 120, DeviceKind.TABLET: 80},
+    ),
     ("EC-HDF-2020-03", "Emmaüs Connect — entrepôt de Lille", "cite_2020", {DeviceKind.LAPTOP: 100}),
 ]
 
@@ -62,20 +145,31 @@ LOTS = [
 def load(session: Session, *, echo: Callable[[str], None] = print) -> None:
     """Load the referential and the demo operation into an empty database (no commit)."""
     if session.scalar(sa.select(sa.func.count(User.id))):
-        raise referential.ValidationFailed("La base contient déjà des comptes : la démo se charge dans une base vide.")
+        raise referential.ValidationFailed(
+            "La base contient déjà des comptes : la démo se charge dans une base vide."
+        )
     referential.load_base_referential(session)
-    report = referential.import_qpv(session, referential.read_package_file("qpv_2024_hauts_de_france.csv"),
-                                    by=None)
+    report = referential.import_qpv(
+        session, referential.read_package_file("qpv_2024_hauts_de_france.csv"), by=None
+    )
     echo(f"Référentiel Hauts-de-France : {report.created} QPV.")
     orgs = _organisations(session)
     envelopes = _envelopes(session)
     models = {kind: money.get_or_create_model(session, kind, name, by=None) for kind, name, _ in MODELS}
     rng = random.Random(2020)
     for reference, warehouse, envelope, counts in LOTS:
-        lot = money.save_lot(session, money.LotData(
-            reference=reference, supplier="Emmaüs Connect", envelope_id=envelopes[envelope].id,
-            warehouse_id=orgs[warehouse].id, signed_on=date(2020, 4, 20),
-            unit_costs={models[k].id: cost for k, _, cost in MODELS}), by=None)
+        lot = money.save_lot(
+            session,
+            money.LotData(
+                reference=reference,
+                supplier="Emmaüs Connect",
+                envelope_id=envelopes[envelope].id,
+                warehouse_id=orgs[warehouse].id,
+                signed_on=date(2020, 4, 20),
+                unit_costs={models[k].id: cost for k, _, cost in MODELS},
+            ),
+            by=None,
+        )
         rows = ["numero_serie;type;modele;etat"]
         for kind, count in counts.items():
             prefix = {DeviceKind.TABLET: "R52", DeviceKind.LAPTOP: "PF", DeviceKind.HOTSPOT: "HW"}[kind]
@@ -93,27 +187,64 @@ def _organisations(session: Session) -> dict[str, Organisation]:
         qpv_codes = []
         for commune in communes:
             qpv_codes += session.scalars(
-                sa.select(Qpv.code).where(Qpv.department_code == dep, Qpv.commune_names.contains(commune))
-                .order_by(Qpv.code).limit(4)
+                sa.select(Qpv.code)
+                .where(Qpv.department_code == dep, Qpv.commune_names.contains(commune))
+                .order_by(Qpv.code)
+                .limit(4)
             ).all()
-        orgs[name] = referential.save_organisation(session, OrganisationData(
-            kind=OrganisationKind(kind), name=name, department_code=dep,
-            uai=_uai(SCHOOL_UAI_SEEDS[name]) if name in SCHOOL_UAI_SEEDS else "", address=address,
-            postal_code=postal, city=city, cite_educative_code=cite or "", qpv_codes=qpv_codes), by=None)
+        orgs[name] = referential.save_organisation(
+            session,
+            OrganisationData(
+                kind=OrganisationKind(kind),
+                name=name,
+                department_code=dep,
+                uai=_uai(SCHOOL_UAI_SEEDS[name]) if name in SCHOOL_UAI_SEEDS else "",
+                address=address,
+                postal_code=postal,
+                city=city,
+                cite_educative_code=cite or "",
+                qpv_codes=qpv_codes,
+            ),
+            by=None,
+        )
     return orgs
 
 
 def _envelopes(session: Session) -> dict[str, object]:
     return {
-        "credits": money.save_envelope(session, money.EnvelopeData(
-            region_code="32", kind=EnvelopeKind.DELEGATED, label="Crédits délégués Hauts-de-France — continuité "
-            "éducative", amount_cents=695_294_00), by=None),
-        "cite_2019": money.save_envelope(session, money.EnvelopeData(
-            region_code="32", kind=EnvelopeKind.CITE_2019, label="Cité éducative de Roubaix — reliquat 2019",
-            amount_cents=40_000_00, cite_educative_code="cite-064"), by=None),
-        "cite_2020": money.save_envelope(session, money.EnvelopeData(
-            region_code="32", kind=EnvelopeKind.CITE_2020, label="Cité éducative Amiens Nord — 2020 (15 %)",
-            amount_cents=75_000_00, annual_amount_cents=500_000_00, cite_educative_code="cite-002"), by=None),
+        "credits": money.save_envelope(
+            session,
+            money.EnvelopeData(
+                region_code="32",
+                kind=EnvelopeKind.DELEGATED,
+                label="Crédits délégués Hauts-de-France — continuité éducative",
+                amount_cents=695_294_00,
+            ),
+            by=None,
+        ),
+        "cite_2019": money.save_envelope(
+            session,
+            money.EnvelopeData(
+                region_code="32",
+                kind=EnvelopeKind.CITE_2019,
+                label="Cité éducative de Roubaix — reliquat 2019",
+                amount_cents=40_000_00,
+                cite_educative_code="cite-064",
+            ),
+            by=None,
+        ),
+        "cite_2020": money.save_envelope(
+            session,
+            money.EnvelopeData(
+                region_code="32",
+                kind=EnvelopeKind.CITE_2020,
+                label="Cité éducative Amiens Nord — 2020 (15 %)",
+                amount_cents=75_000_00,
+                annual_amount_cents=500_000_00,
+                cite_educative_code="cite-002",
+            ),
+            by=None,
+        ),
     }
 
 
@@ -121,24 +252,41 @@ def _slug(name: str) -> str:
     import unicodedata
 
     text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
-    for word in ("association ", "centre social ", "maison de quartier ", "emmaus connect — entrepot de ",
-                 "emmaus connect — entrepot d'", "(demo)"):
+    for word in (
+        "association ",
+        "centre social ",
+        "maison de quartier ",
+        "emmaus connect — entrepot de ",
+        "emmaus connect — entrepot d'",
+        "(demo)",
+    ):
         text = text.replace(word, "")
     return "-".join("".join(c if c.isalnum() else " " for c in text).split())
 
 
 def _users(session: Session, orgs: dict[str, Organisation]) -> None:
     def add(email: str, role: Role, name: str, **scope: object) -> None:
-        accounts.create_user(session, email=f"{email}@{DOMAIN}", role=role, password=DEMO_PASSWORD,
-                             display_name=name, is_demo=True, **scope)
+        accounts.create_user(
+            session,
+            email=f"{email}@{DOMAIN}",
+            role=role,
+            password=DEMO_PASSWORD,
+            display_name=name,
+            is_demo=True,
+            **scope,
+        )
 
     add("admin", Role.ADMIN, "Administratrice régionale")
     for org in orgs.values():
         if org.kind is OrganisationKind.WAREHOUSE:
             add(f"entrepot.{_slug(org.city)}", Role.WAREHOUSE, f"Bénévole {org.city}", organisation_id=org.id)
         else:
-            add(f"coordination.{_slug(org.name)}", Role.COORDINATOR, f"Coordination {org.name}",
-                organisation_id=org.id)
+            add(
+                f"coordination.{_slug(org.name)}",
+                Role.COORDINATOR,
+                f"Coordination {org.name}",
+                organisation_id=org.id,
+            )
     add("prefecture.region", Role.PREFECTURE, "Préfecture de région Hauts-de-France", territory="region:32")
     add("prefecture.nord", Role.PREFECTURE, "Préfecture du Nord", territory="departement:59")
     add("prefecture.somme", Role.PREFECTURE, "Préfecture de la Somme", territory="departement:80")

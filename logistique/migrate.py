@@ -8,6 +8,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
+from sqlalchemy import MetaData
 from sqlalchemy.engine import Engine
 
 from .db import Base
@@ -32,19 +33,27 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(cfg, revision)
 
 
+def downgrade(engine: Engine, revision: str) -> None:
+    """Take the schema of ``engine``'s database back to ``revision`` (``base`` empties it)."""
+    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, revision)
+
+
 def current_revision(engine: Engine) -> str | None:
     """The revision the database is at, or None for an empty database."""
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
 
-def drift(engine: Engine) -> list:
-    """Differences between the models and the migrated schema (empty when they agree)."""
+def drift(engine: Engine, metadata: MetaData | None = None) -> list:
+    """Differences between the models (or ``metadata``) and the migrated schema (empty when they agree)."""
     with engine.connect() as connection:
         context = MigrationContext.configure(
             connection, opts={"compare_type": True, "render_as_batch": connection.dialect.name == "sqlite"}
         )
-        return compare_metadata(context, Base.metadata)
+        return compare_metadata(context, metadata if metadata is not None else Base.metadata)
 
 
 def revision(engine: Engine, message: str) -> None:

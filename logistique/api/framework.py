@@ -86,8 +86,9 @@ def _bearer_user() -> User | None:
 
 
 def _json(payload: Any, status: int) -> Response:
-    return current_app.response_class(json.dumps(payload, ensure_ascii=False, default=str),
-                                      status=status, mimetype="application/json")
+    return current_app.response_class(
+        json.dumps(payload, ensure_ascii=False, default=str), status=status, mimetype="application/json"
+    )
 
 
 def _dump(result: Any, response: type[BaseModel] | None) -> Any:
@@ -98,10 +99,20 @@ def _dump(result: Any, response: type[BaseModel] | None) -> Any:
     return result
 
 
-def operation(path: str, method: str, *, summary: str, roles: frozenset[Role] | set[Role] | None,
-              query: type[BaseModel] | None = None, body: type[BaseModel] | None = None,
-              response: type[BaseModel] | None = None, status: int = 200, errors: tuple[int, ...] = (),
-              path_params: dict[str, str] | None = None, description: str = "") -> Callable:
+def operation(
+    path: str,
+    method: str,
+    *,
+    summary: str,
+    roles: frozenset[Role] | set[Role] | None,
+    query: type[BaseModel] | None = None,
+    body: type[BaseModel] | None = None,
+    response: type[BaseModel] | None = None,
+    status: int = 200,
+    errors: tuple[int, ...] = (),
+    path_params: dict[str, str] | None = None,
+    description: str = "",
+) -> Callable:
     """Declare an API endpoint: ``handler(user, *, query=, body=, **path)`` returns data for ``response``."""
 
     def decorate(handler: Callable) -> Callable:
@@ -130,8 +141,10 @@ def operation(path: str, method: str, *, summary: str, roles: frozenset[Role] | 
             if body is not None:
                 payload = request.get_json(silent=True)
                 if payload is None:
-                    return api_error(400, "Le corps de la requête doit être un objet JSON "
-                                          "(Content-Type: application/json).")
+                    return api_error(
+                        400,
+                        "Le corps de la requête doit être un objet JSON (Content-Type: application/json).",
+                    )
                 kwargs["body"] = body.model_validate(payload)
             try:
                 result = handler(user, **kwargs)
@@ -146,9 +159,25 @@ def operation(path: str, method: str, *, summary: str, roles: frozenset[Role] | 
         bp.add_url_rule(path, endpoint, view, methods=[method])
         flask_path = path
         for name in path_params or {}:
-            flask_path = flask_path.replace(f"<{name}>", "{" + name + "}").replace(f"<int:{name}>", "{" + name + "}")
-        OPERATIONS.append(Operation(flask_path, method.lower(), summary, endpoint, allowed, query, body, response,
-                                    status, errors, path_params or {}, description))
+            flask_path = flask_path.replace(f"<{name}>", "{" + name + "}").replace(
+                f"<int:{name}>", "{" + name + "}"
+            )
+        OPERATIONS.append(
+            Operation(
+                flask_path,
+                method.lower(),
+                summary,
+                endpoint,
+                allowed,
+                query,
+                body,
+                response,
+                status,
+                errors,
+                path_params or {},
+                description,
+            )
+        )
         return handler
 
     return decorate
@@ -156,8 +185,11 @@ def operation(path: str, method: str, *, summary: str, roles: frozenset[Role] | 
 
 # ---------------------------------------------------------------- idempotency
 
+
 def _request_hash() -> str:
-    return hashlib.sha256(request.method.encode() + request.path.encode() + b"\0" + request.get_data()).hexdigest()
+    return hashlib.sha256(
+        request.method.encode() + request.path.encode() + b"\0" + request.get_data()
+    ).hexdigest()
 
 
 def _idempotent(user: User, run: Callable[[], Response]) -> Response:
@@ -179,9 +211,17 @@ def _idempotent(user: User, run: Callable[[], Response]) -> Response:
         return response
     if response.status_code >= 400:
         db.session.rollback()  # the refused change is undone; the refusal itself is remembered
-    db.session.add(IdempotencyRecord(user_id=user.id, key=key, method=request.method, path=request.path,
-                                     request_hash=digest, status_code=response.status_code,
-                                     response_body=response.get_data(as_text=True)))
+    db.session.add(
+        IdempotencyRecord(
+            user_id=user.id,
+            key=key,
+            method=request.method,
+            path=request.path,
+            request_hash=digest,
+            status_code=response.status_code,
+            response_body=response.get_data(as_text=True),
+        )
+    )
     try:
         db.session.commit()
     except sa.exc.IntegrityError:
@@ -202,16 +242,19 @@ def _finish(response: Response) -> None:
 
 
 def _stored(user: User, key: str) -> IdempotencyRecord | None:
-    return db.session.scalar(sa.select(IdempotencyRecord).where(IdempotencyRecord.user_id == user.id,
-                                                                IdempotencyRecord.key == key))
+    return db.session.scalar(
+        sa.select(IdempotencyRecord).where(IdempotencyRecord.user_id == user.id, IdempotencyRecord.key == key)
+    )
 
 
 def _replay(stored: IdempotencyRecord, digest: str) -> Response:
     if stored.request_hash != digest:
-        return api_error(422, "Cette clé Idempotency-Key a déjà servi pour une autre requête.",
-                         "idempotency_key_reused")
-    response = current_app.response_class(stored.response_body, status=stored.status_code,
-                                          mimetype="application/json")
+        return api_error(
+            422, "Cette clé Idempotency-Key a déjà servi pour une autre requête.", "idempotency_key_reused"
+        )
+    response = current_app.response_class(
+        stored.response_body, status=stored.status_code, mimetype="application/json"
+    )
     response.headers["Idempotent-Replayed"] = "true"
     return response
 

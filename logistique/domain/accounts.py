@@ -27,6 +27,7 @@ from ..models import (
 from .errors import Conflict, NotFound, ValidationFailed
 
 MIN_PASSWORD_LENGTH = 10
+PASSWORD_METHOD = "scrypt"  # noqa: S105 — werkzeug's default; the test suite swaps in a cheap one for speed
 LOGIN_REFUSED = "Adresse électronique ou mot de passe incorrect."
 LOGIN_THROTTLED = "Trop de tentatives de connexion : réessayez dans quelques minutes."
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -75,8 +76,9 @@ def resolve_territory(session: Session, code: str) -> tuple[TerritoryKind, str]:
     raise ValidationFailed(f"Territoire inconnu : {code!r} (code de région ou de département attendu).")
 
 
-def validate_scope(session: Session, role: Role, organisation_id: int | None,
-                   territory: str | None) -> tuple[Organisation | None, TerritoryKind | None, str | None]:
+def validate_scope(
+    session: Session, role: Role, organisation_id: int | None, territory: str | None
+) -> tuple[Organisation | None, TerritoryKind | None, str | None]:
     """Check that the scope fits the role (DESIGN §2) and return it resolved."""
     if role is Role.ADMIN:
         if organisation_id or territory:
@@ -102,26 +104,49 @@ def validate_scope(session: Session, role: Role, organisation_id: int | None,
     return org, None, None
 
 
-def create_user(session: Session, *, email: str, role: Role, password: str, display_name: str = "",
-                organisation_id: int | None = None, territory: str | None = None,
-                is_demo: bool = False) -> User:
+def create_user(
+    session: Session,
+    *,
+    email: str,
+    role: Role,
+    password: str,
+    display_name: str = "",
+    organisation_id: int | None = None,
+    territory: str | None = None,
+    is_demo: bool = False,
+) -> User:
     """Create an account after checking its e-mail, password and scope (no commit)."""
     email = normalize_email(email)
     if session.scalar(sa.select(User.id).where(User.email == email)) is not None:
         raise Conflict(f"Un compte existe déjà pour {email}.")
     check_password_strength(password)
     org, territory_kind, territory_code = validate_scope(session, role, organisation_id, territory)
-    user = User(email=email, role=role, display_name=display_name.strip() or email.split("@")[0],
-                password_hash=generate_password_hash(password), organisation=org,
-                territory_kind=territory_kind, territory_code=territory_code, is_demo=is_demo)
+    user = User(
+        email=email,
+        role=role,
+        display_name=display_name.strip() or email.split("@")[0],
+        password_hash=generate_password_hash(password, PASSWORD_METHOD),
+        organisation=org,
+        territory_kind=territory_kind,
+        territory_code=territory_code,
+        is_demo=is_demo,
+    )
     session.add(user)
     session.flush()
     return user
 
 
-def update_user(session: Session, user: User, *, role: Role, display_name: str,
-                organisation_id: int | None, territory: str | None, is_active: bool,
-                password: str | None = None) -> None:
+def update_user(
+    session: Session,
+    user: User,
+    *,
+    role: Role,
+    display_name: str,
+    organisation_id: int | None,
+    territory: str | None,
+    is_active: bool,
+    password: str | None = None,
+) -> None:
     """Change an account's role, scope, name, state and optionally its password (no commit)."""
     org, territory_kind, territory_code = validate_scope(session, role, organisation_id, territory)
     user.role = role
@@ -137,10 +162,11 @@ def update_user(session: Session, user: User, *, role: Role, display_name: str,
 def set_password(user: User, password: str) -> None:
     """Replace the password after checking its strength."""
     check_password_strength(password)
-    user.password_hash = generate_password_hash(password)
+    user.password_hash = generate_password_hash(password, PASSWORD_METHOD)
 
 
 # ---------------------------------------------------------------- login
+
 
 @dataclass
 class LoginResult:
@@ -157,8 +183,9 @@ def _locked(session: Session, keys: list[str], now: datetime) -> bool:
     return any(r.locked_until is not None and r.locked_until > now for r in rows)
 
 
-def _record_failure(session: Session, keys: list[str], now: datetime, max_failures: int,
-                    lock_seconds: int) -> None:
+def _record_failure(
+    session: Session, keys: list[str], now: datetime, max_failures: int, lock_seconds: int
+) -> None:
     for key in keys:
         row = session.get(LoginThrottle, key)
         if row is None:
@@ -174,8 +201,17 @@ def _record_failure(session: Session, keys: list[str], now: datetime, max_failur
             row.locked_until = now + timedelta(seconds=delay)
 
 
-def authenticate(session: Session, *, email: str, password: str, client: str, demo_mode: bool,
-                 max_failures: int = 5, lock_seconds: int = 60, now: datetime | None = None) -> LoginResult:
+def authenticate(
+    session: Session,
+    *,
+    email: str,
+    password: str,
+    client: str,
+    demo_mode: bool,
+    max_failures: int = 5,
+    lock_seconds: int = 60,
+    now: datetime | None = None,
+) -> LoginResult:
     """Check credentials; unknown account and wrong password get the same answer; failures slow down."""
     now = now or utcnow()
     normalized = (email or "").strip().lower()
@@ -183,7 +219,9 @@ def authenticate(session: Session, *, email: str, password: str, client: str, de
     if _locked(session, keys, now):
         return LoginResult(None, LOGIN_THROTTLED)
     user = session.scalar(sa.select(User).where(User.email == normalized))
-    valid = user is not None and user.password_hash and check_password_hash(user.password_hash, password or "")
+    valid = (
+        user is not None and user.password_hash and check_password_hash(user.password_hash, password or "")
+    )
     if user is None:
         # same work as a real check, so that timing does not tell which accounts exist
         check_password_hash(_DUMMY_HASH, password or "")
@@ -200,7 +238,7 @@ _DUMMY_HASH = generate_password_hash("x" * 16)
 
 # ---------------------------------------------------------------- API tokens
 
-TOKEN_PREFIX = "lgq_"
+TOKEN_PREFIX = "lgq_"  # noqa: S105 (a prefix, not a secret)
 
 
 def hash_token(token: str) -> str:
@@ -216,12 +254,15 @@ def create_token(session: Session, user: User, label: str = "") -> str:
     return token
 
 
-def user_for_token(session: Session, token: str, *, demo_mode: bool, now: datetime | None = None) -> User | None:
+def user_for_token(
+    session: Session, token: str, *, demo_mode: bool, now: datetime | None = None
+) -> User | None:
     """The active account behind a bearer token, or None."""
     if not token or not token.startswith(TOKEN_PREFIX):
         return None
-    row = session.scalar(sa.select(ApiToken).where(ApiToken.token_hash == hash_token(token),
-                                                   ApiToken.revoked_at.is_(None)))
+    row = session.scalar(
+        sa.select(ApiToken).where(ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None))
+    )
     if row is None or not row.user.is_active or (row.user.is_demo and not demo_mode):
         return None
     row.last_used_at = now or utcnow()

@@ -42,32 +42,64 @@ class Transition:
     needs_reason: bool = False
 
 
-def _t(action: str, sources: set[DeviceStatus], target: DeviceStatus, roles: frozenset[Role], label: str,
-       needs_reason: bool = False) -> tuple[str, Transition]:
+def _t(
+    action: str,
+    sources: set[DeviceStatus],
+    target: DeviceStatus,
+    roles: frozenset[Role],
+    label: str,
+    needs_reason: bool = False,
+) -> tuple[str, Transition]:
     return action, Transition(action, frozenset(sources), target, roles, label, needs_reason)
 
 
-TRANSITIONS: dict[str, Transition] = dict([
-    _t("assign", {S.IN_STOCK}, S.ASSIGNED, _COORDINATION, "attribuer l'équipement"),
-    _t("unassign", {S.ASSIGNED}, S.IN_STOCK, _COORDINATION, "annuler l'attribution"),
-    _t("add_to_slip", {S.ASSIGNED}, S.ON_SLIP, _COORDINATION, "mettre l'équipement sur un bordereau"),
-    _t("remove_from_slip", {S.ON_SLIP}, S.ASSIGNED, _COORDINATION, "retirer l'équipement du bordereau"),
-    _t("pick", {S.ON_SLIP}, S.PREPARED, _WAREHOUSE, "préparer l'équipement"),
-    _t("unpick", {S.PREPARED}, S.ON_SLIP, _WAREHOUSE, "annuler la préparation"),
-    _t("ship", {S.PREPARED}, S.SHIPPED, _WAREHOUSE, "expédier l'équipement"),
-    _t("receive", {S.SHIPPED}, S.RECEIVED, _COORDINATION, "réceptionner l'équipement"),
-    _t("declare_missing", {S.SHIPPED}, S.LOST, _COORDINATION, "déclarer l'équipement manquant", True),
-    _t("declare_damaged", {S.SHIPPED, S.RECEIVED}, S.DEFECTIVE, _COORDINATION,
-       "déclarer l'équipement endommagé", True),
-    _t("hand_over", {S.RECEIVED}, S.HANDED_OVER, _COORDINATION, "remettre l'équipement à la famille"),
-    _t("take_back", {S.RECEIVED, S.HANDED_OVER}, S.RETURNED, _COORDINATION,
-       "enregistrer le retour de l'équipement", True),
-    _t("restock", {S.RETURNED, S.DEFECTIVE}, S.IN_STOCK, _WAREHOUSE, "remettre l'équipement en stock"),
-    _t("mark_defective", {S.IN_STOCK, S.RETURNED}, S.DEFECTIVE, _WAREHOUSE,
-       "déclarer l'équipement défectueux", True),
-    _t("mark_lost", {S.IN_STOCK, S.RETURNED, S.DEFECTIVE}, S.LOST, _WAREHOUSE,
-       "déclarer l'équipement perdu", True),
-])
+TRANSITIONS: dict[str, Transition] = dict(
+    [
+        _t("assign", {S.IN_STOCK}, S.ASSIGNED, _COORDINATION, "attribuer l'équipement"),
+        _t("unassign", {S.ASSIGNED}, S.IN_STOCK, _COORDINATION, "annuler l'attribution"),
+        _t("add_to_slip", {S.ASSIGNED}, S.ON_SLIP, _COORDINATION, "mettre l'équipement sur un bordereau"),
+        _t("remove_from_slip", {S.ON_SLIP}, S.ASSIGNED, _COORDINATION, "retirer l'équipement du bordereau"),
+        _t("pick", {S.ON_SLIP}, S.PREPARED, _WAREHOUSE, "préparer l'équipement"),
+        _t("unpick", {S.PREPARED}, S.ON_SLIP, _WAREHOUSE, "annuler la préparation"),
+        _t("ship", {S.PREPARED}, S.SHIPPED, _WAREHOUSE, "expédier l'équipement"),
+        _t("receive", {S.SHIPPED}, S.RECEIVED, _COORDINATION, "réceptionner l'équipement"),
+        _t("declare_missing", {S.SHIPPED}, S.LOST, _COORDINATION, "déclarer l'équipement manquant", True),
+        _t(
+            "declare_damaged",
+            {S.SHIPPED, S.RECEIVED},
+            S.DEFECTIVE,
+            _COORDINATION,
+            "déclarer l'équipement endommagé",
+            True,
+        ),
+        _t("hand_over", {S.RECEIVED}, S.HANDED_OVER, _COORDINATION, "remettre l'équipement à la famille"),
+        _t(
+            "take_back",
+            {S.RECEIVED, S.HANDED_OVER},
+            S.RETURNED,
+            _COORDINATION,
+            "enregistrer le retour de l'équipement",
+            True,
+        ),
+        _t("restock", {S.RETURNED, S.DEFECTIVE}, S.IN_STOCK, _WAREHOUSE, "remettre l'équipement en stock"),
+        _t(
+            "mark_defective",
+            {S.IN_STOCK, S.RETURNED},
+            S.DEFECTIVE,
+            _WAREHOUSE,
+            "déclarer l'équipement défectueux",
+            True,
+        ),
+        _t(
+            "mark_lost",
+            {S.IN_STOCK, S.RETURNED, S.DEFECTIVE},
+            S.LOST,
+            _WAREHOUSE,
+            "déclarer l'équipement perdu",
+            True,
+        ),
+    ]
+)
 
 RECEPTION_ACTION = "reception_stock"
 
@@ -80,7 +112,8 @@ def actor_label(user: User | None) -> str:
 def allowed_actions(device: Device, user: User | None) -> list[Transition]:
     """The transitions this user could apply to this device now (for buttons and API hints)."""
     return [
-        t for t in TRANSITIONS.values()
+        t
+        for t in TRANSITIONS.values()
         if device.status in t.sources and (user is None or user.role in t.roles)
     ]
 
@@ -90,14 +123,24 @@ def _check_write_scope(device: Device, user: User | None) -> None:
     if user is None or user.role is Role.ADMIN:
         return
     session = sa.inspect(device).session
-    visible = session.scalar(sa.select(sa.func.count()).select_from(Device).where(
-        Device.id == device.id, scope.device_filter(user)))
+    visible = session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Device)
+        .where(Device.id == device.id, scope.device_filter(user))
+    )
     if not visible:
         raise NotFound("Équipement introuvable, ou hors de votre périmètre.")
 
 
-def transition(session: Session, device: Device, action: str, *, by: User | None, reason: str = "",
-               now: datetime | None = None) -> DeviceEvent:
+def transition(
+    session: Session,
+    device: Device,
+    action: str,
+    *,
+    by: User | None,
+    reason: str = "",
+    now: datetime | None = None,
+) -> DeviceEvent:
     """Apply ``action`` to ``device``: check role, scope and state, change it and journal it (no commit)."""
     rule = TRANSITIONS.get(action)
     if rule is None:
@@ -127,8 +170,16 @@ def transition(session: Session, device: Device, action: str, *, by: User | None
         )
     set_committed_value(device, "status", rule.target)
     set_committed_value(device, "updated_at", now)
-    event = DeviceEvent(device=device, at=now, actor=by, actor_label=actor_label(by), action=action,
-                        from_status=source, to_status=rule.target, reason=reason[:500])
+    event = DeviceEvent(
+        device=device,
+        at=now,
+        actor=by,
+        actor_label=actor_label(by),
+        action=action,
+        from_status=source,
+        to_status=rule.target,
+        reason=reason[:500],
+    )
     session.add(event)
     session.flush()
     return event
@@ -181,26 +232,54 @@ def check_can_receive(lot: Lot, by: User | None) -> None:
         raise NotFound("Lot introuvable, ou hors de votre périmètre.")
 
 
-def receive_device(session: Session, *, lot: Lot, model: DeviceModel, serial: str,
-                   condition: DeviceCondition, by: User | None, asset_tag: str | None = None,
-                   now: datetime | None = None) -> Device:
+def receive_device(
+    session: Session,
+    *,
+    lot: Lot,
+    model: DeviceModel,
+    serial: str,
+    condition: DeviceCondition,
+    by: User | None,
+    asset_tag: str | None = None,
+    now: datetime | None = None,
+) -> Device:
     """Add one device of ``lot`` to its warehouse's stock, journalled (no commit)."""
     check_can_receive(lot, by)
     serial = clean_serial(serial)
     if model.id not in {uc.model_id for uc in lot.unit_costs}:
-        raise ValidationFailed(f"Le modèle « {model.name} » n'a pas de coût unitaire dans le lot {lot.reference}.")
+        raise ValidationFailed(
+            f"Le modèle « {model.name} » n'a pas de coût unitaire dans le lot {lot.reference}."
+        )
     if session.scalar(sa.select(Device.id).where(Device.serial == serial)) is not None:
         raise Conflict(f"Le numéro de série {serial} est déjà enregistré.", code="duplicate_serial")
     tag = clean_asset_tag(asset_tag) if asset_tag else _free_asset_tag(session)
     if asset_tag and session.scalar(sa.select(Device.id).where(Device.asset_tag == tag)) is not None:
         raise Conflict(f"L'étiquette {tag} est déjà utilisée.", code="duplicate_asset_tag")
     now = now or utcnow()
-    device = Device(serial=serial, asset_tag=tag, model=model, lot=lot, warehouse_id=lot.warehouse_id,
-                    condition=condition, status=DeviceStatus.IN_STOCK, created_at=now, updated_at=now)
+    device = Device(
+        serial=serial,
+        asset_tag=tag,
+        model=model,
+        lot=lot,
+        warehouse_id=lot.warehouse_id,
+        condition=condition,
+        status=DeviceStatus.IN_STOCK,
+        created_at=now,
+        updated_at=now,
+    )
     session.add(device)
-    session.add(DeviceEvent(device=device, at=now, actor=by, actor_label=actor_label(by),
-                            action=RECEPTION_ACTION, from_status=None, to_status=DeviceStatus.IN_STOCK,
-                            reason=f"Réception du lot {lot.reference}"))
+    session.add(
+        DeviceEvent(
+            device=device,
+            at=now,
+            actor=by,
+            actor_label=actor_label(by),
+            action=RECEPTION_ACTION,
+            from_status=None,
+            to_status=DeviceStatus.IN_STOCK,
+            reason=f"Réception du lot {lot.reference}",
+        )
+    )
     try:
         session.flush()
     except sa.exc.IntegrityError as exc:  # a racing request registered the same serial first

@@ -42,9 +42,10 @@ class EnvelopeData:
     cite_educative_code: str = ""
 
 
-def save_envelope(session: Session, data: EnvelopeData, *, by: User | None,
-                  envelope: Envelope | None = None) -> Envelope:
-    """Create or update an envelope; a cité éducative 2020 envelope never exceeds 15 % of its annual amount."""
+def save_envelope(
+    session: Session, data: EnvelopeData, *, by: User | None, envelope: Envelope | None = None
+) -> Envelope:
+    """Create or update an envelope; a cité éducative 2020 one stays within 15 % of its annual amount."""
     scope.require(by, scope.Permission.MANAGE_MONEY)
     if session.get(Region, data.region_code) is None:
         raise ValidationFailed(f"Région inconnue : {data.region_code}.")
@@ -61,7 +62,9 @@ def save_envelope(session: Session, data: EnvelopeData, *, by: User | None,
         cite_row = session.get(CiteEducative, cite)
         if cite_row is None:
             raise ValidationFailed(f"Cité éducative inconnue : {cite}.")
-        if cite_row.department_code not in {d.code for d in session.get(Region, data.region_code).departments}:
+        if cite_row.department_code not in {
+            d.code for d in session.get(Region, data.region_code).departments
+        }:
             raise ValidationFailed("La cité éducative n'est pas dans la région de l'enveloppe.")
     elif cite:
         raise ValidationFailed("Seules les enveloppes de cité éducative nomment une cité éducative.")

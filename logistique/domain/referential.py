@@ -100,21 +100,37 @@ def import_qpv(session: Session, data: bytes, *, by: User | None) -> ImportRepor
             errors.append(RowError(line, f"QPV {code} en double (déjà ligne {seen[code]})"))
             continue
         seen[code] = line
-        parsed.append({"line": line, "code": code, "name": name, "dep": dep, "lib_dep": row.get("lib_dep", ""),
-                       "region": region, "lib_reg": row.get("lib_reg", ""), "communes": communes,
-                       "names": names})
+        parsed.append(
+            {
+                "line": line,
+                "code": code,
+                "name": name,
+                "dep": dep,
+                "lib_dep": row.get("lib_dep", ""),
+                "region": region,
+                "lib_reg": row.get("lib_reg", ""),
+                "communes": communes,
+                "names": names,
+            }
+        )
     for item in parsed:
         if session.get(Department, item["dep"]) is None and not item["region"]:
-            errors.append(RowError(item["line"], f"département {item['dep']} inconnu et région (insee_reg) absente"))
+            errors.append(
+                RowError(item["line"], f"département {item['dep']} inconnu et région (insee_reg) absente")
+            )
     if errors:
         raise ImportRejected(_rejected_message(errors), sorted(errors, key=lambda e: e.line))
     report = ImportReport()
     for item in parsed:
         _ensure_territory(session, item)
         qpv = session.get(Qpv, item["code"])
-        values = {"name": item["name"], "department_code": item["dep"],
-                  "list_year": codes.qpv_list_year(item["code"]),
-                  "commune_codes": ";".join(item["communes"]), "commune_names": ";".join(item["names"])}
+        values = {
+            "name": item["name"],
+            "department_code": item["dep"],
+            "list_year": codes.qpv_list_year(item["code"]),
+            "commune_codes": ";".join(item["communes"]),
+            "commune_names": ";".join(item["names"]),
+        }
         if qpv is None:
             session.add(Qpv(code=item["code"], **values))
             report.created += 1
@@ -140,8 +156,13 @@ def _ensure_territory(session: Session, item: dict) -> None:
     if region is None:
         region = Region(code=item["region"], name=item["lib_reg"].strip() or f"Région {item['region']}")
         session.add(region)
-    session.add(Department(code=item["dep"], name=item["lib_dep"].strip() or f"Département {item['dep']}",
-                           region_code=region.code))
+    session.add(
+        Department(
+            code=item["dep"],
+            name=item["lib_dep"].strip() or f"Département {item['dep']}",
+            region_code=region.code,
+        )
+    )
     session.flush()
 
 
@@ -162,22 +183,33 @@ def load_base_referential(session: Session) -> None:
     known = set(session.scalars(sa.select(Commune.code)))
     communes = _read_shipped("hdf_communes_cog.csv", "insee_com", "lib_com", "insee_dep", "codes_postaux")
     session.add_all(
-        Commune(code=row["insee_com"], name=row["lib_com"], department_code=row["insee_dep"],
-                postal_codes=row.get("codes_postaux", "")[:100])
-        for _, row in communes.rows if row["insee_com"] not in known
+        Commune(
+            code=row["insee_com"],
+            name=row["lib_com"],
+            department_code=row["insee_dep"],
+            postal_codes=row.get("codes_postaux", "")[:100],
+        )
+        for _, row in communes.rows
+        if row["insee_com"] not in known
     )
     deps_known = set(session.scalars(sa.select(Department.code)))
     cites = _read_shipped("cites_educatives_anct_2024.csv", "id_cite", "lib_cite", "insee_com", "insee_dep")
     known_cites = set(session.scalars(sa.select(CiteEducative.code)))
     session.add_all(
-        CiteEducative(code=row["id_cite"], name=row["lib_cite"], commune_code=row["insee_com"],
-                      department_code=row["insee_dep"])
-        for _, row in cites.rows if row["insee_dep"] in deps_known and row["id_cite"] not in known_cites
+        CiteEducative(
+            code=row["id_cite"],
+            name=row["lib_cite"],
+            commune_codes=row["insee_com"],
+            department_code=row["insee_dep"],
+        )
+        for _, row in cites.rows
+        if row["insee_dep"] in deps_known and row["id_cite"] not in known_cites
     )
     session.flush()
 
 
 # ---------------------------------------------------------------- organisations
+
 
 @dataclass
 class OrganisationData:
@@ -193,8 +225,9 @@ class OrganisationData:
     is_active: bool = True
 
 
-def save_organisation(session: Session, data: OrganisationData, *, by: User | None,
-                      organisation: Organisation | None = None) -> Organisation:
+def save_organisation(
+    session: Session, data: OrganisationData, *, by: User | None, organisation: Organisation | None = None
+) -> Organisation:
     """Create or update an organisation after validating its codes and the QPVs it serves (no commit)."""
     scope.require(by, scope.Permission.MANAGE_REFERENTIAL)
     name = data.name.strip()

@@ -64,7 +64,9 @@ def user_region(user: User) -> str | None:
     if user.territory_kind is TerritoryKind.REGION:
         return user.territory_code
     if user.territory_kind is TerritoryKind.DEPARTMENT and user.territory_code:
-        return sa.select(Department.region_code).where(Department.code == user.territory_code).scalar_subquery()
+        return (
+            sa.select(Department.region_code).where(Department.code == user.territory_code).scalar_subquery()
+        )
     return None
 
 
@@ -95,28 +97,35 @@ def organisation_filter(user: User | None) -> ColumnElement[bool]:
     same_region = Organisation.department_code.in_(_region_departments(region))
     if user.role is Role.WAREHOUSE:
         # a warehouse ships to the associations and schools of its region
-        return sa.or_(Organisation.id == user.organisation_id,
-                      sa.and_(same_region, Organisation.kind.in_([OrganisationKind.ASSOCIATION,
-                                                                  OrganisationKind.SCHOOL])))
+        return sa.or_(
+            Organisation.id == user.organisation_id,
+            sa.and_(
+                same_region, Organisation.kind.in_([OrganisationKind.ASSOCIATION, OrganisationKind.SCHOOL])
+            ),
+        )
     # coordinators see themselves and the warehouses whose stock they draw from
-    return sa.or_(Organisation.id == user.organisation_id,
-                  sa.and_(same_region, Organisation.kind == OrganisationKind.WAREHOUSE))
+    return sa.or_(
+        Organisation.id == user.organisation_id,
+        sa.and_(same_region, Organisation.kind == OrganisationKind.WAREHOUSE),
+    )
 
 
 def device_filter(user: User | None) -> ColumnElement[bool]:
-    """Devices a user may see: a warehouse's own stock, a region's stock for its coordinators and prefecture."""
+    """Devices a user may see: a warehouse's own stock, the region's for its coordinators and prefecture."""
     if user is None or user.role is Role.ADMIN:
         return sa.true()
     warehouses_in = sa.select(Organisation.id)
     if user.role is Role.WAREHOUSE:
         return Device.warehouse_id == user.organisation_id if user.organisation_id else _nothing()
     if user.role is Role.PREFECTURE:
-        return Device.warehouse_id.in_(warehouses_in.where(Organisation.department_code.in_(
-            _territory_departments(user))))
+        return Device.warehouse_id.in_(
+            warehouses_in.where(Organisation.department_code.in_(_territory_departments(user)))
+        )
     if user.organisation_id is None:
         return _nothing()
-    return Device.warehouse_id.in_(warehouses_in.where(Organisation.department_code.in_(
-        _region_departments(user_region(user)))))
+    return Device.warehouse_id.in_(
+        warehouses_in.where(Organisation.department_code.in_(_region_departments(user_region(user))))
+    )
 
 
 def lot_filter(user: User | None) -> ColumnElement[bool]:
@@ -140,8 +149,14 @@ def envelope_filter(user: User | None) -> ColumnElement[bool]:
     return Envelope.region_code == user_region(user)
 
 
-def get_device(session: Session, user: User | None, *, device_id: int | None = None,
-               serial: str | None = None, asset_tag: str | None = None) -> Device:
+def get_device(
+    session: Session,
+    user: User | None,
+    *,
+    device_id: int | None = None,
+    serial: str | None = None,
+    asset_tag: str | None = None,
+) -> Device:
     """One device visible to the user, or NotFound (unknown and out of scope look the same)."""
     query = sa.select(Device).where(device_filter(user))
     if device_id is not None:
@@ -168,8 +183,9 @@ def get_organisation(session: Session, user: User | None, organisation_id: int) 
     return org
 
 
-def get_lot(session: Session, user: User | None, *, lot_id: int | None = None,
-            reference: str | None = None) -> Lot:
+def get_lot(
+    session: Session, user: User | None, *, lot_id: int | None = None, reference: str | None = None
+) -> Lot:
     """One lot visible to the user, or NotFound."""
     query = sa.select(Lot).where(lot_filter(user))
     query = query.where(Lot.id == lot_id) if lot_id is not None else query.where(Lot.reference == reference)

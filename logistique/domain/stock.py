@@ -11,7 +11,14 @@ from sqlalchemy.orm import Session
 from ..csvfiles import CsvFileError, RowError, read_csv
 from ..db import utcnow
 from ..models import Device, DeviceCondition, DeviceEvent, DeviceKind, DeviceStatus, Lot, User
-from .devices import RECEPTION_ACTION, _free_asset_tag, actor_label, check_can_receive, clean_asset_tag, clean_serial
+from .devices import (
+    RECEPTION_ACTION,
+    _free_asset_tag,
+    actor_label,
+    check_can_receive,
+    clean_asset_tag,
+    clean_serial,
+)
 from .errors import ValidationFailed
 from .referential import ImportRejected
 
@@ -23,14 +30,26 @@ STOCK_COLUMNS = {
     "etat": {"condition", "etat_equipement"},
 }
 _KINDS = {
-    "tablette": DeviceKind.TABLET, "tablet": DeviceKind.TABLET,
-    "ordinateur": DeviceKind.LAPTOP, "ordinateur_portable": DeviceKind.LAPTOP, "portable": DeviceKind.LAPTOP,
-    "pc_portable": DeviceKind.LAPTOP, "laptop": DeviceKind.LAPTOP,
-    "cle_4g": DeviceKind.HOTSPOT, "cle4g": DeviceKind.HOTSPOT, "routeur": DeviceKind.HOTSPOT,
-    "cle_4g_routeur": DeviceKind.HOTSPOT, "routeur_4g": DeviceKind.HOTSPOT, "hotspot": DeviceKind.HOTSPOT,
+    "tablette": DeviceKind.TABLET,
+    "tablet": DeviceKind.TABLET,
+    "ordinateur": DeviceKind.LAPTOP,
+    "ordinateur_portable": DeviceKind.LAPTOP,
+    "portable": DeviceKind.LAPTOP,
+    "pc_portable": DeviceKind.LAPTOP,
+    "laptop": DeviceKind.LAPTOP,
+    "cle_4g": DeviceKind.HOTSPOT,
+    "cle4g": DeviceKind.HOTSPOT,
+    "routeur": DeviceKind.HOTSPOT,
+    "cle_4g_routeur": DeviceKind.HOTSPOT,
+    "routeur_4g": DeviceKind.HOTSPOT,
+    "hotspot": DeviceKind.HOTSPOT,
 }
-_CONDITIONS = {"neuf": DeviceCondition.NEW, "reconditionne": DeviceCondition.REFURBISHED,
-               "recond": DeviceCondition.REFURBISHED, "occasion": DeviceCondition.REFURBISHED}
+_CONDITIONS = {
+    "neuf": DeviceCondition.NEW,
+    "reconditionne": DeviceCondition.REFURBISHED,
+    "recond": DeviceCondition.REFURBISHED,
+    "occasion": DeviceCondition.REFURBISHED,
+}
 
 
 def _word(value: str) -> str:
@@ -76,19 +95,15 @@ def import_stock(session: Session, data: bytes, *, lot: Lot, by: User | None) ->
         if kind is not None:
             model = models.get((kind, " ".join(row.get("modele", "").split()).lower()))
             if model is None:
-                problems.append(
-                    f"modèle inconnu pour ce lot : {row.get('modele', '')!r} ({kind.label.lower()}) — "
-                    "modèles du lot : " + ", ".join(sorted(m.name for m in models.values() if m.kind is kind))
-                    if any(m.kind is kind for m in models.values())
-                    else f"modèle inconnu pour ce lot : {row.get('modele', '')!r} (le lot n'a aucun modèle de "
-                    f"type {kind.label.lower()})"
-                )
+                problems.append(_unknown_model(row.get("modele", ""), kind, models.values()))
         condition = _CONDITIONS.get(_word(row.get("etat", "")))
         if condition is None:
             problems.append(f"état inconnu : {row.get('etat', '')!r} (neuf ou reconditionne)")
         if serial:
             if serial in serial_lines:
-                problems.append(f"numéro de série {serial} en double dans le fichier (déjà ligne {serial_lines[serial]})")
+                problems.append(
+                    f"numéro de série {serial} en double dans le fichier (déjà ligne {serial_lines[serial]})"
+                )
             else:
                 serial_lines[serial] = line
         if tag:
@@ -116,22 +131,47 @@ def import_stock(session: Session, data: bytes, *, lot: Lot, by: User | None) ->
         if tag is None:
             tag = _free_asset_tag(session, taken)
             taken.add(tag)
-        device = Device(serial=serial, asset_tag=tag, model=model, lot=lot, warehouse_id=lot.warehouse_id,
-                        condition=condition, status=DeviceStatus.IN_STOCK, created_at=now, updated_at=now)
+        device = Device(
+            serial=serial,
+            asset_tag=tag,
+            model=model,
+            lot=lot,
+            warehouse_id=lot.warehouse_id,
+            condition=condition,
+            status=DeviceStatus.IN_STOCK,
+            created_at=now,
+            updated_at=now,
+        )
         session.add(device)
-        session.add(DeviceEvent(device=device, at=now, actor=by, actor_label=actor_label(by),
-                                action=RECEPTION_ACTION, from_status=None, to_status=DeviceStatus.IN_STOCK,
-                                reason=f"Import du lot {lot.reference}"))
+        session.add(
+            DeviceEvent(
+                device=device,
+                at=now,
+                actor=by,
+                actor_label=actor_label(by),
+                action=RECEPTION_ACTION,
+                from_status=None,
+                to_status=DeviceStatus.IN_STOCK,
+                reason=f"Import du lot {lot.reference}",
+            )
+        )
         by_kind[model.kind] = by_kind.get(model.kind, 0) + 1
     session.flush()
     return StockImportReport(lot=lot, created=len(rows), by_kind=by_kind)
+
+
+def _unknown_model(name: str, kind: DeviceKind, models) -> str:
+    same_kind = sorted(m.name for m in models if m.kind is kind)
+    if same_kind:
+        return f"modèle inconnu pour ce lot : {name!r} — modèles du lot : " + ", ".join(same_kind)
+    return f"modèle inconnu pour ce lot : {name!r} (le lot n'a aucun modèle de type {kind.label.lower()})"
 
 
 def _already_known(session: Session, column, lines: dict[str, int], message: str) -> list[RowError]:
     found: list[RowError] = []
     values = list(lines)
     for start in range(0, len(values), 500):
-        chunk = values[start:start + 500]
+        chunk = values[start : start + 500]
         for value in session.scalars(sa.select(column).where(column.in_(chunk))):
             found.append(RowError(lines[value], message.format(value)))
     return found

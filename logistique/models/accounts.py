@@ -58,7 +58,11 @@ class User(Base):
             return f"Région {region.name if region else self.territory_code}"
         if self.territory_kind is TerritoryKind.DEPARTMENT:
             dep = session.get(Department, self.territory_code) if session else None
-            return f"Département {self.territory_code} — {dep.name}" if dep else f"Département {self.territory_code}"
+            return (
+                f"Département {self.territory_code} — {dep.name}"
+                if dep
+                else f"Département {self.territory_code}"
+            )
         return "Aucun périmètre"
 
 

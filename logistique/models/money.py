@@ -19,7 +19,8 @@ class Envelope(Base):
         sa.CheckConstraint("amount_cents >= 0", name="amount_positive"),
         # the cité éducative 2020 envelope may use at most 15 % of the cité's annual amount
         sa.CheckConstraint(
-            "kind != 'cite_2020' OR (annual_amount_cents IS NOT NULL AND amount_cents * 100 <= annual_amount_cents * 15)",
+            "kind != 'cite_2020' OR "
+            "(annual_amount_cents IS NOT NULL AND amount_cents * 100 <= annual_amount_cents * 15)",
             name="cite_2020_cap",
         ),
     )

@@ -66,7 +66,7 @@ class CiteEducative(Base):
 
     code: Mapped[str] = mapped_column(sa.String(20), primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(200))
-    commune_code: Mapped[str] = mapped_column(sa.String(5))
+    commune_codes: Mapped[str] = mapped_column(sa.String(200))  # ";"-separated INSEE codes
     department_code: Mapped[str] = mapped_column(sa.ForeignKey("departments.code"), index=True)
 
 

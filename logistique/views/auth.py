@@ -6,23 +6,28 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_user, logout_user
-from .forms import Form as FlaskForm
 from wtforms import EmailField, PasswordField, SubmitField
 from wtforms.validators import DataRequired, Length
 
 from ..access import any_role, public
 from ..db import db
 from ..domain import accounts
+from .forms import Form as FlaskForm
 
 bp = Blueprint("auth", __name__)
 
 
 class LoginForm(FlaskForm):
-    email = EmailField("Adresse électronique", validators=[DataRequired("Indiquez votre adresse."),
-                                                           Length(max=254)],
-                       render_kw={"autocomplete": "username", "autofocus": True})
-    password = PasswordField("Mot de passe", validators=[DataRequired("Indiquez votre mot de passe.")],
-                             render_kw={"autocomplete": "current-password"})
+    email = EmailField(
+        "Adresse électronique",
+        validators=[DataRequired("Indiquez votre adresse."), Length(max=254)],
+        render_kw={"autocomplete": "username", "autofocus": True},
+    )
+    password = PasswordField(
+        "Mot de passe",
+        validators=[DataRequired("Indiquez votre mot de passe.")],
+        render_kw={"autocomplete": "current-password"},
+    )
     submit = SubmitField("Se connecter")
 
 
@@ -32,7 +37,13 @@ def safe_next(target: str | None) -> str | None:
         return None
     target = target.strip()
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    if (
+        parts.scheme
+        or parts.netloc
+        or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+    ):
         return None
     return target
 
@@ -47,8 +58,11 @@ def login():
     form = LoginForm()
     if form.validate_on_submit():
         result = accounts.authenticate(
-            db.session, email=form.email.data, password=form.password.data,
-            client=request.remote_addr or "?", demo_mode=current_app.config["DEMO_MODE"],
+            db.session,
+            email=form.email.data,
+            password=form.password.data,
+            client=request.remote_addr or "?",
+            demo_mode=current_app.config["DEMO_MODE"],
             max_failures=current_app.config["LOGIN_MAX_FAILURES"],
             lock_seconds=current_app.config["LOGIN_LOCK_SECONDS"],
         )

@@ -48,7 +48,7 @@ def register_error_handlers(app: Flask) -> None:
     def http_error(exc: HTTPException):
         if _is_api():
             return api_error(exc.code or 500)
-        template = {403: "errors/403.html", 404: "errors/404.html"}.get(exc.code, None)
+        template = {403: "errors/403.html", 404: "errors/404.html"}.get(exc.code)
         if template is None:
             return exc
         return render_template(template), exc.code

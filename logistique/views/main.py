@@ -38,9 +38,13 @@ def home():
     """What the user is responsible for, in figures: devices by status in scope."""
     from flask import g
 
-    counts = dict(db.session.execute(
-        sa.select(Device.status, sa.func.count()).where(scope.device_filter(g.user)).group_by(Device.status)
-    ).all())
+    counts = dict(
+        db.session.execute(
+            sa.select(Device.status, sa.func.count())
+            .where(scope.device_filter(g.user))
+            .group_by(Device.status)
+        ).all()
+    )
     tiles = [(status, counts.get(status, 0)) for status in DeviceStatus]
     return render_template("main/home.html", tiles=tiles, total=sum(counts.values()))
 

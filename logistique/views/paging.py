@@ -43,8 +43,9 @@ class Page:
         return self.url(self.page + 1)
 
 
-def paginate(session: Session, query: sa.Select, *, per_page: int, endpoint: str,
-             args: dict[str, Any]) -> Page:
+def paginate(
+    session: Session, query: sa.Select, *, per_page: int, endpoint: str, args: dict[str, Any]
+) -> Page:
     """Run ``query`` for the page named in ``?page=`` (clamped to the existing pages)."""
     total = session.scalar(sa.select(sa.func.count()).select_from(query.order_by(None).subquery())) or 0
     try:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
-from .forms import Form as FlaskForm
 from flask_wtf.file import FileAllowed, FileField, FileRequired
 from sqlalchemy.orm import joinedload
 from wtforms import SelectField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
-from ..access import any_role, permission
+from ..access import permission
 from ..db import db
 from ..domain import devices as device_domain
 from ..domain import scope
@@ -19,6 +18,7 @@ from ..domain.referential import ImportRejected
 from ..domain.scope import Permission
 from ..domain.stock import import_stock as import_stock_file
 from ..models import Device, DeviceCondition, DeviceKind, DeviceModel, DeviceStatus, Lot, Organisation
+from .forms import Form as FlaskForm
 from .paging import paginate
 
 bp = Blueprint("stock", __name__)
@@ -33,16 +33,22 @@ def _visible_lots() -> list[Lot]:
 def device_list():
     """Devices in the user's scope, filtered and paged."""
     args = {k: request.args.get(k, "").strip() for k in ("statut", "type", "lot", "entrepot", "q")}
-    query = (sa.select(Device).where(scope.device_filter(g.user))
-             .options(joinedload(Device.model), joinedload(Device.lot), joinedload(Device.warehouse))
-             .order_by(Device.id.desc()))
-    if args["statut"] in DeviceStatus.__members__.values() or args["statut"] in [s.value for s in DeviceStatus]:
+    query = (
+        sa.select(Device)
+        .where(scope.device_filter(g.user))
+        .options(joinedload(Device.model), joinedload(Device.lot), joinedload(Device.warehouse))
+        .order_by(Device.id.desc())
+    )
+    if args["statut"] in DeviceStatus.__members__.values() or args["statut"] in [
+        s.value for s in DeviceStatus
+    ]:
         query = query.where(Device.status == DeviceStatus(args["statut"]))
     else:
         args["statut"] = ""
     if args["type"] in [k.value for k in DeviceKind]:
         query = query.join(DeviceModel, Device.model_id == DeviceModel.id).where(
-            DeviceModel.kind == DeviceKind(args["type"]))
+            DeviceModel.kind == DeviceKind(args["type"])
+        )
     else:
         args["type"] = ""
     if args["lot"].isdigit():
@@ -51,22 +57,40 @@ def device_list():
         query = query.where(Device.warehouse_id == int(args["entrepot"]))
     if args["q"]:
         needle = args["q"].upper()
-        query = query.where(sa.or_(Device.serial.contains(needle, autoescape=True),
-                                   Device.asset_tag.contains(needle, autoescape=True)))
-    page = paginate(db.session, query, per_page=current_app.config["PAGE_SIZE"],
-                    endpoint="stock.device_list", args=args)
+        query = query.where(
+            sa.or_(
+                Device.serial.contains(needle, autoescape=True),
+                Device.asset_tag.contains(needle, autoescape=True),
+            )
+        )
+    page = paginate(
+        db.session, query, per_page=current_app.config["PAGE_SIZE"], endpoint="stock.device_list", args=args
+    )
     warehouses = db.session.scalars(
-        sa.select(Organisation).where(Organisation.id.in_(
-            sa.select(Device.warehouse_id).where(scope.device_filter(g.user)).distinct()))
-        .order_by(Organisation.name)).all()
-    return render_template("stock/device_list.html", page=page, args=args, lots=_visible_lots(),
-                           warehouses=warehouses, statuses=list(DeviceStatus), kinds=list(DeviceKind))
+        sa.select(Organisation)
+        .where(
+            Organisation.id.in_(sa.select(Device.warehouse_id).where(scope.device_filter(g.user)).distinct())
+        )
+        .order_by(Organisation.name)
+    ).all()
+    return render_template(
+        "stock/device_list.html",
+        page=page,
+        args=args,
+        lots=_visible_lots(),
+        warehouses=warehouses,
+        statuses=list(DeviceStatus),
+        kinds=list(DeviceKind),
+    )
 
 
 class TransitionForm(FlaskForm):
     action = SelectField("Action", validators=[DataRequired()])
-    reason = TextAreaField("Commentaire", validators=[Length(max=500)],
-                           description="Obligatoire pour un équipement défectueux, perdu ou retourné.")
+    reason = TextAreaField(
+        "Commentaire",
+        validators=[Length(max=500)],
+        description="Obligatoire pour un équipement défectueux, perdu ou retourné.",
+    )
     submit = SubmitField("Enregistrer")
 
 
@@ -85,8 +109,9 @@ def device_detail(device_id: int):
             raise DomainError("Aucune action possible sur cet équipement dans son état actuel.")
         if form.validate_on_submit():
             try:
-                device_domain.transition(db.session, device, form.action.data, by=g.user,
-                                         reason=form.reason.data or "")
+                device_domain.transition(
+                    db.session, device, form.action.data, by=g.user, reason=form.reason.data or ""
+                )
             except DomainError as exc:
                 db.session.rollback()
                 flash(exc.message, "error")
@@ -94,18 +119,26 @@ def device_detail(device_id: int):
                 db.session.commit()
                 flash(f"Équipement {device.serial} : {device.status.label.lower()}.", "success")
                 return redirect(url_for("stock.device_detail", device_id=device.id))
-    unit_cost = next((uc.unit_cost_cents for uc in device.lot.unit_costs if uc.model_id == device.model_id), None)
-    return render_template("stock/device_detail.html", device=device, form=form, actions=actions,
-                           unit_cost=unit_cost)
+    unit_cost = next(
+        (uc.unit_cost_cents for uc in device.lot.unit_costs if uc.model_id == device.model_id), None
+    )
+    return render_template(
+        "stock/device_detail.html", device=device, form=form, actions=actions, unit_cost=unit_cost
+    )
 
 
 class ImportForm(FlaskForm):
     lot = SelectField("Lot", coerce=int, validators=[DataRequired("Choisissez le lot.")])
-    file = FileField("Fichier CSV", validators=[FileRequired("Choisissez un fichier."),
-                                                FileAllowed(["csv", "txt"], "Un fichier .csv est attendu.")],
-                     description="Colonnes : numero_serie ; type (tablette, ordinateur, cle_4g) ; modele ; "
-                                 "etat (neuf, reconditionne) ; etiquette (facultative). Séparateur , ou ; — "
-                                 "UTF-8 ou Windows-1252 (Excel).")
+    file = FileField(
+        "Fichier CSV",
+        validators=[
+            FileRequired("Choisissez un fichier."),
+            FileAllowed(["csv", "txt"], "Un fichier .csv est attendu."),
+        ],
+        description="Colonnes : numero_serie ; type (tablette, ordinateur, cle_4g) ; modele ; "
+        "etat (neuf, reconditionne) ; etiquette (facultative). Séparateur , ou ; — "
+        "UTF-8 ou Windows-1252 (Excel).",
+    )
     submit = SubmitField("Importer")
 
 
@@ -127,7 +160,9 @@ def import_stock():
             errors = exc.errors
         else:
             db.session.commit()
-            detail = ", ".join(f"{n} {k.label.lower()}{'s' if n > 1 else ''}" for k, n in report.by_kind.items())
+            detail = ", ".join(
+                f"{n} {k.label.lower()}{'s' if n > 1 else ''}" for k, n in report.by_kind.items()
+            )
             flash(f"{report.created} équipements ajoutés au lot {lot.reference} ({detail}).", "success")
             return redirect(url_for("stock.device_list", lot=lot.id))
     status = 422 if errors else 200
@@ -137,11 +172,22 @@ def import_stock():
 class ReceiveForm(FlaskForm):
     lot = SelectField("Lot", coerce=int)
     model = SelectField("Modèle", coerce=int)
-    condition = SelectField("État", choices=[(c.value, c.label) for c in DeviceCondition],
-                            default=DeviceCondition.REFURBISHED.value)
-    serial = StringField("Numéro de série", validators=[DataRequired("Scannez ou tapez un numéro de série.")],
-                         render_kw={"autocomplete": "off", "autocapitalize": "characters",
-                                    "spellcheck": "false", "data-autofocus-scan": True, "autofocus": True})
+    condition = SelectField(
+        "État",
+        choices=[(c.value, c.label) for c in DeviceCondition],
+        default=DeviceCondition.REFURBISHED.value,
+    )
+    serial = StringField(
+        "Numéro de série",
+        validators=[DataRequired("Scannez ou tapez un numéro de série.")],
+        render_kw={
+            "autocomplete": "off",
+            "autocapitalize": "characters",
+            "spellcheck": "false",
+            "data-autofocus-scan": True,
+            "autofocus": True,
+        },
+    )
     submit = SubmitField("Enregistrer")
 
 
@@ -166,8 +212,13 @@ def receive():
             model = db.session.get(DeviceModel, form.model.data)
             try:
                 device = device_domain.receive_device(
-                    db.session, lot=lot, model=model, serial=form.serial.data,
-                    condition=DeviceCondition(form.condition.data), by=g.user)
+                    db.session,
+                    lot=lot,
+                    model=model,
+                    serial=form.serial.data,
+                    condition=DeviceCondition(form.condition.data),
+                    by=g.user,
+                )
             except DomainError as exc:
                 db.session.rollback()
                 known = exc.code == "duplicate_serial"
@@ -175,7 +226,10 @@ def receive():
                 status = 200 if known else 422
             else:
                 db.session.commit()
-                feedback = ("ok", f"{device.serial} enregistré ({device.model.name}, étiquette {device.asset_tag}).")
+                feedback = (
+                    "ok",
+                    f"{device.serial} enregistré ({device.model.name}, étiquette {device.asset_tag}).",
+                )
             form.serial.data = ""
         else:
             feedback = ("ko", "; ".join(e for errs in form.errors.values() for e in errs))
@@ -183,5 +237,6 @@ def receive():
     received = 0
     if lot is not None:
         received = db.session.scalar(sa.select(sa.func.count(Device.id)).where(Device.lot_id == lot.id))
-    return render_template("stock/receive.html", form=form, lot=lot, feedback=feedback,
-                           received=received), status
+    return render_template(
+        "stock/receive.html", form=form, lot=lot, feedback=feedback, received=received
+    ), status

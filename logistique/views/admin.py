@@ -40,6 +40,7 @@ from ..models import (
     User,
 )
 from .forms import Form as FlaskForm
+from .forms import options
 from .paging import paginate
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -78,7 +79,7 @@ class UserForm(FlaskForm):
         "Adresse électronique", validators=[DataRequired("Adresse obligatoire."), Length(max=254)]
     )
     display_name = StringField("Nom affiché", validators=[Length(max=200)])
-    role = SelectField("Rôle", choices=[(r.value, r.label) for r in Role])
+    role = SelectField("Rôle", choices=options([(r.value, r.label) for r in Role]))
     organisation = SelectField(
         "Structure",
         coerce=int,
@@ -111,7 +112,7 @@ def users():
 def user_new():
     """Create an account; without a password one is generated and shown once."""
     form = UserForm()
-    form.organisation.choices = _organisation_choices()
+    form.organisation.choices = options(_organisation_choices())
     if form.validate_on_submit():
         password = form.password.data or accounts.generate_password()
 
@@ -141,7 +142,7 @@ def user_edit(user_id: int):
     """Change an account's role, scope, state or password."""
     user = _get(User, user_id)
     form = UserForm(obj=None if request.method == "POST" else user)
-    form.organisation.choices = _organisation_choices()
+    form.organisation.choices = options(_organisation_choices())
     if request.method == "GET":
         form.role.data = user.role.value
         form.organisation.data = user.organisation_id or 0
@@ -174,7 +175,7 @@ def user_edit(user_id: int):
 
 
 class OrganisationForm(FlaskForm):
-    kind = SelectField("Type", choices=[(k.value, k.label) for k in OrganisationKind])
+    kind = SelectField("Type", choices=options([(k.value, k.label) for k in OrganisationKind]))
     name = StringField("Nom", validators=[DataRequired("Nom obligatoire."), Length(max=200)])
     department_code = SelectField("Département")
     uai = StringField(
@@ -196,9 +197,9 @@ class OrganisationForm(FlaskForm):
 
 def _organisation_form(form: OrganisationForm) -> None:
     deps = db.session.scalars(sa.select(Department).order_by(Department.code))
-    form.department_code.choices = [(d.code, f"{d.code} — {d.name}") for d in deps]
+    form.department_code.choices = options([(d.code, f"{d.code} — {d.name}") for d in deps])
     cites = db.session.scalars(sa.select(CiteEducative).order_by(CiteEducative.name))
-    form.cite_educative.choices = [("", "—")] + [(c.code, f"{c.name} ({c.department_code})") for c in cites]
+    form.cite_educative.choices = options([("", "—")] + [(c.code, f"{c.name} ({c.department_code})") for c in cites])
 
 
 def _organisation_data(form: OrganisationForm) -> OrganisationData:
@@ -332,7 +333,7 @@ def qpvs():
 
 class EnvelopeForm(FlaskForm):
     region_code = SelectField("Région")
-    kind = SelectField("Type", choices=[(k.value, k.label) for k in EnvelopeKind])
+    kind = SelectField("Type", choices=options([(k.value, k.label) for k in EnvelopeKind]))
     label = StringField("Libellé", validators=[DataRequired("Libellé obligatoire."), Length(max=200)])
     amount = StringField("Montant mobilisable (€)", validators=[DataRequired("Montant obligatoire.")])
     annual_amount = StringField(
@@ -346,11 +347,11 @@ class EnvelopeForm(FlaskForm):
 def _envelope_form(form: EnvelopeForm) -> None:
     from ..models import Region
 
-    form.region_code.choices = [
+    form.region_code.choices = options(
         (r.code, f"{r.code} — {r.name}") for r in db.session.scalars(sa.select(Region).order_by(Region.code))
-    ]
+    )
     cites = db.session.scalars(sa.select(CiteEducative).order_by(CiteEducative.name))
-    form.cite_educative.choices = [("", "—")] + [(c.code, f"{c.name} ({c.department_code})") for c in cites]
+    form.cite_educative.choices = options([("", "—")] + [(c.code, f"{c.name} ({c.department_code})") for c in cites])
 
 
 def _envelope_data(form: EnvelopeForm) -> money.EnvelopeData:
@@ -440,7 +441,7 @@ class LotForm(FlaskForm):
     signed_on = DateField("Date de la convention", validators=[Optional()])
     note = TextAreaField("Note", validators=[Length(max=500)])
     new_model_kind = SelectField(
-        "Type du nouveau modèle", choices=[("", "—")] + [(k.value, k.label) for k in DeviceKind]
+        "Type du nouveau modèle", choices=options([("", "—")] + [(k.value, k.label) for k in DeviceKind])
     )
     new_model_name = StringField("Nouveau modèle", validators=[Length(max=120)])
     new_model_cost = StringField("Coût unitaire du nouveau modèle (€)")
@@ -448,18 +449,18 @@ class LotForm(FlaskForm):
 
 
 def _lot_form(form: LotForm) -> list[DeviceModel]:
-    form.envelope.choices = [
+    form.envelope.choices = options(
         (e.id, f"{e.label} ({e.region_code})")
         for e in db.session.scalars(sa.select(Envelope).order_by(Envelope.label))
-    ]
-    form.warehouse.choices = [
+    )
+    form.warehouse.choices = options(
         (o.id, o.name)
         for o in db.session.scalars(
             sa.select(Organisation)
             .where(Organisation.kind == OrganisationKind.WAREHOUSE)
             .order_by(Organisation.name)
         )
-    ]
+    )
     return list(db.session.scalars(sa.select(DeviceModel).order_by(DeviceModel.kind, DeviceModel.name)))
 
 

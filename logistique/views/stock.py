@@ -19,6 +19,7 @@ from ..domain.scope import Permission
 from ..domain.stock import import_stock as import_stock_file
 from ..models import Device, DeviceCondition, DeviceKind, DeviceModel, DeviceStatus, Lot, Organisation
 from .forms import Form as FlaskForm
+from .forms import options
 from .paging import paginate
 
 bp = Blueprint("stock", __name__)
@@ -103,7 +104,7 @@ def device_detail(device_id: int):
     manual = {"mark_defective", "mark_lost", "restock", "take_back"}
     actions = [t for t in device_domain.allowed_actions(device, g.user) if t.action in manual]
     form = TransitionForm()
-    form.action.choices = [(t.action, t.label[0].upper() + t.label[1:]) for t in actions]
+    form.action.choices = options([(t.action, t.label[0].upper() + t.label[1:]) for t in actions])
     if request.method == "POST":
         if not actions:
             raise DomainError("Aucune action possible sur cet équipement dans son état actuel.")
@@ -148,7 +149,7 @@ def import_stock():
     """Upload a lot's devices as CSV; any bad row refuses the whole file and lists every problem."""
     lots = _visible_lots()
     form = ImportForm()
-    form.lot.choices = [(lot.id, f"{lot.reference} — {lot.warehouse.name}") for lot in lots]
+    form.lot.choices = options([(lot.id, f"{lot.reference} — {lot.warehouse.name}") for lot in lots])
     errors = []
     if form.validate_on_submit():
         lot = scope.get_lot(db.session, g.user, lot_id=form.lot.data)
@@ -174,7 +175,7 @@ class ReceiveForm(FlaskForm):
     model = SelectField("Modèle", coerce=int)
     condition = SelectField(
         "État",
-        choices=[(c.value, c.label) for c in DeviceCondition],
+        choices=options([(c.value, c.label) for c in DeviceCondition]),
         default=DeviceCondition.REFURBISHED.value,
     )
     serial = StringField(
@@ -197,10 +198,10 @@ def receive():
     """Phone page: pick a lot and a model once, then scan serials one after the other."""
     lots = _visible_lots()
     form = ReceiveForm()
-    form.lot.choices = [(lot.id, lot.reference) for lot in lots]
+    form.lot.choices = options([(lot.id, lot.reference) for lot in lots])
     lot_id = form.lot.data if request.method == "POST" else request.args.get("lot", type=int)
     lot = next((lot for lot in lots if lot.id == lot_id), lots[0] if lots else None)
-    form.model.choices = [(uc.model.id, uc.model.label) for uc in lot.unit_costs] if lot else []
+    form.model.choices = options([(uc.model.id, uc.model.label) for uc in lot.unit_costs] if lot else [])
     if request.method == "GET":
         form.lot.data = lot.id if lot else None
         form.model.data = request.args.get("model", type=int)

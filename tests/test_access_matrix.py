@@ -1,0 +1,289 @@
+"""Route × role × scope: every route of the app's own URL map, requested by every kind of account.
+
+A new route without an access rule, or with a path parameter this file cannot fill, fails the suite."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.routing import Rule
+
+from logistique import create_app
+from logistique.access import Access, access_of
+from logistique.db import db
+
+from .conftest import PASSWORD
+
+# Values of path parameters, by parameter NAME. A route whose parameter is missing here fails the matrix:
+# add the parameter with an object of the world that the in-scope accounts may see.
+PATH_VALUES: dict[str, Callable[[SimpleNamespace], Any]] = {
+    "device_id": lambda w: w.device.id,
+    "serial": lambda w: w.device.serial,
+    "asset_tag": lambda w: w.device.asset_tag,
+    "user_id": lambda w: w.coordinator.id,
+    "organisation_id": lambda w: w.assoc_roubaix.id,
+    "envelope_id": lambda w: w.envelope.id,
+    "lot_id": lambda w: w.lot.id,
+}
+
+# Parameters naming an object in someone's scope: world.device, in stock in the Lille warehouse (region 32).
+SCOPED_PARAMETERS = {"device_id", "serial", "asset_tag"}
+SEES_LILLE_DEVICE = {"admin", "warehouse", "coordinator", "prefecture", "prefecture_nord"}
+
+USERS = [
+    "admin",
+    "warehouse",
+    "coordinator",
+    "prefecture",
+    "prefecture_nord",
+    "warehouse_amiens",
+    "warehouse_idf",
+    "coordinator_idf",
+    "prefecture_somme",
+    "prefecture_idf",
+]
+
+CONFIG_KEYS = ("TESTING", "DATABASE_URL", "SECRET_KEY", "WTF_CSRF_ENABLED", "BASE_URL", "DEMO_MODE")
+
+
+def _rules(app: Flask) -> list[Rule]:
+    return sorted(
+        (r for r in app.url_map.iter_rules() if r.endpoint != "static"), key=lambda r: (r.rule, r.endpoint)
+    )
+
+
+def _methods(rule: Rule) -> list[str]:
+    return sorted(m for m in rule.methods or () if m in {"GET", "POST"})
+
+
+def _is_api(rule: Rule) -> bool:
+    return rule.rule.startswith("/api/")
+
+
+def _missing_parameters(rule: Rule) -> list[str]:
+    return sorted(name for name in rule.arguments if name not in PATH_VALUES)
+
+
+def _url(app: Flask, rule: Rule, method: str, world: SimpleNamespace) -> str:
+    values = {name: PATH_VALUES[name](world) for name in rule.arguments}
+    return app.url_map.bind("localhost").build(rule.endpoint, values, method=method)
+
+
+def _api_error_ok(response) -> bool:
+    body = response.get_json(silent=True)
+    return (
+        isinstance(body, dict)
+        and set(body) == {"error"}
+        and set(body["error"]) == {"code", "message"}
+        and bool(body["error"]["code"])
+        and bool(body["error"]["message"])
+    )
+
+
+def _check(
+    rule: Rule, method: str, access: Access, who: str, role: str | None, url: str, response
+) -> str | None:
+    """What is wrong with ``response``, or None."""
+    status = response.status_code
+    api = _is_api(rule)
+    if role is None:  # anonymous
+        if access.is_public:
+            if method == "GET" and status != 200:
+                return f"expected 200 (public), got {status}"
+            if status >= 500:
+                return f"expected no server error (public), got {status}"
+            return None
+        if api:
+            if status != 401:
+                return f"expected 401, got {status}"
+            if not _api_error_ok(response):
+                return f"401 without the JSON error format: {response.get_data(as_text=True)[:200]!r}"
+            return None
+        location = urlsplit(response.headers.get("Location", ""))
+        next_url = parse_qs(location.query).get("next", [None])[0]
+        if status != 302 or location.path != "/login" or next_url != url:
+            return f"expected 302 to /login?next={url}, got {status} to {response.headers.get('Location')}"
+        return None
+    if access.is_public:
+        if status >= 500 or status == 403:
+            return f"expected an answer to a public route, got {status}"
+        if method == "GET" and status not in (200, 302):
+            return f"expected 200 or 302, got {status}"
+        return None
+    if role not in {r.value for r in access.roles}:
+        if status != 403:
+            return f"expected 403 (role {role} not in the rule), got {status}"
+        if api and not _api_error_ok(response):
+            return f"403 without the JSON error format: {response.get_data(as_text=True)[:200]!r}"
+        return None
+    if method == "POST":
+        if status == 403 or status >= 500:
+            return f"expected neither 403 nor 5xx for an allowed role, got {status}"
+        if api and status != 400:
+            return f"expected 400 for a POST without body, got {status}"
+        return None
+    if SCOPED_PARAMETERS & set(rule.arguments) and who not in SEES_LILLE_DEVICE:
+        if status != 404:
+            return f"expected 404 (the Lille device is outside {who}'s scope), got {status}"
+        return None
+    if status not in (200, 302):
+        return f"expected 200 or 302, got {status}"
+    return None
+
+
+def _run_matrix(
+    app: Flask,
+    world: SimpleNamespace,
+    who: str,
+    page_client: Callable[[], FlaskClient],
+    api_client: FlaskClient,
+) -> list[str]:
+    role = getattr(world, who).role.value if who != "anonymous" else None
+    mismatches: list[str] = []
+    client = page_client()
+    for rule in _rules(app):
+        access = access_of(app.view_functions[rule.endpoint])
+        for method in _methods(rule):
+            label = f"{method} {rule.endpoint} ({rule.rule}) as {who}"
+            if access is None:
+                mismatches.append(f"{label}: the endpoint has no access rule")
+                continue
+            missing = _missing_parameters(rule)
+            if missing:
+                mismatches.append(
+                    f"{label}: no value for path parameter(s) {missing}: add them to PATH_VALUES "
+                    f"in tests/test_access_matrix.py"
+                )
+                continue
+            url = _url(app, rule, method, world)
+            used = api_client if _is_api(rule) else client
+            # TESTING propagates a view's exception: record it and go on with the other routes
+            try:
+                response = used.open(url, method=method)
+            except Exception as exc:
+                mismatches.append(f"{label}: raised {type(exc).__name__}: {exc}")
+                continue
+            problem = _check(rule, method, access, who, role, url, response)
+            if problem:
+                mismatches.append(f"{label}: {problem}")
+            if rule.endpoint == "auth.logout":
+                client = page_client()  # log in again for the remaining routes
+    return mismatches
+
+
+# ---------------------------------------------------------------- every route has a rule
+
+
+def test_every_endpoint_has_an_access_rule(app):
+    missing = sorted(r.endpoint for r in _rules(app) if access_of(app.view_functions[r.endpoint]) is None)
+    assert missing == [], f"endpoints without an access rule (logistique.access): {missing}"
+
+
+def test_every_path_parameter_has_a_value_in_the_matrix(app):
+    missing = {r.rule: _missing_parameters(r) for r in _rules(app) if _missing_parameters(r)}
+    assert missing == {}, (
+        f"add these path parameters to PATH_VALUES in tests/test_access_matrix.py: {missing}"
+    )
+
+
+def test_the_matrix_covers_pages_and_api(app):
+    """The URL map the matrix walks is the real one: pages, admin pages and API operations are in it."""
+    endpoints = {r.endpoint for r in _rules(app)}
+    assert {
+        "auth.login",
+        "stock.device_detail",
+        "admin.users",
+        "api.list_devices",
+        "api.create_device",
+    } <= endpoints
+
+
+def test_a_route_without_access_rule_is_refused(app, world):
+    fresh = create_app({key: app.config[key] for key in CONFIG_KEYS})
+    fresh.add_url_rule("/sans-regle", "sans_regle", lambda: "page ouverte à tous")
+    try:
+        client = fresh.test_client()
+        logged_in = client.post("/login", data={"email": world.admin.email, "password": PASSWORD})
+        assert logged_in.status_code == 302
+        assert client.get("/").status_code == 200  # logged in: the refusal below is the missing rule's
+        response = client.get("/sans-regle")
+        assert response.status_code == 500
+        assert "page ouverte à tous" not in response.get_data(as_text=True)
+        client.post("/logout")
+        anonymous = fresh.test_client().get("/sans-regle")
+        assert anonymous.status_code == 500
+    finally:
+        with fresh.app_context():
+            db.get_engine().dispose()
+    assert "sans_regle" not in app.view_functions
+
+
+# ---------------------------------------------------------------- the matrix
+
+
+@pytest.mark.parametrize("who", USERS)
+def test_access_matrix(app, world, login_as, api, who):
+    user = getattr(world, who)
+    mismatches = _run_matrix(app, world, who, lambda: login_as(user), api(user))
+    assert mismatches == [], f"{len(mismatches)} mismatch(es):\n" + "\n".join(mismatches)
+
+
+def test_access_matrix_anonymous(app, world):
+    mismatches = _run_matrix(app, world, "anonymous", app.test_client, app.test_client())
+    assert mismatches == [], f"{len(mismatches)} mismatch(es):\n" + "\n".join(mismatches)
+
+
+# ---------------------------------------------------------------- scope, explicitly
+
+
+def _serials_listed(client: FlaskClient, url: str = "/equipements") -> str:
+    response = client.get(url)
+    assert response.status_code == 200
+    return response.get_data(as_text=True)
+
+
+def test_amiens_warehouse_lists_none_of_lille_devices(world, login_as):
+    page = _serials_listed(login_as(world.warehouse_amiens))
+    assert world.device_amiens.serial in page
+    for device in (world.device, world.device2, world.device3):
+        assert device.serial not in page
+    # a search by serial does not reveal it either (the search box echoes the serial: look for the row)
+    found = _serials_listed(login_as(world.warehouse_amiens), f"/equipements?q={world.device.serial}")
+    assert f'href="/equipements/{world.device.id}"' not in found
+    assert world.device.asset_tag not in found
+    lille = _serials_listed(login_as(world.warehouse))
+    assert world.device.serial in lille and world.device_amiens.serial not in lille
+
+
+def test_idf_coordinator_cannot_open_a_lille_device(world, login_as):
+    client = login_as(world.coordinator_idf)
+    assert client.get(f"/equipements/{world.device.id}").status_code == 404
+    assert client.get(f"/d/{world.device.asset_tag}").status_code == 404
+    assert client.post(f"/equipements/{world.device.id}", data={"action": "mark_lost"}).status_code == 404
+    # same answer as an id or a tag that does not exist: existence is not leaked
+    assert client.get("/equipements/999999").status_code == 404
+    assert client.get("/d/INCONNU-000").status_code == 404
+    # the region's own coordinator does reach it
+    own = login_as(world.coordinator)
+    assert own.get(f"/equipements/{world.device.id}").status_code == 200
+    label = own.get(f"/d/{world.device.asset_tag}")
+    assert label.status_code == 302
+    assert urlsplit(label.headers["Location"]).path == f"/equipements/{world.device.id}"
+
+
+def test_nord_prefecture_sees_lille_but_not_amiens(world, login_as, api):
+    page = _serials_listed(login_as(world.prefecture_nord))
+    assert world.device.serial in page
+    assert world.device_amiens.serial not in page
+    assert world.device_idf.serial not in page
+
+    response = api(world.prefecture_nord).get("/api/v1/devices")
+    assert response.status_code == 200
+    serials = {item["serial"] for item in response.get_json()["items"]}
+    assert serials == {world.device.serial, world.device2.serial, world.device3.serial}

@@ -12,7 +12,7 @@ from flask.cli import FlaskGroup, with_appcontext
 
 from . import migrate
 from .db import db
-from .domain import accounts, referential
+from .domain import accounts, privacy, referential
 from .domain.errors import DomainError
 from .domain.referential import ImportRejected
 from .domain.scope import get_lot
@@ -151,6 +151,39 @@ def import_stock(file: Path, lot_reference: str) -> None:
     click.echo(f"{report.created} équipements ajoutés au lot {lot.reference} ({detail}).")
 
 
+@click.command("close-operation")
+@click.option("--yes", is_flag=True, help="Ne pas demander de confirmation.")
+@with_appcontext
+def close_operation(yes: bool) -> None:
+    """Close the operation: afterwards the pupils' personal data may be purged."""
+    if not yes:
+        click.confirm(
+            "Clore l'opération ? Les données personnelles des élèves pourront ensuite être effacées.",
+            abort=True,
+        )
+    state = privacy.close_operation(db.session, by=None)
+    db.session.commit()
+    click.echo(f"Opération close le {state.closed_at:%d/%m/%Y à %H:%M} (UTC).")
+
+
+@click.command("purge-personal-data")
+@click.option("--yes", is_flag=True, help="Ne pas demander de confirmation.")
+@with_appcontext
+def purge_personal_data(yes: bool) -> None:
+    """Erase pupils' and guardians' personal data once the operation is over, keeping anonymous proofs."""
+    if not yes:
+        click.confirm("Effacer définitivement les noms des élèves et de leurs responsables ?", abort=True)
+    try:
+        count = privacy.purge_personal_data(db.session, by=None)
+    except DomainError as exc:
+        _fail(exc.message)
+        return
+    db.session.commit()
+    click.echo(
+        f"Données personnelles effacées pour {count} élève(s) ; références, dates et preuves conservées."
+    )
+
+
 @click.command("db-revision")
 @click.argument("message")
 @with_appcontext
@@ -159,7 +192,17 @@ def db_revision(message: str) -> None:
     migrate.revision(db.get_engine(), message)
 
 
-COMMANDS = [init_db, load_demo, import_qpv, create_user, create_token, import_stock, db_revision]
+COMMANDS = [
+    init_db,
+    load_demo,
+    import_qpv,
+    create_user,
+    create_token,
+    import_stock,
+    close_operation,
+    purge_personal_data,
+    db_revision,
+]
 
 
 def register_commands(app: Flask) -> None:

@@ -6,12 +6,12 @@ import sqlalchemy as sa
 from sqlalchemy.orm import joinedload, selectinload
 
 from ..db import db
+from ..domain import assignments, pupils, scope
 from ..domain import devices as device_domain
-from ..domain import scope
 from ..domain.errors import ValidationFailed
 from ..domain.money import find_model
 from ..domain.scope import PERMISSIONS, Permission
-from ..models import Device, DeviceModel, Lot, Organisation, Role, User
+from ..models import Assignment, Device, DeviceModel, Lot, Organisation, Pupil, Role, User
 from . import schemas
 from .framework import operation
 
@@ -148,3 +148,133 @@ def create_device(user: User, *, body: schemas.DeviceIn) -> dict:
         asset_tag=body.asset_tag,
     )
     return device_out(device)
+
+
+# ---------------------------------------------------------------- pupils and assignments
+
+_COORDINATION = {Role.COORDINATOR, Role.ADMIN}
+
+
+def pupil_out(pupil: Pupil, user: User) -> dict:
+    """A pupil as the API shows it: names only to the coordinators of the pupil's organisation."""
+    named = pupils.may_see_names(user, pupil)
+    return {
+        "reference": pupil.reference,
+        "first_name": pupil.first_name if named else None,
+        "last_name": pupil.last_name if named else None,
+        "grade": pupil.grade,
+        "school_uai": pupil.school_uai,
+        "qpv": pupil.qpv_code,
+        "guardian_name": pupil.guardian_name if named else None,
+        "guardian_phone": pupil.guardian_phone if named else None,
+        "needs": pupil.needs,
+        "assignments": [
+            {"id": a.id, "serial": a.device.serial, "kind": a.kind}
+            for a in pupil.assignments
+            if a.cancelled_at is None
+        ],
+        "created_at": pupil.created_at,
+    }
+
+
+def assignment_out(assignment: Assignment) -> dict:
+    return {
+        "id": assignment.id,
+        "serial": assignment.device.serial,
+        "pupil": assignment.pupil.reference,
+        "kind": assignment.kind,
+        "envelope_id": assignment.envelope_id,
+        "unit_cost_cents": assignment.unit_cost_cents,
+        "created_at": assignment.created_at,
+        "cancelled_at": assignment.cancelled_at,
+    }
+
+
+@operation(
+    "/pupils",
+    "GET",
+    summary="Élèves du périmètre (noms pour les coordinateurs de la structure)",
+    roles=_COORDINATION,
+    query=schemas.PupilQuery,
+    response=schemas.PupilPage,
+    errors=(400,),
+)
+def list_pupils(user: User, *, query: schemas.PupilQuery) -> dict:
+    stmt = sa.select(Pupil).where(pupils.pupil_filter(user))
+    if query.qpv:
+        stmt = stmt.where(Pupil.qpv_code == query.qpv.strip().upper())
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(stmt.subquery()))
+    rows = db.session.scalars(
+        stmt.options(selectinload(Pupil.assignments))
+        .order_by(Pupil.id)
+        .limit(query.per_page)
+        .offset((query.page - 1) * query.per_page)
+    )
+    return {
+        "items": [pupil_out(p, user) for p in rows],
+        "page": query.page,
+        "per_page": query.per_page,
+        "total": total,
+    }
+
+
+@operation(
+    "/pupils",
+    "POST",
+    summary="Enregistrer un élève (coordinateur)",
+    roles={Role.COORDINATOR},
+    body=schemas.PupilIn,
+    response=schemas.Pupil,
+    status=201,
+    errors=(400, 409),
+    description="La référence pseudonyme est donnée par le serveur.",
+)
+def create_pupil(user: User, *, body: schemas.PupilIn) -> dict:
+    pupil = pupils.register_pupil(
+        db.session,
+        pupils.PupilData(
+            body.first_name,
+            body.last_name,
+            body.grade,
+            body.school_uai,
+            body.qpv,
+            body.guardian_name,
+            body.guardian_phone,
+            [k.value for k in body.needs],
+        ),
+        by=user,
+    )
+    return pupil_out(pupil, user)
+
+
+@operation(
+    "/assignments",
+    "POST",
+    summary="Attribuer un équipement en stock à un élève",
+    roles=_COORDINATION,
+    body=schemas.AssignmentIn,
+    response=schemas.Assignment,
+    status=201,
+    errors=(400, 404, 409, 422),
+    description="409 si l'équipement ou l'élève est déjà pris ; 422 si l'enveloppe, le plafond de 15 % "
+    "ou le quota du QPV serait dépassé.",
+)
+def create_assignment(user: User, *, body: schemas.AssignmentIn) -> dict:
+    pupil = pupils.get_pupil(db.session, user, reference=body.pupil)
+    device = scope.get_device(db.session, user, serial=body.serial.strip().upper())
+    return assignment_out(assignments.assign(db.session, pupil=pupil, device=device, by=user))
+
+
+@operation(
+    "/assignments/<int:assignment_id>",
+    "DELETE",
+    summary="Annuler une attribution avant expédition",
+    roles=_COORDINATION,
+    response=schemas.Assignment,
+    errors=(404, 409),
+    path_params={"assignment_id": "Identifiant de l'attribution"},
+)
+def delete_assignment(user: User, *, assignment_id: int) -> dict:
+    assignment = assignments.get_assignment(db.session, user, assignment_id)
+    assignments.cancel(db.session, assignment, by=user)
+    return assignment_out(assignment)

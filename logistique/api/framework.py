@@ -132,7 +132,10 @@ def operation(
                     kwargs["query"] = query.model_validate(request.args.to_dict())
                 if method == "POST":
                     return _idempotent(user, lambda: _run(handler, user, kwargs))
-                return _run(handler, user, kwargs)
+                response = _run(handler, user, kwargs)
+                if method != "GET":
+                    _finish(response)
+                return response
             except ValidationError as exc:
                 db.session.rollback()
                 return api_error(400, french_validation_message(exc))

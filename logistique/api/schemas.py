@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..models import DeviceCondition, DeviceKind, DeviceStatus, OrganisationKind
+from ..models import DeviceCondition, DeviceKind, DeviceStatus, NeedKind, OrganisationKind
 
 
 class Strict(BaseModel):
@@ -86,3 +86,61 @@ class DeviceIn(Strict):
     model: str = Field(min_length=1, max_length=120)
     condition: DeviceCondition
     asset_tag: str | None = Field(None, max_length=32, description="Généré quand absent.")
+
+
+class PupilQuery(PageQuery):
+    qpv: str | None = Field(None, max_length=8, description="Code du QPV.")
+
+
+class PupilIn(Strict):
+    first_name: str = Field(min_length=1, max_length=100)
+    last_name: str = Field(min_length=1, max_length=100)
+    grade: str = Field(min_length=1, max_length=20, description="CP … Tle.")
+    school_uai: str = Field(min_length=8, max_length=12)
+    qpv: str = Field(min_length=8, max_length=12)
+    guardian_name: str = Field(min_length=1, max_length=200)
+    guardian_phone: str = Field(min_length=9, max_length=20)
+    needs: list[NeedKind] = Field(min_length=1)
+
+
+class AssignmentBrief(BaseModel):
+    id: int
+    serial: str
+    kind: NeedKind
+
+
+class Pupil(BaseModel):
+    reference: str
+    first_name: str | None = Field(description="Seulement pour les coordinateurs de la structure.")
+    last_name: str | None
+    grade: str
+    school_uai: str
+    qpv: str
+    guardian_name: str | None
+    guardian_phone: str | None
+    needs: list[NeedKind]
+    assignments: list[AssignmentBrief]
+    created_at: datetime
+
+
+class PupilPage(BaseModel):
+    items: list[Pupil]
+    page: int
+    per_page: int
+    total: int
+
+
+class AssignmentIn(Strict):
+    serial: str = Field(min_length=1, max_length=64)
+    pupil: str = Field(min_length=1, max_length=16, description="Référence de l'élève (E-59-000123).")
+
+
+class Assignment(BaseModel):
+    id: int
+    serial: str
+    pupil: str
+    kind: NeedKind
+    envelope_id: int
+    unit_cost_cents: int
+    created_at: datetime
+    cancelled_at: datetime | None

@@ -8,7 +8,9 @@ from datetime import date
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from ..formatting import euros
 from ..models import (
+    Assignment,
     CiteEducative,
     DeviceKind,
     DeviceModel,
@@ -76,10 +78,10 @@ def save_envelope(
         if data.amount_cents > cap:
             raise ValidationFailed(
                 f"Au plus {CITE_2020_CAP_PERCENT} % de l'enveloppe 2020 peut servir au plan : "
-                f"{cap / 100:,.2f} € au maximum.".replace(",", "\u202f").replace(".", ",")
+                f"{euros(cap)} au maximum."
             )
     if envelope is not None:
-        committed = committed_cents(session, envelope)
+        committed = committed_by_envelope(session, [envelope.id]).get(envelope.id, 0)
         if data.amount_cents < committed:
             raise ValidationFailed(
                 "Le montant ne peut pas descendre sous ce qui est déjà engagé sur l'enveloppe."
@@ -97,9 +99,23 @@ def save_envelope(
     return env
 
 
-def committed_cents(session: Session, envelope: Envelope) -> int:
-    """Money committed on an envelope (devices assigned and beyond). Assignments come with the pupils."""
-    return 0
+def spendable_cents(envelope: Envelope) -> int:
+    """What may be committed on an envelope: its amount, and never past 15 % for a cité éducative 2020."""
+    if envelope.kind is EnvelopeKind.CITE_2020 and envelope.annual_amount_cents is not None:
+        return min(envelope.amount_cents, cite_2020_cap(envelope.annual_amount_cents))
+    return envelope.amount_cents
+
+
+def committed_by_envelope(session: Session, envelope_ids: list[int] | None = None) -> dict[int, int]:
+    """Money committed per envelope: the unit costs of its active assignments."""
+    query = (
+        sa.select(Assignment.envelope_id, sa.func.coalesce(sa.func.sum(Assignment.unit_cost_cents), 0))
+        .where(Assignment.cancelled_at.is_(None))
+        .group_by(Assignment.envelope_id)
+    )
+    if envelope_ids is not None:
+        query = query.where(Assignment.envelope_id.in_(envelope_ids))
+    return {envelope_id: int(total) for envelope_id, total in session.execute(query)}
 
 
 @dataclass

@@ -113,7 +113,9 @@ def import_qpv(session: Session, data: bytes, *, by: User | None) -> ImportRepor
                 "names": names,
             }
         )
+    regions_in_file = {item["dep"]: item["region"] for item in parsed if item["region"]}
     for item in parsed:
+        item["region"] = item["region"] or regions_in_file.get(item["dep"])
         if session.get(Department, item["dep"]) is None and not item["region"]:
             errors.append(
                 RowError(item["line"], f"département {item['dep']} inconnu et région (insee_reg) absente")

@@ -12,10 +12,30 @@ from .enums import (
     TerritoryKind,
 )
 from .money import Envelope, Lot, LotUnitCost
+from .pupils import (
+    AllocationLine,
+    AllocationPlan,
+    Assignment,
+    AuditEvent,
+    Need,
+    NeedKind,
+    OperationState,
+    PlanStatus,
+    Pupil,
+)
 from .referential import CiteEducative, Commune, Department, Organisation, Qpv, Region, organisation_qpvs
 from .stock import Device, DeviceEvent, DeviceModel
 
 __all__ = [
+    "AllocationLine",
+    "AllocationPlan",
+    "Assignment",
+    "AuditEvent",
+    "Need",
+    "NeedKind",
+    "OperationState",
+    "PlanStatus",
+    "Pupil",
     "ApiToken",
     "CiteEducative",
     "Commune",

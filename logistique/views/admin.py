@@ -199,7 +199,9 @@ def _organisation_form(form: OrganisationForm) -> None:
     deps = db.session.scalars(sa.select(Department).order_by(Department.code))
     form.department_code.choices = options([(d.code, f"{d.code} — {d.name}") for d in deps])
     cites = db.session.scalars(sa.select(CiteEducative).order_by(CiteEducative.name))
-    form.cite_educative.choices = options([("", "—")] + [(c.code, f"{c.name} ({c.department_code})") for c in cites])
+    form.cite_educative.choices = options(
+        [("", "—")] + [(c.code, f"{c.name} ({c.department_code})") for c in cites]
+    )
 
 
 def _organisation_data(form: OrganisationForm) -> OrganisationData:
@@ -351,7 +353,9 @@ def _envelope_form(form: EnvelopeForm) -> None:
         (r.code, f"{r.code} — {r.name}") for r in db.session.scalars(sa.select(Region).order_by(Region.code))
     )
     cites = db.session.scalars(sa.select(CiteEducative).order_by(CiteEducative.name))
-    form.cite_educative.choices = options([("", "—")] + [(c.code, f"{c.name} ({c.department_code})") for c in cites])
+    form.cite_educative.choices = options(
+        [("", "—")] + [(c.code, f"{c.name} ({c.department_code})") for c in cites]
+    )
 
 
 def _envelope_data(form: EnvelopeForm) -> money.EnvelopeData:

@@ -14,9 +14,14 @@ bp = Blueprint("main", __name__)
 
 _NAV: list[tuple[str, str, set[Role]]] = [
     ("main.home", "Accueil", set(Role)),
+    ("pupils.pupil_list", "Élèves", {Role.COORDINATOR, Role.ADMIN}),
+    ("pupils.waiting_list", "Attente", {Role.COORDINATOR, Role.ADMIN}),
+    ("pupils.needs", "Besoins", {Role.COORDINATOR}),
     ("stock.device_list", "Équipements", set(Role)),
     ("stock.receive", "Réception", {Role.ADMIN, Role.WAREHOUSE}),
     ("stock.import_stock", "Import de stock", {Role.ADMIN, Role.WAREHOUSE}),
+    ("census.census_page", "Recensement", {Role.PREFECTURE, Role.ADMIN}),
+    ("census.plans", "Répartition", {Role.ADMIN}),
     ("admin.organisations", "Structures", {Role.ADMIN}),
     ("admin.qpvs", "QPV", {Role.ADMIN}),
     ("admin.envelopes", "Enveloppes", {Role.ADMIN}),

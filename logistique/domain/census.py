@@ -1,0 +1,204 @@
+"""The census of needs: declared by organisations per QPV, aggregated QPV → department → region."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from ..db import utcnow
+from ..models import (
+    Assignment,
+    Department,
+    Need,
+    NeedKind,
+    Organisation,
+    Pupil,
+    Qpv,
+    Region,
+    Role,
+    TerritoryKind,
+    User,
+)
+from . import audit
+from .errors import Forbidden, ValidationFailed
+from .pupils import served_qpvs
+
+MAX_DECLARED = 100_000
+
+
+def declare_needs(
+    session: Session,
+    organisation: Organisation,
+    counts: Mapping[tuple[str, NeedKind], int],
+    *,
+    by: User | None,
+) -> int:
+    """Set an organisation's declared needs per (QPV, kind), unregistered pupils included (no commit)."""
+    if by is not None and not (by.role is Role.COORDINATOR and by.organisation_id == organisation.id):
+        raise Forbidden("Seuls les coordinateurs de la structure déclarent ses besoins.")
+    served = served_qpvs(session, organisation.id)
+    problems = []
+    for (qpv, kind), count in counts.items():
+        if qpv not in served:
+            problems.append(f"le QPV {qpv} n'est pas desservi par la structure")
+        if not isinstance(count, int) or count < 0 or count > MAX_DECLARED:
+            problems.append(f"{qpv} {kind.label.lower()} : nombre entre 0 et {MAX_DECLARED} attendu")
+    if problems:
+        raise ValidationFailed("Besoins refusés — " + " ; ".join(problems) + ".")
+    existing = {
+        (n.qpv_code, n.kind): n
+        for n in session.scalars(sa.select(Need).where(Need.organisation_id == organisation.id))
+    }
+    changed = 0
+    now = utcnow()
+    for (qpv, kind), count in counts.items():
+        row = existing.get((qpv, kind))
+        if row is None:
+            session.add(
+                Need(
+                    organisation_id=organisation.id,
+                    qpv_code=qpv,
+                    kind=kind,
+                    count=count,
+                    updated_at=now,
+                    updated_by_id=by.id if by else None,
+                )
+            )
+            changed += 1
+        elif row.count != count:
+            row.count, row.updated_at, row.updated_by_id = count, now, (by.id if by else None)
+            changed += 1
+    session.flush()
+    if changed:
+        audit.record(
+            session, "needs_declared", by=by, subject=organisation.name, detail=f"{changed} ligne(s)"
+        )
+    return changed
+
+
+def _registered(session: Session, qpv_filter) -> dict[tuple[int, str, NeedKind], int]:
+    counts: dict[tuple[int, str, NeedKind], int] = {}
+    for kind, flag in (
+        (NeedKind.TABLET, Pupil.needs_tablet),
+        (NeedKind.LAPTOP, Pupil.needs_laptop),
+        (NeedKind.CONNECTION, Pupil.needs_connection),
+    ):
+        for org, qpv, n in session.execute(
+            sa.select(Pupil.organisation_id, Pupil.qpv_code, sa.func.count(Pupil.id))
+            .where(flag.is_(True), qpv_filter(Pupil.qpv_code))
+            .group_by(Pupil.organisation_id, Pupil.qpv_code)
+        ):
+            counts[(org, qpv, kind)] = n
+    return counts
+
+
+def _qpv_filter(session: Session, *, region_code: str | None = None, department_code: str | None = None):
+    if department_code:
+        return lambda column: column.in_(sa.select(Qpv.code).where(Qpv.department_code == department_code))
+    if region_code:
+        return lambda column: column.in_(
+            sa.select(Qpv.code)
+            .join(Department, Qpv.department_code == Department.code)
+            .where(Department.region_code == region_code)
+        )
+    return lambda column: sa.true()
+
+
+def needs_by_qpv(
+    session: Session, *, region_code: str | None = None, department_code: str | None = None
+) -> dict[tuple[str, NeedKind], tuple[int, int]]:
+    """{(qpv, kind): (need, assigned)}. A need is, per organisation, the larger of what it declared and the
+    pupils it registered with that need; assigned counts the active assignments."""
+    qpv_filter = _qpv_filter(session, region_code=region_code, department_code=department_code)
+    declared = {
+        (org, qpv, kind): count
+        for org, qpv, kind, count in session.execute(
+            sa.select(Need.organisation_id, Need.qpv_code, Need.kind, Need.count).where(
+                qpv_filter(Need.qpv_code)
+            )
+        )
+    }
+    registered = _registered(session, qpv_filter)
+    needs: dict[tuple[str, NeedKind], int] = defaultdict(int)
+    for key in set(declared) | set(registered):
+        _org, qpv, kind = key
+        needs[(qpv, kind)] += max(declared.get(key, 0), registered.get(key, 0))
+    assigned = {
+        (qpv, kind): n
+        for qpv, kind, n in session.execute(
+            sa.select(Assignment.qpv_code, Assignment.kind, sa.func.count(Assignment.id))
+            .where(Assignment.cancelled_at.is_(None), qpv_filter(Assignment.qpv_code))
+            .group_by(Assignment.qpv_code, Assignment.kind)
+        )
+    }
+    keys = set(needs) | set(assigned)
+    return {key: (needs.get(key, 0), assigned.get(key, 0)) for key in keys}
+
+
+@dataclass
+class CensusRow:
+    level: str  # "region", "department", "qpv"
+    code: str
+    name: str
+    department: str = ""
+    needs: dict[NeedKind, int] = field(default_factory=lambda: {k: 0 for k in NeedKind})
+    assigned: dict[NeedKind, int] = field(default_factory=lambda: {k: 0 for k in NeedKind})
+
+    @property
+    def total_needs(self) -> int:
+        return sum(self.needs.values())
+
+    @property
+    def total_assigned(self) -> int:
+        return sum(self.assigned.values())
+
+
+def territory_of(session: Session, user: User | None) -> tuple[str | None, str | None]:
+    """(region, department) a census is limited to for this user: prefecture's territory, admin everything."""
+    if user is None or user.role is Role.ADMIN:
+        return None, None
+    if user.role is Role.PREFECTURE:
+        if user.territory_kind is TerritoryKind.DEPARTMENT:
+            return None, user.territory_code
+        return user.territory_code, None
+    raise Forbidden()
+
+
+def census(session: Session, *, by: User | None, region_code: str | None = None) -> list[CensusRow]:
+    """Rows in report order: each region, then each of its departments followed by its QPVs with needs."""
+    scope_region, scope_department = territory_of(session, by)
+    region_code = scope_region or region_code
+    data = needs_by_qpv(session, region_code=region_code, department_code=scope_department)
+    qpvs = {q.code: q for q in session.scalars(sa.select(Qpv).where(Qpv.code.in_({q for q, _ in data})))}
+    departments = {d.code: d for d in session.scalars(sa.select(Department))}
+    regions = {r.code: r for r in session.scalars(sa.select(Region))}
+    tree: dict[str, dict[str, list[CensusRow]]] = defaultdict(lambda: defaultdict(list))
+    by_qpv: dict[str, CensusRow] = {}
+    for (code, kind), (need, assigned) in data.items():
+        row = by_qpv.get(code)
+        if row is None:
+            qpv = qpvs[code]
+            row = by_qpv[code] = CensusRow("qpv", code, qpv.name, qpv.department_code)
+            tree[departments[qpv.department_code].region_code][qpv.department_code].append(row)
+        row.needs[kind] += need
+        row.assigned[kind] += assigned
+    rows: list[CensusRow] = []
+    for region in sorted(tree):
+        region_row = CensusRow("region", region, regions[region].name)
+        block: list[CensusRow] = []
+        for dep in sorted(tree[region]):
+            dep_row = CensusRow("department", dep, departments[dep].name, dep)
+            for qpv_row in sorted(tree[region][dep], key=lambda r: r.code):
+                for kind in NeedKind:
+                    dep_row.needs[kind] += qpv_row.needs[kind]
+                    dep_row.assigned[kind] += qpv_row.assigned[kind]
+            for kind in NeedKind:
+                region_row.needs[kind] += dep_row.needs[kind]
+                region_row.assigned[kind] += dep_row.assigned[kind]
+            block += [dep_row, *sorted(tree[region][dep], key=lambda r: r.code)]
+        rows += [region_row, *block]
+    return rows

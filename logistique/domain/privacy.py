@@ -1,0 +1,55 @@
+"""End of operation: close it, then purge the pupils' personal data, keeping anonymous proofs."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from ..db import utcnow
+from ..models import OperationState, Pupil, User
+from . import audit, scope
+from .errors import InvalidTransition
+
+
+def state(session: Session) -> OperationState:
+    """The operation's single state row (created open on first use)."""
+    row = session.get(OperationState, 1)
+    if row is None:
+        row = OperationState(id=1)
+        session.add(row)
+        session.flush()
+    return row
+
+
+def close_operation(session: Session, *, by: User | None) -> OperationState:
+    """Mark the operation closed: no new pupils' data is needed any more (no commit)."""
+    scope.require(by, scope.Permission.MANAGE_USERS)
+    row = state(session)
+    if row.closed_at is None:
+        row.closed_at = utcnow()
+        row.closed_by = by.email if by else "ligne de commande"
+        audit.record(session, "operation_closed", by=by)
+    return row
+
+
+def purge_personal_data(session: Session, *, by: User | None) -> int:
+    """Erase names and guardian data of every pupil once the operation is closed; journal it (no commit).
+
+    References, QPV, school, grade, dates, assignments and the devices' journals stay: they prove what
+    happened without saying who the child was."""
+    scope.require(by, scope.Permission.MANAGE_USERS)
+    if state(session).closed_at is None:
+        raise InvalidTransition(
+            "L'opération n'est pas close : fermez-la d'abord (logistique close-operation)."
+        )
+    now = utcnow()
+    result = session.execute(
+        sa.update(Pupil)
+        .where(Pupil.purged_at.is_(None))
+        .values(first_name=None, last_name=None, guardian_name=None, guardian_phone=None, purged_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    count = result.rowcount or 0
+    audit.record(session, "personal_data_purged", by=by, detail=f"{count} élève(s) anonymisé(s)")
+    session.flush()
+    return count

@@ -1,0 +1,379 @@
+"""Pupils: registration by form and CSV (all or nothing), pseudonymous references, scope and privacy."""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from .. import codes
+from ..csvfiles import CsvFileError, RowError, read_csv
+from ..models import (
+    Assignment,
+    NeedKind,
+    Organisation,
+    OrganisationKind,
+    Pupil,
+    Qpv,
+    Role,
+    User,
+    organisation_qpvs,
+)
+from . import audit
+from .errors import Conflict, Forbidden, NotFound, ValidationFailed
+from .referential import ImportRejected
+
+GRADES = [
+    "PS",
+    "MS",
+    "GS",
+    "CP",
+    "CE1",
+    "CE2",
+    "CM1",
+    "CM2",
+    "6e",
+    "5e",
+    "4e",
+    "3e",
+    "2de",
+    "1re",
+    "Tle",
+    "CAP",
+    "Autre",
+]
+_GRADE_ALIASES = {g.lower(): g for g in GRADES} | {
+    "6eme": "6e",
+    "5eme": "5e",
+    "4eme": "4e",
+    "3eme": "3e",
+    "seconde": "2de",
+    "2nde": "2de",
+    "premiere": "1re",
+    "1ere": "1re",
+    "terminale": "Tle",
+    "term": "Tle",
+    "petite section": "PS",
+    "moyenne section": "MS",
+    "grande section": "GS",
+    "sixieme": "6e",
+    "cinquieme": "5e",
+    "quatrieme": "4e",
+    "troisieme": "3e",
+}
+_NEED_ALIASES = {
+    "tablette": NeedKind.TABLET,
+    "tablet": NeedKind.TABLET,
+    "ordinateur": NeedKind.LAPTOP,
+    "ordi": NeedKind.LAPTOP,
+    "pc": NeedKind.LAPTOP,
+    "ordinateur portable": NeedKind.LAPTOP,
+    "connexion": NeedKind.CONNECTION,
+    "cle 4g": NeedKind.CONNECTION,
+    "cle_4g": NeedKind.CONNECTION,
+    "4g": NeedKind.CONNECTION,
+    "internet": NeedKind.CONNECTION,
+}
+
+PUPIL_COLUMNS = {
+    "prenom": {"prenom_eleve", "first_name"},
+    "nom": {"nom_eleve", "nom_de_famille", "last_name"},
+    "niveau": {"classe", "grade"},
+    "uai": {"uai_etablissement", "code_uai", "rne", "etablissement"},
+    "qpv": {"code_qpv", "quartier", "code_qp"},
+    "responsable_nom": {"nom_responsable", "responsable", "representant_legal", "parent"},
+    "responsable_telephone": {"telephone_responsable", "telephone", "tel", "tel_responsable"},
+    "besoins": {"besoin", "needs"},
+}
+
+
+def _fold(text: str) -> str:
+    text = unicodedata.normalize("NFKD", text or "").encode("ascii", "ignore").decode()
+    return " ".join(text.lower().replace("_", " ").replace("-", " ").split())
+
+
+def parse_needs(raw: str | list[str]) -> list[NeedKind]:
+    """``tablette+connexion``, ``Tablette, clé 4G`` or a list of codes → the kinds, refused when unknown."""
+    parts = raw if isinstance(raw, list) else [p for p in raw.replace("+", ",").replace(";", ",").split(",")]
+    kinds: list[NeedKind] = []
+    for part in parts:
+        folded = _fold(part)
+        if not folded:
+            continue
+        kind = _NEED_ALIASES.get(folded)
+        if kind is None:
+            raise ValidationFailed(f"besoin inconnu : {part.strip()!r} (tablette, ordinateur ou connexion)")
+        if kind not in kinds:
+            kinds.append(kind)
+    if not kinds:
+        raise ValidationFailed("indiquez au moins un besoin (tablette, ordinateur ou connexion)")
+    return sorted(kinds, key=list(NeedKind).index)
+
+
+def parse_grade(raw: str) -> str:
+    """A school grade as the census writes it (CP … Tle), refused when unknown."""
+    grade = _GRADE_ALIASES.get(_fold(raw).replace("è", "e"))
+    if grade is None:
+        raise ValidationFailed(f"niveau inconnu : {raw.strip()!r} (ex. CP, CM2, 6e, 3e, 2de, Tle)")
+    return grade
+
+
+def _name(raw: str, what: str, max_length: int = 100) -> str:
+    value = " ".join((raw or "").split())
+    if not value:
+        raise ValidationFailed(f"{what} obligatoire")
+    if len(value) > max_length:
+        raise ValidationFailed(f"{what} trop long ({max_length} caractères au plus)")
+    if any(c.isdigit() for c in value) or any(unicodedata.category(c).startswith("C") for c in value):
+        raise ValidationFailed(f"{what} invalide : {value!r}")
+    return value
+
+
+@dataclass
+class PupilData:
+    first_name: str
+    last_name: str
+    grade: str
+    school_uai: str
+    qpv: str
+    guardian_name: str
+    guardian_phone: str
+    needs: list[str] | str = field(default_factory=list)
+
+
+@dataclass
+class CleanPupil:
+    first_name: str
+    last_name: str
+    grade: str
+    school_uai: str
+    qpv_code: str
+    guardian_name: str
+    guardian_phone: str
+    needs: list[NeedKind]
+
+    def identity(self) -> tuple[str, str, str]:
+        """What makes two registrations the same child: names and guardian phone."""
+        return (_fold(self.first_name), _fold(self.last_name), self.guardian_phone)
+
+
+def served_qpvs(session: Session, organisation_id: int) -> set[str]:
+    """Codes of the QPVs an organisation serves."""
+    return set(
+        session.scalars(
+            sa.select(organisation_qpvs.c.qpv_code).where(
+                organisation_qpvs.c.organisation_id == organisation_id
+            )
+        )
+    )
+
+
+def _clean(data: PupilData, served: set[str], known_qpvs: set[str]) -> CleanPupil:
+    """Validate one pupil; every problem is collected into one French message."""
+    problems: list[str] = []
+
+    def check(fn, *args):
+        try:
+            return fn(*args)
+        except (ValidationFailed, codes.CodeError) as exc:
+            problems.append(exc.message if isinstance(exc, ValidationFailed) else str(exc))
+            return None
+
+    first = check(_name, data.first_name, "prénom")
+    last = check(_name, data.last_name, "nom")
+    grade = check(parse_grade, data.grade)
+    uai = check(codes.normalize_uai, data.school_uai)
+    qpv = check(codes.normalize_qpv, data.qpv)
+    if qpv is not None:
+        if qpv not in known_qpvs:
+            problems.append(f"QPV inconnu : {qpv}")
+        elif qpv not in served:
+            problems.append(f"le QPV {qpv} n'est pas desservi par votre structure")
+    guardian = check(_name, data.guardian_name, "nom du responsable légal", 200)
+    phone = check(codes.normalize_phone, data.guardian_phone)
+    needs = check(parse_needs, data.needs)
+    if problems:
+        raise ValidationFailed(" ; ".join(problems))
+    return CleanPupil(first, last, grade, uai, qpv, guardian, phone, needs)
+
+
+def _require_coordinator(by: User | None) -> Organisation | None:
+    """Pupils are registered by a coordinator for their organisation (or by the command line)."""
+    if by is None:
+        return None
+    if by.role is not Role.COORDINATOR or by.organisation is None:
+        raise Forbidden("Seuls les coordinateurs d'une association ou d'une école enregistrent des élèves.")
+    if by.organisation.kind not in (OrganisationKind.ASSOCIATION, OrganisationKind.SCHOOL):
+        raise Forbidden()
+    return by.organisation
+
+
+def _existing_identities(session: Session, organisation_id: int) -> dict[tuple[str, str, str], str]:
+    rows = session.execute(
+        sa.select(Pupil.first_name, Pupil.last_name, Pupil.guardian_phone, Pupil.reference).where(
+            Pupil.organisation_id == organisation_id, Pupil.purged_at.is_(None)
+        )
+    )
+    return {(_fold(f), _fold(la), p): ref for f, la, p, ref in rows}
+
+
+def _insert(session: Session, clean: CleanPupil, organisation_id: int, department: str) -> Pupil:
+    pupil = Pupil(
+        organisation_id=organisation_id,
+        qpv_code=clean.qpv_code,
+        school_uai=clean.school_uai,
+        grade=clean.grade,
+        first_name=clean.first_name,
+        last_name=clean.last_name,
+        guardian_name=clean.guardian_name,
+        guardian_phone=clean.guardian_phone,
+    )
+    pupil.needs = clean.needs
+    session.add(pupil)
+    session.flush()
+    # the reference is derived from the row id: unique without a race, and says nothing about the child
+    pupil.reference = f"E-{department}-{pupil.id:06d}"
+    return pupil
+
+
+def register_pupil(
+    session: Session, data: PupilData, *, by: User | None, organisation: Organisation | None = None
+) -> Pupil:
+    """Register one pupil for the coordinator's organisation; refuse bad fields and duplicates (no commit)."""
+    org = _require_coordinator(by) or organisation
+    if org is None:
+        raise ValidationFailed("Structure manquante.")
+    known = set(session.scalars(sa.select(Qpv.code)))
+    clean = _clean(data, served_qpvs(session, org.id), known)
+    existing = _existing_identities(session, org.id).get(clean.identity())
+    if existing:
+        raise Conflict(f"Cet élève est déjà enregistré ({existing}).", code="duplicate_pupil")
+    pupil = _insert(session, clean, org.id, codes.qpv_department(clean.qpv_code))
+    audit.record(session, "pupil_registered", by=by, subject=pupil.reference)
+    return pupil
+
+
+def import_pupils(
+    session: Session, data: bytes, *, by: User | None, organisation: Organisation | None = None
+) -> list[Pupil]:
+    """Register the pupils of a CSV for the coordinator's organisation; any bad row refuses the whole file."""
+    org = _require_coordinator(by) or organisation
+    if org is None:
+        raise ValidationFailed("Structure manquante.")
+    try:
+        table = read_csv(data, columns=PUPIL_COLUMNS, required=set(PUPIL_COLUMNS))
+    except CsvFileError as exc:
+        raise ImportRejected(str(exc), []) from exc
+    errors: list[RowError] = list(table.errors)
+    served = served_qpvs(session, org.id)
+    known = set(session.scalars(sa.select(Qpv.code)))
+    existing = _existing_identities(session, org.id)
+    seen: dict[tuple[str, str, str], int] = {}
+    cleaned: list[CleanPupil] = []
+    for line, row in table.rows:
+        try:
+            clean = _clean(
+                PupilData(
+                    row["prenom"],
+                    row["nom"],
+                    row["niveau"],
+                    row["uai"],
+                    row["qpv"],
+                    row["responsable_nom"],
+                    row["responsable_telephone"],
+                    row["besoins"],
+                ),
+                served,
+                known,
+            )
+        except ValidationFailed as exc:
+            errors.append(RowError(line, exc.message))
+            continue
+        identity = clean.identity()
+        if identity in existing:
+            errors.append(RowError(line, f"élève déjà enregistré ({existing[identity]})"))
+        elif identity in seen:
+            errors.append(RowError(line, f"élève en double dans le fichier (déjà ligne {seen[identity]})"))
+        else:
+            seen[identity] = line
+            cleaned.append(clean)
+    if errors:
+        errors.sort(key=lambda e: e.line)
+        raise ImportRejected(
+            f"Fichier refusé : {len(errors)} ligne(s) en erreur, aucun élève n'a été importé.", errors
+        )
+    if not cleaned:
+        raise ImportRejected("Le fichier ne contient aucun élève.", [])
+    pupils = [_insert(session, c, org.id, codes.qpv_department(c.qpv_code)) for c in cleaned]
+    audit.record(
+        session,
+        "pupils_imported",
+        by=by,
+        subject=org.name,
+        detail=f"{len(pupils)} élèves : {pupils[0].reference} à {pupils[-1].reference}",
+    )
+    return pupils
+
+
+# ---------------------------------------------------------------- scope and privacy
+
+
+def pupil_filter(user: User | None):
+    """Pupils a user may see: a coordinator their organisation's; admins all (references only)."""
+    if user is None or user.role is Role.ADMIN:
+        return sa.true()
+    if user.role is Role.COORDINATOR and user.organisation_id:
+        return Pupil.organisation_id == user.organisation_id
+    return sa.false()
+
+
+def may_see_names(user: User | None, pupil: Pupil) -> bool:
+    """Only the coordinators of the pupil's organisation see names; everyone else sees the reference."""
+    return (
+        user is not None and user.role is Role.COORDINATOR and user.organisation_id == pupil.organisation_id
+    )
+
+
+def get_pupil(
+    session: Session, user: User | None, *, pupil_id: int | None = None, reference: str | None = None
+) -> Pupil:
+    """One pupil in the user's scope, or NotFound."""
+    query = sa.select(Pupil).where(pupil_filter(user))
+    query = (
+        query.where(Pupil.id == pupil_id)
+        if pupil_id is not None
+        else query.where(Pupil.reference == (reference or "").strip().upper())
+    )
+    pupil = session.scalar(query)
+    if pupil is None:
+        raise NotFound("Élève introuvable, ou hors de votre périmètre.")
+    return pupil
+
+
+def active_assignment(pupil: Pupil, kind: NeedKind) -> Assignment | None:
+    """The pupil's active assignment of that kind, if any."""
+    return next((a for a in pupil.assignments if a.kind is kind and a.cancelled_at is None), None)
+
+
+def waiting_list_query(user: User | None):
+    """(pupil, kind) pairs still without a device, oldest registration first."""
+    rows = []
+    for kind, flag in (
+        (NeedKind.TABLET, Pupil.needs_tablet),
+        (NeedKind.LAPTOP, Pupil.needs_laptop),
+        (NeedKind.CONNECTION, Pupil.needs_connection),
+    ):
+        taken = sa.exists().where(
+            Assignment.pupil_id == Pupil.id, Assignment.kind == kind, Assignment.cancelled_at.is_(None)
+        )
+        rows.append(
+            sa.select(
+                Pupil.id.label("pupil_id"),
+                sa.literal(kind.value).label("kind"),
+                Pupil.qpv_code,
+                Pupil.created_at,
+            ).where(pupil_filter(user), flag.is_(True), ~taken, Pupil.purged_at.is_(None))
+        )
+    return sa.union_all(*rows).subquery()

@@ -1,0 +1,350 @@
+"""Coordinators' side: pupils, needs, waiting list, and assigning devices to pupils (phone first)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask_wtf.file import FileAllowed, FileField, FileRequired
+from sqlalchemy.orm import joinedload
+from wtforms import SelectField, SelectMultipleField, StringField, SubmitField, TextAreaField, widgets
+from wtforms.validators import DataRequired, Length
+
+from ..access import roles
+from ..db import db
+from ..domain import assignments, census, pupils, scope
+from ..domain.errors import DomainError
+from ..domain.pupils import PupilData
+from ..domain.referential import ImportRejected
+from ..models import (
+    Assignment,
+    Department,
+    Device,
+    DeviceModel,
+    DeviceStatus,
+    Need,
+    NeedKind,
+    Organisation,
+    Pupil,
+    Qpv,
+    Role,
+)
+from .forms import Form, options
+from .paging import paginate
+
+bp = Blueprint("pupils", __name__)
+
+COORDINATION = (Role.COORDINATOR, Role.ADMIN)
+
+
+class PupilForm(Form):
+    first_name = StringField(
+        "Prénom",
+        validators=[DataRequired("Prénom obligatoire."), Length(max=100)],
+        render_kw={"autocomplete": "off"},
+    )
+    last_name = StringField(
+        "Nom",
+        validators=[DataRequired("Nom obligatoire."), Length(max=100)],
+        render_kw={"autocomplete": "off"},
+    )
+    grade = SelectField("Niveau", choices=options([(g, g) for g in pupils.GRADES]))
+    school_uai = StringField(
+        "UAI de l'établissement",
+        validators=[DataRequired("UAI obligatoire."), Length(max=12)],
+        description="7 chiffres et une lettre, ex. 0590123A.",
+    )
+    qpv = SelectField("QPV de résidence")
+    guardian_name = StringField(
+        "Responsable légal", validators=[DataRequired("Nom obligatoire."), Length(max=200)]
+    )
+    guardian_phone = StringField(
+        "Téléphone du responsable",
+        validators=[DataRequired("Téléphone obligatoire.")],
+        render_kw={"inputmode": "tel", "autocomplete": "off"},
+    )
+    needs = SelectMultipleField(
+        "Besoins",
+        choices=options([(k.value, k.label) for k in NeedKind]),
+        option_widget=widgets.CheckboxInput(),
+        widget=widgets.ListWidget(prefix_label=False),
+        validators=[DataRequired("Cochez au moins un besoin.")],
+    )
+    submit = SubmitField("Enregistrer l'élève")
+
+
+def _org_qpvs() -> list[Qpv]:
+    return list(g.user.organisation.qpvs) if g.user.organisation else []
+
+
+@bp.route("/eleves")
+@roles(*COORDINATION)
+def pupil_list():
+    """Pupils of the organisation (names for its coordinators, references for admins)."""
+    args = {"q": request.args.get("q", "").strip(), "qpv": request.args.get("qpv", "").strip()}
+    query = (
+        sa.select(Pupil).where(pupils.pupil_filter(g.user)).options(joinedload(Pupil.qpv)).order_by(Pupil.id)
+    )
+    if args["q"]:
+        like = f"%{args['q']}%"
+        if g.user.role is Role.COORDINATOR:
+            query = query.where(
+                sa.or_(Pupil.reference.ilike(like), Pupil.first_name.ilike(like), Pupil.last_name.ilike(like))
+            )
+        else:
+            query = query.where(Pupil.reference.ilike(like))
+    if args["qpv"]:
+        query = query.where(Pupil.qpv_code == args["qpv"].upper())
+    page = paginate(
+        db.session, query, per_page=current_app.config["PAGE_SIZE"], endpoint="pupils.pupil_list", args=args
+    )
+    return render_template(
+        "pupils/list.html", page=page, args=args, qpvs=_org_qpvs(), show_names=g.user.role is Role.COORDINATOR
+    )
+
+
+@bp.route("/eleves/nouveau", methods=["GET", "POST"])
+@roles(Role.COORDINATOR)
+def pupil_new():
+    """Register a pupil of a QPV the organisation serves."""
+    form = PupilForm()
+    form.qpv.choices = options([(q.code, q.label) for q in _org_qpvs()])
+    if form.validate_on_submit():
+        data = PupilData(
+            form.first_name.data,
+            form.last_name.data,
+            form.grade.data,
+            form.school_uai.data,
+            form.qpv.data,
+            form.guardian_name.data,
+            form.guardian_phone.data,
+            form.needs.data,
+        )
+        try:
+            pupil = pupils.register_pupil(db.session, data, by=g.user)
+        except DomainError as exc:
+            db.session.rollback()
+            flash(exc.message, "error")
+            return render_template("pupils/form.html", form=form), 422
+        db.session.commit()
+        flash(f"Élève enregistré : {pupil.reference}.", "success")
+        return redirect(url_for("pupils.pupil_detail", pupil_id=pupil.id))
+    return render_template("pupils/form.html", form=form)
+
+
+class ImportForm(Form):
+    file = FileField(
+        "Fichier CSV des élèves",
+        validators=[
+            FileRequired("Choisissez un fichier."),
+            FileAllowed(["csv", "txt"], "Un fichier .csv est attendu."),
+        ],
+        description="Colonnes : prenom ; nom ; niveau ; uai ; qpv ; responsable_nom ; "
+        "responsable_telephone ; besoins (tablette+connexion…).",
+    )
+    submit = SubmitField("Importer")
+
+
+@bp.route("/eleves/import", methods=["GET", "POST"])
+@roles(Role.COORDINATOR)
+def pupil_import():
+    """Import pupils from a CSV: all or nothing, every bad row reported by line."""
+    form = ImportForm()
+    errors = []
+    if form.validate_on_submit():
+        try:
+            created = pupils.import_pupils(db.session, form.file.data.read(), by=g.user)
+        except ImportRejected as exc:
+            db.session.rollback()
+            flash(exc.message, "error")
+            errors = exc.errors
+        else:
+            db.session.commit()
+            flash(f"{len(created)} élèves importés.", "success")
+            return redirect(url_for("pupils.pupil_list"))
+    return render_template("pupils/import.html", form=form, errors=errors), (422 if errors else 200)
+
+
+class AssignForm(Form):
+    serial = StringField(
+        "Numéro de série",
+        validators=[DataRequired("Scannez ou tapez un numéro de série.")],
+        render_kw={
+            "autocomplete": "off",
+            "autocapitalize": "characters",
+            "spellcheck": "false",
+            "data-autofocus-scan": True,
+        },
+    )
+    submit = SubmitField("Attribuer")
+
+
+def _available_devices(pupil: Pupil) -> dict[NeedKind, list[Device]]:
+    """Up to 30 devices of each needed kind in stock in the pupil's region, for a pick list."""
+    region = db.session.scalar(
+        sa.select(Department.region_code).where(Department.code == pupil.qpv.department_code)
+    )
+    offer: dict[NeedKind, list[Device]] = {}
+    for kind in pupil.needs:
+        if pupils.active_assignment(pupil, kind) is not None:
+            continue
+        offer[kind] = list(
+            db.session.scalars(
+                sa.select(Device)
+                .join(DeviceModel, Device.model_id == DeviceModel.id)
+                .join(Organisation, Device.warehouse_id == Organisation.id)
+                .join(Department, Organisation.department_code == Department.code)
+                .where(
+                    Device.status == DeviceStatus.IN_STOCK,
+                    DeviceModel.kind == kind.device_kind,
+                    Department.region_code == region,
+                    scope.device_filter(g.user),
+                )
+                .options(joinedload(Device.model), joinedload(Device.warehouse))
+                .order_by(Device.id)
+                .limit(30)
+            )
+        )
+    return offer
+
+
+@bp.route("/eleves/<int:pupil_id>", methods=["GET", "POST"])
+@roles(*COORDINATION)
+def pupil_detail(pupil_id: int):
+    """A pupil, their assignments, and the assignment form: scan or type a serial, or pick from the stock."""
+    pupil = pupils.get_pupil(db.session, g.user, pupil_id=pupil_id)
+    form = AssignForm()
+    status = 200
+    if form.validate_on_submit():
+        serial = form.serial.data.strip().upper()
+        try:
+            device = scope.get_device(db.session, g.user, serial=serial)
+            assignment = assignments.assign(db.session, pupil=pupil, device=device, by=g.user)
+        except DomainError as exc:
+            db.session.rollback()
+            flash(exc.message, "error")
+            status = exc.status
+        else:
+            db.session.commit()
+            flash(
+                f"{assignment.device.model.kind.label} {assignment.device.serial} attribué(e) à "
+                f"{pupil.reference}.",
+                "success",
+            )
+            return redirect(url_for("pupils.pupil_detail", pupil_id=pupil.id))
+    return render_template(
+        "pupils/detail.html",
+        pupil=pupil,
+        form=form,
+        offer=_available_devices(pupil),
+        show_names=pupils.may_see_names(g.user, pupil),
+        active=[a for a in pupil.assignments if a.cancelled_at is None],
+    ), status
+
+
+@bp.route("/attributions/<int:assignment_id>/annuler", methods=["POST"])
+@roles(*COORDINATION)
+def assignment_cancel(assignment_id: int):
+    """Cancel an assignment before shipping: the device returns to stock."""
+    assignment = assignments.get_assignment(db.session, g.user, assignment_id)
+    try:
+        assignments.cancel(db.session, assignment, by=g.user)
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    else:
+        db.session.commit()
+        flash(f"Attribution annulée : {assignment.device.serial} est de retour en stock.", "success")
+    return redirect(url_for("pupils.pupil_detail", pupil_id=assignment.pupil_id))
+
+
+@bp.route("/attente")
+@roles(*COORDINATION)
+def waiting_list():
+    """Pupils still without a device, by QPV and kind, oldest first."""
+    waiting = pupils.waiting_list_query(g.user)
+    args = {"qpv": request.args.get("qpv", "").strip().upper(), "type": request.args.get("type", "").strip()}
+    query = (
+        sa.select(Pupil, waiting.c.kind)
+        .join(waiting, waiting.c.pupil_id == Pupil.id)
+        .order_by(waiting.c.qpv_code, waiting.c.kind, waiting.c.created_at, Pupil.id)
+    )
+    if args["qpv"]:
+        query = query.where(waiting.c.qpv_code == args["qpv"])
+    if args["type"] in [k.value for k in NeedKind]:
+        query = query.where(waiting.c.kind == args["type"])
+    rows = db.session.execute(query.limit(500)).all()
+    counts = dict(
+        db.session.execute(sa.select(waiting.c.kind, sa.func.count()).group_by(waiting.c.kind)).all()
+    )
+    return render_template(
+        "pupils/waiting.html",
+        rows=[(p, NeedKind(k)) for p, k in rows],
+        args=args,
+        counts={NeedKind(k): n for k, n in counts.items()},
+        qpvs=_org_qpvs(),
+        show_names=g.user.role is Role.COORDINATOR,
+    )
+
+
+class NeedsForm(Form):
+    submit = SubmitField("Enregistrer les besoins")
+
+
+@bp.route("/besoins", methods=["GET", "POST"])
+@roles(Role.COORDINATOR)
+def needs():
+    """Declare, per QPV served and kind, how many pupils lack a device (registered or not yet)."""
+    org = g.user.organisation
+    qpvs = _org_qpvs()
+    form = NeedsForm()
+    declared = {
+        (n.qpv_code, n.kind): n.count
+        for n in db.session.scalars(sa.select(Need).where(Need.organisation_id == org.id))
+    }
+    data = census.needs_by_qpv(db.session)
+    status = 200
+    if form.validate_on_submit():
+        counts, problems = {}, []
+        for qpv in qpvs:
+            for kind in NeedKind:
+                raw = request.form.get(f"need_{qpv.code}_{kind.value}", "").strip() or "0"
+                if not raw.isdigit():
+                    problems.append(f"{qpv.code} {kind.label.lower()} : « {raw} » n'est pas un nombre")
+                else:
+                    counts[(qpv.code, kind)] = int(raw)
+        try:
+            if problems:
+                raise DomainError("Besoins refusés — " + " ; ".join(problems) + ".")
+            changed = census.declare_needs(db.session, org, counts, by=g.user)
+        except DomainError as exc:
+            db.session.rollback()
+            flash(exc.message, "error")
+            status = 422
+        else:
+            db.session.commit()
+            flash(f"Besoins enregistrés ({changed} ligne(s) modifiée(s)).", "success")
+            return redirect(url_for("pupils.needs"))
+    registered = {}
+    for kind, flag in (
+        (NeedKind.TABLET, Pupil.needs_tablet),
+        (NeedKind.LAPTOP, Pupil.needs_laptop),
+        (NeedKind.CONNECTION, Pupil.needs_connection),
+    ):
+        for qpv, n in db.session.execute(
+            sa.select(Pupil.qpv_code, sa.func.count())
+            .where(Pupil.organisation_id == org.id, flag.is_(True))
+            .group_by(Pupil.qpv_code)
+        ):
+            registered[(qpv, kind)] = n
+    return render_template(
+        "pupils/needs.html",
+        form=form,
+        qpvs=qpvs,
+        kinds=list(NeedKind),
+        declared=declared,
+        registered=registered,
+        totals=data,
+    ), status
+
+
+__all__ = ["bp", "Assignment", "TextAreaField"]

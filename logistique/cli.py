@@ -213,8 +213,13 @@ def register_commands(app: Flask) -> None:
 
 def _create_app() -> Flask:
     from . import create_app
+    from .config import ConfigError
 
-    return create_app()
+    try:
+        return create_app()
+    except ConfigError as exc:  # say why in one sentence, not with a traceback
+        click.echo(f"Erreur : {exc}", err=True)
+        sys.exit(2)
 
 
 main = FlaskGroup(

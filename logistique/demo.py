@@ -179,6 +179,110 @@ def load(session: Session, *, echo: Callable[[str], None] = print) -> None:
         result = import_stock(session, ("\r\n".join(rows) + "\r\n").encode(), lot=lot, by=None)
         echo(f"Lot {reference} : {result.created} équipements en stock à {warehouse}.")
     _users(session, orgs)
+    _pupils_and_needs(session, orgs, rng, echo)
+
+
+FIRST_NAMES = [
+    "Inès",
+    "Adam",
+    "Lina",
+    "Rayan",
+    "Jade",
+    "Nolan",
+    "Sarah",
+    "Yanis",
+    "Chloé",
+    "Ilyes",
+    "Manon",
+    "Ethan",
+    "Aya",
+    "Noah",
+    "Léna",
+    "Sacha",
+    "Maëlys",
+    "Amine",
+    "Louise",
+    "Kylian",
+]
+LAST_NAMES = [
+    "Martin",
+    "Bernard",
+    "Dubois",
+    "Benali",
+    "Lefebvre",
+    "Diallo",
+    "Moreau",
+    "Haddad",
+    "Lambert",
+    "Nguyen",
+    "Fontaine",
+    "Traoré",
+    "Roux",
+    "Mercier",
+    "Ouali",
+    "Garnier",
+    "Boyer",
+    "Caron",
+]
+GRADES = ["CM1", "CM2", "6e", "5e", "4e", "3e", "2de", "1re"]
+NEEDS = ["tablette+connexion", "tablette", "ordinateur", "ordinateur+connexion", "connexion"]
+
+
+def _pupils_and_needs(session: Session, orgs: dict[str, Organisation], rng: random.Random, echo) -> None:
+    """A census per association, some registered pupils (fictitious; phones in ARCEP's range for fiction),
+    and a few devices already assigned by the Roubaix association."""
+    from .domain import assignments, census, pupils
+    from .models import Device, DeviceModel, NeedKind
+
+    phone = 0
+    registered = 0
+    for org in orgs.values():
+        if org.kind not in (OrganisationKind.ASSOCIATION, OrganisationKind.SCHOOL) or not org.qpvs:
+            continue
+        school = org.uai or _uai(f"0{org.department_code[:2]}98{rng.randint(10, 99)}")
+        counts = {}
+        for qpv in org.qpvs:
+            for kind in NeedKind:
+                counts[(qpv.code, kind)] = rng.randint(4, 25)
+        census.declare_needs(session, org, counts, by=None)
+        for _ in range(rng.randint(6, 12)):
+            phone += 1
+            pupils.register_pupil(
+                session,
+                pupils.PupilData(
+                    rng.choice(FIRST_NAMES),
+                    rng.choice(LAST_NAMES),
+                    rng.choice(GRADES),
+                    school,
+                    rng.choice(org.qpvs).code,
+                    f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}",
+                    f"06 39 98 {phone // 100:02d} {phone % 100:02d}",
+                    rng.choice(NEEDS),
+                ),
+                by=None,
+                organisation=org,
+            )
+            registered += 1
+    roubaix = next(o for o in orgs.values() if "Roubaix" in o.name)
+    given = 0
+    for pupil in session.scalars(
+        sa.select(pupils.Pupil)
+        .where(pupils.Pupil.organisation_id == roubaix.id)
+        .order_by(pupils.Pupil.id)
+        .limit(4)
+    ):
+        for kind in pupil.needs:
+            device = session.scalar(
+                sa.select(Device)
+                .join(DeviceModel, Device.model_id == DeviceModel.id)
+                .where(Device.status == "en_stock", DeviceModel.kind == kind.device_kind)
+                .order_by(Device.id)
+                .limit(1)
+            )
+            if device is not None:
+                assignments.assign(session, pupil=pupil, device=device, by=None)
+                given += 1
+    echo(f"Élèves : {registered} enregistrés (données fictives), {given} équipements déjà attribués.")
 
 
 def _organisations(session: Session) -> dict[str, Organisation]:

@@ -17,6 +17,8 @@ from werkzeug.routing import Rule
 from logistique import create_app
 from logistique.access import Access, access_of
 from logistique.db import db
+from logistique.domain import allocation, assignments, devices, pupils
+from logistique.models import DeviceCondition
 
 from .conftest import PASSWORD
 
@@ -30,11 +32,23 @@ PATH_VALUES: dict[str, Callable[[SimpleNamespace], Any]] = {
     "organisation_id": lambda w: w.assoc_roubaix.id,
     "envelope_id": lambda w: w.envelope.id,
     "lot_id": lambda w: w.lot.id,
+    "pupil_id": lambda w: w.pupil.id,
+    "assignment_id": lambda w: w.assignment.id,
+    "plan_id": lambda w: w.plan.id,
+    "fmt": lambda w: "csv",
 }
 
-# Parameters naming an object in someone's scope: world.device, in stock in the Lille warehouse (region 32).
-SCOPED_PARAMETERS = {"device_id", "serial", "asset_tag"}
+# Parameters naming an object in someone's scope, and who may see it: world.device is in stock in the Lille
+# warehouse (region 32); world.pupil was registered by the Roubaix association, world.assignment is theirs.
 SEES_LILLE_DEVICE = {"admin", "warehouse", "coordinator", "prefecture", "prefecture_nord"}
+SEES_ROUBAIX_PUPIL = {"admin", "coordinator"}
+VISIBLE_TO = {
+    "device_id": SEES_LILLE_DEVICE,
+    "serial": SEES_LILLE_DEVICE,
+    "asset_tag": SEES_LILLE_DEVICE,
+    "pupil_id": SEES_ROUBAIX_PUPIL,
+    "assignment_id": SEES_ROUBAIX_PUPIL,
+}
 
 USERS = [
     "admin",
@@ -59,7 +73,7 @@ def _rules(app: Flask) -> list[Rule]:
 
 
 def _methods(rule: Rule) -> list[str]:
-    return sorted(m for m in rule.methods or () if m in {"GET", "POST"})
+    return sorted(m for m in rule.methods or () if m in {"GET", "POST", "DELETE"})
 
 
 def _is_api(rule: Rule) -> bool:
@@ -122,19 +136,50 @@ def _check(
         if api and not _api_error_ok(response):
             return f"403 without the JSON error format: {response.get_data(as_text=True)[:200]!r}"
         return None
-    if method == "POST":
+    hidden = [name for name in rule.arguments if name in VISIBLE_TO and who not in VISIBLE_TO[name]]
+    if hidden:
+        if status != 404:
+            return f"expected 404 ({', '.join(hidden)} outside {who}'s scope), got {status}"
+        return None
+    if method in ("POST", "DELETE"):
         if status == 403 or status >= 500:
             return f"expected neither 403 nor 5xx for an allowed role, got {status}"
-        if api and status != 400:
+        if api and method == "POST" and status != 400:
             return f"expected 400 for a POST without body, got {status}"
-        return None
-    if SCOPED_PARAMETERS & set(rule.arguments) and who not in SEES_LILLE_DEVICE:
-        if status != 404:
-            return f"expected 404 (the Lille device is outside {who}'s scope), got {status}"
         return None
     if status not in (200, 302):
         return f"expected 200 or 302, got {status}"
     return None
+
+
+def _add_pupils_and_plan(world: SimpleNamespace) -> None:
+    """A pupil of the Roubaix association with a tablet assigned, and an allocation plan for region 32."""
+    session = db.session
+    world.pupil = pupils.register_pupil(
+        session,
+        pupils.PupilData(
+            "Léa",
+            "Martin",
+            "CM2",
+            "0750654D",
+            "QN05981M",
+            "Sophie Martin",
+            "06 12 34 56 78",
+            "tablette+connexion",
+        ),
+        by=world.coordinator,
+    )
+    tablet = devices.receive_device(
+        session,
+        lot=world.lot,
+        model=world.tablet,
+        serial="SN-MATRICE-1",
+        condition=DeviceCondition.REFURBISHED,
+        by=None,
+    )
+    world.assignment = assignments.assign(session, pupil=world.pupil, device=tablet, by=world.coordinator)
+    world.plan = allocation.compute_plan(session, "32", by=None)
+    session.commit()
 
 
 def _run_matrix(
@@ -145,6 +190,7 @@ def _run_matrix(
     api_client: FlaskClient,
 ) -> list[str]:
     role = getattr(world, who).role.value if who != "anonymous" else None
+    _add_pupils_and_plan(world)
     mismatches: list[str] = []
     client = page_client()
     for rule in _rules(app):

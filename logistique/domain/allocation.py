@@ -39,33 +39,22 @@ from .errors import InvalidTransition, NotFound, ValidationFailed
 def apportion(total: int, needs: Mapping[str, int]) -> dict[str, int]:
     """Share ``total`` units between keys in proportion to their needs, none above its need.
 
-    Capped proportional shares (a key whose share would pass its need gets its need and leaves the rest to
-    the others), then largest-remainder rounding; ties go to the larger need, then to the smaller key, so the
-    result depends only on the input.
+    Hamilton's method: exact proportional shares of min(total, sum of needs) — each at most its need, since
+    the quantity shared never exceeds the needs' sum —, floors, then the units left go to the largest
+    remainders; ties go to the larger need, then to the smaller key, so the result depends only on the input.
     """
     if total < 0 or any(n < 0 for n in needs.values()):
         raise ValueError("quantities must be non-negative")
-    remaining = min(total, sum(needs.values()))
-    result = {key: 0 for key in needs}
-    open_keys = {key for key, need in needs.items() if need > 0}
-    while True:
-        weight = sum(needs[k] for k in open_keys)
-        if weight == 0 or remaining == 0:
-            return result
-        capped = {k for k in open_keys if Fraction(remaining * needs[k], weight) >= needs[k]}
-        if not capped:
-            break
-        for k in capped:
-            result[k] = needs[k]
-            remaining -= needs[k]
-        open_keys -= capped
-    shares = {k: Fraction(remaining * needs[k], weight) for k in open_keys}
-    for k, share in shares.items():
-        result[k] = int(share)  # floor: shares are positive
-    left = remaining - sum(result[k] for k in open_keys)
-    order = sorted(open_keys, key=lambda k: (-(shares[k] - int(shares[k])), -needs[k], k))
-    for k in order[:left]:
-        result[k] += 1
+    weight = sum(needs.values())
+    shared = min(total, weight)
+    if shared == 0:
+        return {key: 0 for key in needs}
+    shares = {key: Fraction(shared * need, weight) for key, need in needs.items()}
+    result = {key: int(share) for key, share in shares.items()}
+    left = shared - sum(result.values())
+    order = sorted(needs, key=lambda k: (-(shares[k] - result[k]), -needs[k], k))
+    for key in order[:left]:
+        result[key] += 1
     return result
 
 

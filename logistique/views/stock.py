@@ -17,7 +17,17 @@ from ..domain.errors import DomainError
 from ..domain.referential import ImportRejected
 from ..domain.scope import Permission
 from ..domain.stock import import_stock as import_stock_file
-from ..models import Device, DeviceCondition, DeviceKind, DeviceModel, DeviceStatus, Lot, Organisation
+from ..models import (
+    Assignment,
+    Device,
+    DeviceCondition,
+    DeviceKind,
+    DeviceModel,
+    DeviceStatus,
+    Lot,
+    Organisation,
+    Role,
+)
 from .forms import Form as FlaskForm
 from .forms import options
 from .paging import paginate
@@ -123,8 +133,22 @@ def device_detail(device_id: int):
     unit_cost = next(
         (uc.unit_cost_cents for uc in device.lot.unit_costs if uc.model_id == device.model_id), None
     )
+    assignment = db.session.scalar(
+        sa.select(Assignment).where(Assignment.device_id == device.id, Assignment.cancelled_at.is_(None))
+    )
+    can_open_pupil = (
+        assignment is not None
+        and g.user.role in (Role.ADMIN, Role.COORDINATOR)
+        and (g.user.role is Role.ADMIN or assignment.organisation_id == g.user.organisation_id)
+    )
     return render_template(
-        "stock/device_detail.html", device=device, form=form, actions=actions, unit_cost=unit_cost
+        "stock/device_detail.html",
+        device=device,
+        form=form,
+        actions=actions,
+        unit_cost=unit_cost,
+        assignment=assignment,
+        can_open_pupil=can_open_pupil,
     )
 
 

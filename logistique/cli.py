@@ -147,7 +147,7 @@ def import_stock(file: Path, lot_reference: str) -> None:
         _fail(exc.message)
         return
     db.session.commit()
-    detail = ", ".join(f"{k.label.lower()} : {n}" for k, n in report.by_kind.items())
+    detail = ", ".join(f"{k.label_lower} : {n}" for k, n in report.by_kind.items())
     click.echo(f"{report.created} équipements ajoutés au lot {lot.reference} ({detail}).")
 
 

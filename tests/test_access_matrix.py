@@ -16,9 +16,10 @@ from werkzeug.routing import Rule
 
 from logistique import create_app
 from logistique.access import Access, access_of
+from logistique.api.framework import OPERATIONS
 from logistique.db import db
-from logistique.domain import allocation, assignments, devices, pupils
-from logistique.models import DeviceCondition
+from logistique.domain import allocation, assignments, devices, handover, pupils, slips
+from logistique.models import DeviceCondition, HandoverMode, ReceptionState
 
 from .conftest import PASSWORD
 
@@ -36,6 +37,10 @@ PATH_VALUES: dict[str, Callable[[SimpleNamespace], Any]] = {
     "assignment_id": lambda w: w.assignment.id,
     "plan_id": lambda w: w.plan.id,
     "fmt": lambda w: "csv",
+    "number": lambda w: w.slip.number,
+    "token": lambda w: w.slip_token,
+    "line_id": lambda w: w.slip.active_lines[0].id,
+    "handover_id": lambda w: w.handover.id,
 }
 
 # Parameters naming an object in someone's scope, and who may see it: world.device is in stock in the Lille
@@ -48,6 +53,9 @@ VISIBLE_TO = {
     "asset_tag": SEES_LILLE_DEVICE,
     "pupil_id": SEES_ROUBAIX_PUPIL,
     "assignment_id": SEES_ROUBAIX_PUPIL,
+    "number": SEES_LILLE_DEVICE,  # world.slip goes from the Lille warehouse to the Roubaix association
+    "token": SEES_LILLE_DEVICE,
+    "handover_id": SEES_ROUBAIX_PUPIL,
 }
 
 USERS = [
@@ -87,6 +95,11 @@ def _missing_parameters(rule: Rule) -> list[str]:
 def _url(app: Flask, rule: Rule, method: str, world: SimpleNamespace) -> str:
     values = {name: PATH_VALUES[name](world) for name in rule.arguments}
     return app.url_map.bind("localhost").build(rule.endpoint, values, method=method)
+
+
+def _has_body(rule: Rule) -> bool:
+    endpoint = rule.endpoint.removeprefix("api.")
+    return any(op.endpoint == endpoint and op.body is not None for op in OPERATIONS)
 
 
 def _api_error_ok(response) -> bool:
@@ -136,6 +149,11 @@ def _check(
         if api and not _api_error_ok(response):
             return f"403 without the JSON error format: {response.get_data(as_text=True)[:200]!r}"
         return None
+    if api and method == "POST" and _has_body(rule):
+        # the body is checked before anything is looked up: an empty one is refused alike in scope or out
+        if status != 400:
+            return f"expected 400 for a POST without its JSON body, got {status}"
+        return None
     hidden = [name for name in rule.arguments if name in VISIBLE_TO and who not in VISIBLE_TO[name]]
     if hidden:
         if status != 404:
@@ -144,8 +162,6 @@ def _check(
     if method in ("POST", "DELETE"):
         if status == 403 or status >= 500:
             return f"expected neither 403 nor 5xx for an allowed role, got {status}"
-        if api and method == "POST" and status != 400:
-            return f"expected 400 for a POST without body, got {status}"
         return None
     if status not in (200, 302):
         return f"expected 200 or 302, got {status}"
@@ -179,7 +195,77 @@ def _add_pupils_and_plan(world: SimpleNamespace) -> None:
     )
     world.assignment = assignments.assign(session, pupil=world.pupil, device=tablet, by=world.coordinator)
     world.plan = allocation.compute_plan(session, "32", by=None)
+    # a slip being prepared (one of its two lines picked, so that it can no longer be cancelled), and a
+    # second one delivered and handed over to the family
+    key = devices.receive_device(
+        session,
+        lot=world.lot,
+        model=world.key,
+        serial="SN-MATRICE-2",
+        condition=DeviceCondition.REFURBISHED,
+        by=None,
+    )
+    assignments.assign(session, pupil=world.pupil, device=key, by=world.coordinator)
+    world.slip = slips.create_slip(
+        session,
+        destination=world.assoc_roubaix,
+        serials=[tablet.serial, key.serial],
+        by=world.coordinator,
+        issue=True,
+    )
+    slips.scan_for_pick(session, world.slip, tablet.serial, by=world.warehouse)
+    world.slip_token = slips.token_for(world.slip, "secret-de-test")
+    other = pupils.register_pupil(
+        session,
+        pupils.PupilData(
+            "Tom", "Petit", "6e", "0750654D", "QN05981M", "Anne Petit", "06 12 34 56 79", "tablette"
+        ),
+        by=world.coordinator,
+    )
+    laptop_pupil_device = devices.receive_device(
+        session,
+        lot=world.lot,
+        model=world.tablet,
+        serial="SN-MATRICE-3",
+        condition=DeviceCondition.REFURBISHED,
+        by=None,
+    )
+    assignments.assign(session, pupil=other, device=laptop_pupil_device, by=world.coordinator)
+    delivered = slips.create_slip(
+        session, destination=world.assoc_roubaix, serials=["SN-MATRICE-3"], by=world.coordinator, issue=True
+    )
+    slips.scan_for_pick(session, delivered, "SN-MATRICE-3", by=world.warehouse)
+    slips.ship(session, delivered, by=world.warehouse)
+    slips.receive(
+        session,
+        delivered,
+        [slips.ReceptionLine("SN-MATRICE-3", ReceptionState.RECEIVED)],
+        by=world.coordinator,
+    )
+    world.handover = handover.hand_over(
+        session,
+        pupil=other,
+        serials=["SN-MATRICE-3"],
+        receiver_name="Anne Petit",
+        relation="mère",
+        mode=HandoverMode.LOAN,
+        signature=signature_png(),
+        by=world.coordinator,
+    )
     session.commit()
+
+
+def signature_png() -> bytes:
+    """A small PNG with a stroke, as the phone's signature pad makes."""
+    from io import BytesIO
+
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGBA", (300, 120), (255, 255, 255, 0))
+    ImageDraw.Draw(image).line([(10, 100), (80, 20), (150, 90), (290, 30)], fill=(0, 0, 0, 255), width=4)
+    out = BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
 
 
 def _run_matrix(

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from flask import Response, current_app
 from sqlalchemy.orm import joinedload, selectinload
 
+from .. import pdf
 from ..db import db
-from ..domain import assignments, pupils, scope
+from ..domain import assignments, paperwork, pupils, scope, slips
 from ..domain import devices as device_domain
-from ..domain.errors import ValidationFailed
+from ..domain import handover as handover_domain
+from ..domain.errors import BusinessRuleViolation, InvalidTransition, ValidationFailed
 from ..domain.money import find_model
 from ..domain.scope import PERMISSIONS, Permission
-from ..models import Assignment, Device, DeviceModel, Lot, Organisation, Pupil, Role, User
+from ..models import Assignment, Device, DeviceModel, Lot, Organisation, Pupil, Role, Slip, SlipStatus, User
 from . import schemas
 from .framework import operation
 
@@ -137,7 +140,7 @@ def create_device(user: User, *, body: schemas.DeviceIn) -> dict:
     lot = scope.get_lot(db.session, user, reference=body.lot.strip().upper())
     model = find_model(db.session, body.kind, body.model)
     if model is None:
-        raise ValidationFailed(f"Modèle inconnu : {body.model} ({body.kind.label.lower()}).")
+        raise ValidationFailed(f"Modèle inconnu : {body.model} ({body.kind.label_lower}).")
     device = device_domain.receive_device(
         db.session,
         lot=lot,
@@ -278,3 +281,196 @@ def delete_assignment(user: User, *, assignment_id: int) -> dict:
     assignment = assignments.get_assignment(db.session, user, assignment_id)
     assignments.cancel(db.session, assignment, by=user)
     return assignment_out(assignment)
+
+
+# ---------------------------------------------------------------- slips and handovers
+
+
+def slip_out(slip: Slip) -> dict:
+    """A slip as the API shows it (pupil references only)."""
+    base = current_app.config["BASE_URL"]
+    return {
+        "number": slip.number,
+        "status": slip.status,
+        "warehouse_id": slip.warehouse_id,
+        "destination": slip.destination_id,
+        "qr_url": paperwork.slip_url(slip, base, current_app.config["SECRET_KEY"]),
+        "pdf_url": f"{base}/api/v1/slips/{slip.number}/pdf",
+        "issued_at": slip.issued_at,
+        "shipped_at": slip.shipped_at,
+        "received_at": slip.received_at,
+        "lines": [
+            {
+                "serial": ln.device.serial,
+                "asset_tag": ln.device.asset_tag,
+                "kind": ln.device.model.kind,
+                "model": ln.device.model.name,
+                "pupil": ln.assignment.pupil.reference,
+                "device_status": ln.device.status,
+                "picked": ln.picked_at is not None,
+                "reception": ln.reception_state,
+                "handed_over": ln.handover_id is not None,
+            }
+            for ln in slip.active_lines
+        ],
+    }
+
+
+_SLIP_READERS = set(Role)
+_SLIP_PATH = {"number": "Numéro du bordereau (BL-59-2020-000123)"}
+
+
+@operation(
+    "/slips",
+    "POST",
+    summary="Créer et émettre un bordereau",
+    roles=_COORDINATION,
+    body=schemas.SlipIn,
+    response=schemas.Slip,
+    status=201,
+    errors=(400, 404, 409, 422),
+    description="Équipements attribués aux élèves de la structure, tous du même entrepôt.",
+)
+def create_slip(user: User, *, body: schemas.SlipIn) -> dict:
+    destination = scope.get_organisation(db.session, user, body.destination)
+    return slip_out(
+        slips.create_slip(db.session, destination=destination, serials=body.serials, by=user, issue=True)
+    )
+
+
+@operation(
+    "/slips/<number>",
+    "GET",
+    summary="Un bordereau, ses lignes et leurs états",
+    roles=_SLIP_READERS,
+    response=schemas.Slip,
+    errors=(404,),
+    path_params=_SLIP_PATH,
+)
+def get_slip(user: User, *, number: str) -> dict:
+    return slip_out(slips.get_slip(db.session, user, number=number))
+
+
+@operation(
+    "/slips/<number>/pdf",
+    "GET",
+    summary="Le bordereau en PDF (A4, avec son QR code)",
+    roles=_SLIP_READERS,
+    errors=(404, 409),
+    path_params=_SLIP_PATH,
+    raw=True,
+)
+def get_slip_pdf(user: User, *, number: str) -> Response:
+    slip = slips.get_slip(db.session, user, number=number)
+    if slip.status in (SlipStatus.DRAFT, SlipStatus.CANCELLED):
+        raise InvalidTransition("Un bordereau s'imprime une fois émis.")
+    document = paperwork.slip_document(
+        slip, base_url=current_app.config["BASE_URL"], secret=current_app.config["SECRET_KEY"]
+    )
+    response = Response(pdf.slip_pdf(document), mimetype="application/pdf")
+    response.headers["Content-Disposition"] = f'inline; filename="{slip.number}.pdf"'
+    return response
+
+
+@operation(
+    "/slips/<number>/picks",
+    "POST",
+    summary="L'entrepôt a scanné cet équipement pour ce bordereau",
+    roles={Role.WAREHOUSE, Role.ADMIN},
+    body=schemas.PickIn,
+    response=schemas.PickOut,
+    errors=(400, 404, 422),
+    path_params=_SLIP_PATH,
+    description="picked : préparé ; already : déjà préparé, sans effet ; refused (422) : hors bordereau.",
+)
+def create_pick(user: User, *, number: str, body: schemas.PickIn) -> Response | dict:
+    slip = slips.get_slip(db.session, user, number=number)
+    result = slips.scan_for_pick(db.session, slip, body.serial, by=user)
+    payload = {
+        "outcome": result.outcome,
+        "message": result.message,
+        "picked": result.picked,
+        "total": result.total,
+        "serial": result.serial,
+    }
+    if result.outcome == "refused":
+        raise BusinessRuleViolation(result.message, code="not_on_slip")
+    return payload
+
+
+@operation(
+    "/slips/<number>/ship",
+    "POST",
+    summary="Le colis quitte l'entrepôt",
+    roles={Role.WAREHOUSE, Role.ADMIN},
+    response=schemas.Slip,
+    errors=(404, 409),
+    path_params=_SLIP_PATH,
+)
+def ship_slip(user: User, *, number: str) -> dict:
+    slip = slips.get_slip(db.session, user, number=number)
+    slips.ship(db.session, slip, by=user)
+    return slip_out(slip)
+
+
+@operation(
+    "/slips/<number>/reception",
+    "POST",
+    summary="Réception ligne à ligne par la structure",
+    roles=_COORDINATION,
+    body=schemas.ReceptionIn,
+    response=schemas.Slip,
+    errors=(400, 404, 409),
+    path_params=_SLIP_PATH,
+    description="Un commentaire est obligatoire pour manquant et endommagé.",
+)
+def receive_slip(user: User, *, number: str, body: schemas.ReceptionIn) -> dict:
+    slip = slips.get_slip(db.session, user, number=number)
+    slips.receive(
+        db.session, slip, [slips.ReceptionLine(ln.serial, ln.state, ln.comment) for ln in body.lines], by=user
+    )
+    return slip_out(slip)
+
+
+@operation(
+    "/handovers",
+    "POST",
+    summary="Remise à la famille, signée",
+    roles=_COORDINATION,
+    body=schemas.HandoverIn,
+    response=schemas.HandoverOut,
+    status=201,
+    errors=(400, 404, 409, 422),
+    description="Une signature couvre le lot de l'élève (par exemple une tablette et sa clé 4G).",
+)
+def create_handover(user: User, *, body: schemas.HandoverIn) -> dict:
+    serials = list(body.serials or []) + ([body.serial] if body.serial else [])
+    if not serials:
+        raise ValidationFailed("Indiquez « serial » ou « serials ».")
+    device = scope.get_device(db.session, user, serial=slips.parse_scan(serials[0]))
+    assignment = db.session.scalar(
+        sa.select(Assignment).where(Assignment.device_id == device.id, Assignment.cancelled_at.is_(None))
+    )
+    if assignment is None:
+        raise ValidationFailed(f"{device.serial} n'est attribué à aucun élève.")
+    pupil = pupils.get_pupil(db.session, user, pupil_id=assignment.pupil_id)
+    done = handover_domain.hand_over(
+        db.session,
+        pupil=pupil,
+        serials=serials,
+        receiver_name=body.receiver_name,
+        relation=body.relation,
+        mode=body.mode,
+        signature=body.signature,
+        by=user,
+    )
+    base = current_app.config["BASE_URL"]
+    return {
+        "number": done.number,
+        "pupil": pupil.reference,
+        "mode": done.mode,
+        "serials": [ln.device.serial for ln in done.lines],
+        "signature_sha256": done.signature_sha256,
+        "handed_over_at": done.handed_over_at,
+        "receipt_url": f"{base}/remises/{done.id}/recu.pdf",
+    }

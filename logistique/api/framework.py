@@ -39,6 +39,7 @@ class Operation:
     errors: tuple[int, ...] = ()
     path_params: dict[str, str] = field(default_factory=dict)
     description: str = ""
+    produces: str = "application/json"
 
 
 OPERATIONS: list[Operation] = []
@@ -112,6 +113,7 @@ def operation(
     errors: tuple[int, ...] = (),
     path_params: dict[str, str] | None = None,
     description: str = "",
+    raw: bool = False,
 ) -> Callable:
     """Declare an API endpoint: ``handler(user, *, query=, body=, **path)`` returns data for ``response``."""
 
@@ -155,6 +157,8 @@ def operation(
                 db.session.rollback()
                 return api_error(exc.status, exc.message, exc.code)
             db.session.flush()
+            if isinstance(result, Response):  # a file (PDF): sent as it is
+                return result
             return _json(_dump(result, response), status)
 
         view.__name__ = endpoint
@@ -179,6 +183,7 @@ def operation(
                 errors,
                 path_params or {},
                 description,
+                "application/pdf" if raw else "application/json",
             )
         )
         return handler

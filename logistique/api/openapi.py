@@ -84,6 +84,8 @@ def build(base_url: str) -> dict[str, Any]:
         ok: dict[str, Any] = {"description": _STATUS_TEXT.get(op.status, "OK")}
         if op.response is not None:
             ok["content"] = {"application/json": {"schema": ref(op.response)}}
+        elif op.produces != "application/json":
+            ok["content"] = {op.produces: {"schema": {"type": "string", "format": "binary"}}}
         responses[str(op.status)] = ok
         for status in sorted({401, *(() if op.roles is None else (403,)), *op.errors}):
             responses[str(status)] = {

@@ -6,7 +6,16 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..models import DeviceCondition, DeviceKind, DeviceStatus, NeedKind, OrganisationKind
+from ..models import (
+    DeviceCondition,
+    DeviceKind,
+    DeviceStatus,
+    HandoverMode,
+    NeedKind,
+    OrganisationKind,
+    ReceptionState,
+    SlipStatus,
+)
 
 
 class Strict(BaseModel):
@@ -144,3 +153,78 @@ class Assignment(BaseModel):
     unit_cost_cents: int
     created_at: datetime
     cancelled_at: datetime | None
+
+
+class SlipIn(Strict):
+    destination: int = Field(description="Identifiant de la structure destinataire (association ou école).")
+    serials: list[str] = Field(min_length=1, max_length=500)
+
+
+class SlipLineOut(BaseModel):
+    serial: str
+    asset_tag: str
+    kind: DeviceKind
+    model: str
+    pupil: str = Field(description="Référence de l'élève, jamais son nom.")
+    device_status: DeviceStatus
+    picked: bool
+    reception: ReceptionState | None
+    handed_over: bool
+
+
+class Slip(BaseModel):
+    number: str
+    status: SlipStatus
+    warehouse_id: int
+    destination: int
+    qr_url: str
+    pdf_url: str
+    issued_at: datetime | None
+    shipped_at: datetime | None
+    received_at: datetime | None
+    lines: list[SlipLineOut]
+
+
+class PickIn(Strict):
+    serial: str = Field(
+        min_length=1, max_length=300, description="Numéro de série, étiquette ou URL /d/<étiquette>."
+    )
+
+
+class PickOut(BaseModel):
+    outcome: str = Field(description="picked, already (sans effet) ou refused.")
+    message: str
+    picked: int
+    total: int
+    serial: str | None
+
+
+class ReceptionLineIn(Strict):
+    serial: str = Field(min_length=1, max_length=64)
+    state: ReceptionState
+    comment: str = Field("", max_length=500)
+
+
+class ReceptionIn(Strict):
+    lines: list[ReceptionLineIn] = Field(min_length=1, max_length=500)
+
+
+class HandoverIn(Strict):
+    serial: str | None = Field(None, max_length=64, description="Un équipement…")
+    serials: list[str] | None = Field(
+        None, max_length=10, description="…ou le lot de l'élève (tablette et clé)."
+    )
+    receiver_name: str = Field(min_length=1, max_length=200)
+    relation: str = Field(min_length=1, max_length=50)
+    mode: HandoverMode
+    signature: str = Field(min_length=30, max_length=800_000, description="data:image/png;base64,…")
+
+
+class HandoverOut(BaseModel):
+    number: str
+    pupil: str
+    mode: HandoverMode
+    serials: list[str]
+    signature_sha256: str
+    handed_over_at: datetime
+    receipt_url: str

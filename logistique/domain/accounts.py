@@ -66,7 +66,7 @@ def resolve_territory(session: Session, code: str) -> tuple[TerritoryKind, str]:
     raw = (code or "").strip()
     kind_hint, _, value = raw.rpartition(":")
     value = value.strip().upper()
-    if value.isdigit() and len(value) == 1:
+    if value.isascii() and value.isdigit() and len(value) == 1:
         value = "0" + value
     kind_hint = kind_hint.strip().lower()
     if kind_hint in {"", "region", "reg", "r"} and session.get(Region, value) is not None:
@@ -99,7 +99,7 @@ def validate_scope(
     if org is None:
         raise ValidationFailed(f"Structure inconnue : {organisation_id}.")
     if org.kind not in ROLE_ORGANISATION_KINDS[role]:
-        expected = " ou ".join(k.label.lower() for k in ROLE_ORGANISATION_KINDS[role])
+        expected = " ou ".join(k.label_lower for k in ROLE_ORGANISATION_KINDS[role])
         raise ValidationFailed(f"Ce rôle doit être rattaché à une structure de type {expected}.")
     return org, None, None
 

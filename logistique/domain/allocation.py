@@ -174,7 +174,7 @@ def adjust(session: Session, plan: AllocationPlan, quotas: Mapping[int, int], *,
         if line is None:
             raise ValidationFailed("Ligne de plan inconnue.")
         if quota < 0 or quota > line.need:
-            problems.append(f"{line.qpv_code} {line.kind.label.lower()} : entre 0 et {line.need}")
+            problems.append(f"{line.qpv_code} {line.kind.label_lower} : entre 0 et {line.need}")
     if problems:
         raise ValidationFailed("Quotas invalides — " + " ; ".join(problems) + ".")
     for line_id, quota in quotas.items():

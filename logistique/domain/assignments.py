@@ -87,8 +87,8 @@ def assign(
     kind = NeedKind.for_device(device.model.kind)
     if kind not in pupil.needs:
         raise BusinessRuleViolation(
-            f"L'élève {pupil.reference} n'a pas de besoin « {kind.label.lower()} » : "
-            f"un équipement {device.model.kind.label.lower()} ne lui est pas destiné."
+            f"L'élève {pupil.reference} n'a pas de besoin « {kind.label_lower} » : "
+            f"un équipement {device.model.kind.label_lower} ne lui est pas destiné."
         )
     if device.status is not DeviceStatus.IN_STOCK:
         raise InvalidTransition(
@@ -98,7 +98,7 @@ def assign(
     current = active_assignment(pupil, kind)
     if current is not None:
         raise Conflict(
-            f"L'élève {pupil.reference} a déjà un équipement « {kind.label.lower()} » attribué "
+            f"L'élève {pupil.reference} a déjà un équipement « {kind.label_lower} » attribué "
             f"({current.device.serial}).",
             code="pupil_served",
         )
@@ -129,7 +129,7 @@ def assign(
         )
         if quota_used(session, pupil.qpv_code, kind) + 1 > quota:
             raise BusinessRuleViolation(
-                f"Le quota du QPV {pupil.qpv_code} pour « {kind.label.lower()} » est atteint ({quota}) "
+                f"Le quota du QPV {pupil.qpv_code} pour « {kind.label_lower} » est atteint ({quota}) "
                 "dans le plan de répartition en vigueur.",
                 code="quota_reached",
             )

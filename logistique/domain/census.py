@@ -46,7 +46,7 @@ def declare_needs(
         if qpv not in served:
             problems.append(f"le QPV {qpv} n'est pas desservi par la structure")
         if not isinstance(count, int) or count < 0 or count > MAX_DECLARED:
-            problems.append(f"{qpv} {kind.label.lower()} : nombre entre 0 et {MAX_DECLARED} attendu")
+            problems.append(f"{qpv} {kind.label_lower} : nombre entre 0 et {MAX_DECLARED} attendu")
     if problems:
         raise ValidationFailed("Besoins refusés — " + " ; ".join(problems) + ".")
     existing = {

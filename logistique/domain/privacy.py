@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ..db import utcnow
-from ..models import OperationState, Pupil, User
+from ..models import Handover, OperationState, Pupil, User
 from . import audit, scope
 from .errors import InvalidTransition
 
@@ -50,6 +50,14 @@ def purge_personal_data(session: Session, *, by: User | None) -> int:
         .execution_options(synchronize_session=False)
     )
     count = result.rowcount or 0
+    # the handover proofs keep their number, dates, devices and the signature's SHA-256; the drawing and
+    # the receiver's name go
+    session.execute(
+        sa.update(Handover)
+        .where(Handover.receiver_name.is_not(None))
+        .values(receiver_name=None, signature_png=None)
+        .execution_options(synchronize_session=False)
+    )
     audit.record(session, "personal_data_purged", by=by, detail=f"{count} élève(s) anonymisé(s)")
     session.flush()
     return count

@@ -164,7 +164,7 @@ def _unknown_model(name: str, kind: DeviceKind, models) -> str:
     same_kind = sorted(m.name for m in models if m.kind is kind)
     if same_kind:
         return f"modèle inconnu pour ce lot : {name!r} — modèles du lot : " + ", ".join(same_kind)
-    return f"modèle inconnu pour ce lot : {name!r} (le lot n'a aucun modèle de type {kind.label.lower()})"
+    return f"modèle inconnu pour ce lot : {name!r} (le lot n'a aucun modèle de type {kind.label_lower})"
 
 
 def _already_known(session: Session, column, lines: dict[str, int], message: str) -> list[RowError]:

@@ -24,9 +24,17 @@ from .pupils import (
     Pupil,
 )
 from .referential import CiteEducative, Commune, Department, Organisation, Qpv, Region, organisation_qpvs
+from .slips import Handover, HandoverMode, ReceptionState, Slip, SlipEvent, SlipLine, SlipStatus
 from .stock import Device, DeviceEvent, DeviceModel
 
 __all__ = [
+    "Handover",
+    "HandoverMode",
+    "ReceptionState",
+    "Slip",
+    "SlipEvent",
+    "SlipLine",
+    "SlipStatus",
     "AllocationLine",
     "AllocationPlan",
     "Assignment",

@@ -7,7 +7,21 @@ from enum import StrEnum
 import sqlalchemy as sa
 
 
-class Role(StrEnum):
+class Labelled(StrEnum):
+    """An enum whose members have a French ``label``; ``label_lower`` is for the middle of a sentence."""
+
+    @property
+    def label(self) -> str:  # overridden by each enum
+        return self.value
+
+    @property
+    def label_lower(self) -> str:
+        """« Clé 4G / routeur » → « clé 4G / routeur » (only the first letter: acronyms keep their case)."""
+        text = self.label
+        return text[:1].lower() + text[1:]
+
+
+class Role(Labelled):
     ADMIN = "admin"
     WAREHOUSE = "warehouse"
     COORDINATOR = "coordinator"
@@ -26,7 +40,7 @@ ROLE_LABELS = {
 }
 
 
-class OrganisationKind(StrEnum):
+class OrganisationKind(Labelled):
     ASSOCIATION = "association"
     SCHOOL = "ecole"
     WAREHOUSE = "entrepot"
@@ -47,7 +61,7 @@ class TerritoryKind(StrEnum):
     DEPARTMENT = "departement"
 
 
-class EnvelopeKind(StrEnum):
+class EnvelopeKind(Labelled):
     DELEGATED = "credits_delegues"
     CITE_2019 = "cite_2019"
     CITE_2020 = "cite_2020"
@@ -61,7 +75,7 @@ class EnvelopeKind(StrEnum):
         }[self.value]
 
 
-class DeviceKind(StrEnum):
+class DeviceKind(Labelled):
     TABLET = "tablette"
     LAPTOP = "ordinateur"
     HOTSPOT = "cle_4g"
@@ -73,7 +87,7 @@ class DeviceKind(StrEnum):
         ]
 
 
-class DeviceCondition(StrEnum):
+class DeviceCondition(Labelled):
     NEW = "neuf"
     REFURBISHED = "reconditionne"
 
@@ -82,7 +96,7 @@ class DeviceCondition(StrEnum):
         return {"neuf": "Neuf", "reconditionne": "Reconditionné"}[self.value]
 
 
-class DeviceStatus(StrEnum):
+class DeviceStatus(Labelled):
     IN_STOCK = "en_stock"
     ASSIGNED = "attribue"
     ON_SLIP = "sur_bordereau"

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..db import Base, utcnow
-from .enums import DeviceKind, enum_column
+from .enums import DeviceKind, Labelled, enum_column
 from .referential import Organisation, Qpv
 
 if TYPE_CHECKING:
@@ -19,7 +18,7 @@ if TYPE_CHECKING:
     from .stock import Device
 
 
-class NeedKind(StrEnum):
+class NeedKind(Labelled):
     """What a pupil lacks; ``connexion`` is met by a ``cle_4g`` device."""
 
     TABLET = "tablette"
@@ -164,7 +163,7 @@ class Assignment(Base):
         return self.cancelled_at is None
 
 
-class PlanStatus(StrEnum):
+class PlanStatus(Labelled):
     DRAFT = "brouillon"
     APPLIED = "applique"
     SUPERSEDED = "remplace"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 from wtforms import EmailField, PasswordField, SubmitField
 from wtforms.validators import DataRequired, Length
@@ -81,5 +81,6 @@ def login():
 def logout():
     """Log out (POST with CSRF, so that a link elsewhere cannot log the user out)."""
     logout_user()
+    session.clear()  # nothing of this user (flashed messages included) is left for the next one
     flash("Vous êtes déconnecté.", "info")
     return redirect(url_for("auth.login"))

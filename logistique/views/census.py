@@ -24,8 +24,8 @@ _KINDS = list(NeedKind)
 def _census_table(rows: list[census.CensusRow]) -> tuple[list[str], list[list]]:
     level = {"region": "Région", "department": "Département", "qpv": "QPV"}
     headers = ["Niveau", "Code", "Nom", "Département"]
-    headers += [f"Besoins {k.label.lower()}" for k in _KINDS] + ["Besoins total"]
-    headers += [f"Attribués {k.label.lower()}" for k in _KINDS] + ["Attribués total"]
+    headers += [f"Besoins {k.label_lower}" for k in _KINDS] + ["Besoins total"]
+    headers += [f"Attribués {k.label_lower}" for k in _KINDS] + ["Attribués total"]
     body = [
         [
             level[r.level],
@@ -105,7 +105,7 @@ def plan_detail(plan_id: int):
             raw = request.form.get(f"quota_{line.id}")
             if raw is None:
                 continue
-            if not raw.strip().isdigit():
+            if not (raw.strip().isascii() and raw.strip().isdigit()):
                 problems.append(f"{line.qpv_code} : « {raw} » n'est pas un nombre")
             else:
                 quotas[line.id] = int(raw)

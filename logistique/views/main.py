@@ -17,6 +17,7 @@ _NAV: list[tuple[str, str, set[Role]]] = [
     ("pupils.pupil_list", "Élèves", {Role.COORDINATOR, Role.ADMIN}),
     ("pupils.waiting_list", "Attente", {Role.COORDINATOR, Role.ADMIN}),
     ("pupils.needs", "Besoins", {Role.COORDINATOR}),
+    ("slips.slip_list", "Bordereaux", set(Role)),
     ("stock.device_list", "Équipements", set(Role)),
     ("stock.receive", "Réception", {Role.ADMIN, Role.WAREHOUSE}),
     ("stock.import_stock", "Import de stock", {Role.ADMIN, Role.WAREHOUSE}),

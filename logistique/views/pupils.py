@@ -51,7 +51,7 @@ class PupilForm(Form):
     school_uai = StringField(
         "UAI de l'établissement",
         validators=[DataRequired("UAI obligatoire."), Length(max=12)],
-        description="7 chiffres et une lettre, ex. 0590123A.",
+        description="7 chiffres et une lettre, ex. 0590123N.",
     )
     qpv = SelectField("QPV de résidence")
     guardian_name = StringField(
@@ -301,15 +301,14 @@ def needs():
         (n.qpv_code, n.kind): n.count
         for n in db.session.scalars(sa.select(Need).where(Need.organisation_id == org.id))
     }
-    data = census.needs_by_qpv(db.session)
     status = 200
     if form.validate_on_submit():
         counts, problems = {}, []
         for qpv in qpvs:
             for kind in NeedKind:
                 raw = request.form.get(f"need_{qpv.code}_{kind.value}", "").strip() or "0"
-                if not raw.isdigit():
-                    problems.append(f"{qpv.code} {kind.label.lower()} : « {raw} » n'est pas un nombre")
+                if not (raw.isascii() and raw.isdigit()):
+                    problems.append(f"{qpv.code} {kind.label_lower} : « {raw} » n'est pas un nombre")
                 else:
                     counts[(qpv.code, kind)] = int(raw)
         try:
@@ -343,7 +342,6 @@ def needs():
         kinds=list(NeedKind),
         declared=declared,
         registered=registered,
-        totals=data,
     ), status
 
 

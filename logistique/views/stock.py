@@ -62,9 +62,9 @@ def device_list():
         )
     else:
         args["type"] = ""
-    if args["lot"].isdigit():
+    if args["lot"].isascii() and args["lot"].isdigit():
         query = query.where(Device.lot_id == int(args["lot"]))
-    if args["entrepot"].isdigit():
+    if args["entrepot"].isascii() and args["entrepot"].isdigit():
         query = query.where(Device.warehouse_id == int(args["entrepot"]))
     if args["q"]:
         needle = args["q"].upper()
@@ -128,7 +128,7 @@ def device_detail(device_id: int):
                 flash(exc.message, "error")
             else:
                 db.session.commit()
-                flash(f"Équipement {device.serial} : {device.status.label.lower()}.", "success")
+                flash(f"Équipement {device.serial} : {device.status.label_lower}.", "success")
                 return redirect(url_for("stock.device_detail", device_id=device.id))
     unit_cost = next(
         (uc.unit_cost_cents for uc in device.lot.unit_costs if uc.model_id == device.model_id), None
@@ -186,7 +186,7 @@ def import_stock():
         else:
             db.session.commit()
             detail = ", ".join(
-                f"{n} {k.label.lower()}{'s' if n > 1 else ''}" for k, n in report.by_kind.items()
+                f"{n} {k.label_lower}{'s' if n > 1 else ''}" for k, n in report.by_kind.items()
             )
             flash(f"{report.created} équipements ajoutés au lot {lot.reference} ({detail}).", "success")
             return redirect(url_for("stock.device_list", lot=lot.id))

@@ -1,0 +1,525 @@
+"""Delivery slips (DESIGN §4–§5): create from assigned devices, issue, pick by scanning, ship, receive.
+
+Slip lifecycle: brouillon → emis → prepare → expedie → receptionne → cloture, and annule before any pick.
+Every change goes through ``_move`` (guarded update + slip event) and the device transitions of
+``devices.transition``, in the caller's transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from ..db import utcnow
+from ..models import (
+    Assignment,
+    Department,
+    Device,
+    DeviceStatus,
+    Organisation,
+    OrganisationKind,
+    ReceptionState,
+    Role,
+    Slip,
+    SlipEvent,
+    SlipLine,
+    SlipStatus,
+    TerritoryKind,
+    User,
+)
+from . import devices, scope, tokens
+from .errors import BusinessRuleViolation, Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
+
+S = SlipStatus
+NEXT: dict[SlipStatus, set[SlipStatus]] = {
+    S.DRAFT: {S.ISSUED, S.CANCELLED},
+    S.ISSUED: {S.PREPARED, S.CANCELLED},
+    S.PREPARED: {S.SHIPPED},
+    S.SHIPPED: {S.RECEIVED},
+    S.RECEIVED: {S.CLOSED},
+}
+_COORDINATION = (Role.ADMIN, Role.COORDINATOR)
+_WAREHOUSE = (Role.ADMIN, Role.WAREHOUSE)
+MAX_LINES = 500
+
+
+# ---------------------------------------------------------------- scope and lookup
+
+
+def slip_filter(user: User | None):
+    """Slips a user may see: its warehouse's, its organisation's as destination, its territory's."""
+    if user is None or user.role is Role.ADMIN:
+        return sa.true()
+    if user.role is Role.WAREHOUSE:
+        return Slip.warehouse_id == user.organisation_id if user.organisation_id else sa.false()
+    if user.role is Role.COORDINATOR:
+        return Slip.destination_id == user.organisation_id if user.organisation_id else sa.false()
+    if user.territory_kind is TerritoryKind.DEPARTMENT:
+        departments = sa.select(sa.literal(user.territory_code))
+    else:
+        departments = sa.select(Department.code).where(Department.region_code == user.territory_code)
+    return Slip.destination_id.in_(
+        sa.select(Organisation.id).where(Organisation.department_code.in_(departments))
+    )
+
+
+def get_slip(
+    session: Session, user: User | None, *, number: str | None = None, slip_id: int | None = None
+) -> Slip:
+    """A slip the user may see, or NotFound."""
+    query = sa.select(Slip).where(slip_filter(user))
+    query = (
+        query.where(Slip.id == slip_id)
+        if slip_id is not None
+        else query.where(Slip.number == (number or "").strip().upper())
+    )
+    slip = session.scalar(query)
+    if slip is None:
+        raise NotFound("Bordereau introuvable, ou hors de votre périmètre.")
+    return slip
+
+
+def token_for(slip: Slip, secret: str) -> str:
+    """The signed token printed in the slip's QR code."""
+    return tokens.sign(secret, "slip", slip.id)
+
+
+def slip_from_token(session: Session, secret: str, token: str) -> Slip:
+    """The slip a QR token names: a tampered, unknown or cancelled token is refused (NotFound)."""
+    slip_id = tokens.verify(secret, "slip", token)
+    slip = session.get(Slip, slip_id) if slip_id is not None else None
+    if slip is None or slip.status is SlipStatus.CANCELLED:
+        raise NotFound("Ce QR code ne correspond à aucun bordereau valide (code altéré, inconnu ou annulé).")
+    return slip
+
+
+# ---------------------------------------------------------------- journal and moves
+
+
+def _event(
+    session: Session,
+    slip: Slip,
+    action: str,
+    source: SlipStatus | None,
+    target: SlipStatus,
+    by: User | None,
+    detail: str = "",
+    now: datetime | None = None,
+) -> None:
+    session.add(
+        SlipEvent(
+            slip=slip,
+            at=now or utcnow(),
+            actor=by,
+            actor_label=devices.actor_label(by),
+            action=action,
+            from_status=source,
+            to_status=target,
+            detail=detail[:500],
+        )
+    )
+
+
+def _move(
+    session: Session,
+    slip: Slip,
+    target: SlipStatus,
+    action: str,
+    by: User | None,
+    *,
+    detail: str = "",
+    now: datetime | None = None,
+    stamp: str | None = None,
+) -> None:
+    """Change a slip's status with a guarded update (the loser of a race gets a conflict) and journal it."""
+    source = slip.status
+    if target not in NEXT.get(source, set()):
+        raise InvalidTransition(
+            f"Le bordereau {slip.number} est « {source.label} » : impossible de le passer à "
+            f"« {target.label} »."
+        )
+    now = now or utcnow()
+    values = {"status": target, **({stamp: now} if stamp else {})}
+    result = session.execute(
+        sa.update(Slip)
+        .where(Slip.id == slip.id, Slip.status == source)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        raise Conflict(
+            f"Le bordereau {slip.number} vient d'être modifié par quelqu'un d'autre ; rechargez la page."
+        )
+    session.expire(slip, ["status", *([stamp] if stamp else [])])
+    _event(session, slip, action, source, target, by, detail, now)
+
+
+def _require_role(by: User | None, allowed: tuple[Role, ...], what: str) -> None:
+    if by is not None and by.role not in allowed:
+        raise Forbidden(f"Votre rôle ne permet pas de {what}.")
+
+
+# ---------------------------------------------------------------- creation
+
+
+def create_slip(
+    session: Session,
+    *,
+    destination: Organisation,
+    serials: list[str],
+    by: User | None,
+    issue: bool = False,
+    now: datetime | None = None,
+) -> Slip:
+    """Group assigned devices of one warehouse for one destination into a new slip (brouillon, or emis)."""
+    _require_role(by, _COORDINATION, "créer un bordereau")
+    if by is not None and by.role is Role.COORDINATOR and destination.id != by.organisation_id:
+        raise NotFound("Structure introuvable, ou hors de votre périmètre.")
+    if destination.kind not in (OrganisationKind.ASSOCIATION, OrganisationKind.SCHOOL):
+        raise ValidationFailed("Un bordereau est destiné à une association ou à une école.")
+    wanted = []
+    for raw in serials:
+        serial = devices.clean_serial(raw)
+        if serial not in wanted:
+            wanted.append(serial)
+    if not wanted:
+        raise ValidationFailed("Choisissez au moins un équipement.")
+    if len(wanted) > MAX_LINES:
+        raise ValidationFailed(f"Un bordereau compte au plus {MAX_LINES} équipements.")
+    found = {
+        d.serial: d
+        for d in session.scalars(sa.select(Device).where(Device.serial.in_(wanted), scope.device_filter(by)))
+    }
+    unknown = [s for s in wanted if s not in found]
+    if unknown:
+        raise NotFound("Équipements introuvables, ou hors de votre périmètre : " + ", ".join(unknown) + ".")
+    assignments = {
+        a.device_id: a
+        for a in session.scalars(
+            sa.select(Assignment).where(
+                Assignment.device_id.in_([d.id for d in found.values()]), Assignment.cancelled_at.is_(None)
+            )
+        )
+    }
+    problems = []
+    for serial in wanted:
+        device = found[serial]
+        assignment = assignments.get(device.id)
+        if device.status is not DeviceStatus.ASSIGNED or assignment is None:
+            problems.append(
+                f"{serial} est « {device.status.label} » (il faut un équipement attribué, "
+                "pas encore sur un bordereau)"
+            )
+        elif assignment.organisation_id != destination.id:
+            problems.append(f"{serial} est attribué à un élève d'une autre structure")
+    if problems:
+        raise BusinessRuleViolation("Bordereau refusé — " + " ; ".join(problems) + ".")
+    warehouses = {found[s].warehouse_id for s in wanted}
+    if len(warehouses) != 1:
+        raise BusinessRuleViolation(
+            "Un bordereau part d'un seul entrepôt : séparez les équipements par entrepôt."
+        )
+    now = now or utcnow()
+    slip = Slip(
+        warehouse_id=warehouses.pop(),
+        destination_id=destination.id,
+        status=SlipStatus.DRAFT,
+        created_at=now,
+        created_by_id=by.id if by else None,
+    )
+    session.add(slip)
+    session.flush()
+    slip.number = f"BL-{destination.department_code}-{now.year}-{slip.id:06d}"
+    for serial in wanted:
+        device = found[serial]
+        devices.transition(session, device, "add_to_slip", by=by, reason=f"Bordereau {slip.number}", now=now)
+        session.add(SlipLine(slip=slip, device_id=device.id, assignment_id=assignments[device.id].id))
+    _event(session, slip, "create", None, SlipStatus.DRAFT, by, f"{len(wanted)} équipement(s)", now)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except sa.exc.IntegrityError as exc:
+        raise Conflict("Un de ces équipements vient d'être mis sur un autre bordereau.") from exc
+    if issue:
+        issue_slip(session, slip, by=by, now=now)
+    return slip
+
+
+def _check_destination(slip: Slip, by: User | None) -> None:
+    if by is not None and by.role is Role.COORDINATOR and slip.destination_id != by.organisation_id:
+        raise NotFound("Bordereau introuvable, ou hors de votre périmètre.")
+
+
+def _check_warehouse(slip: Slip, by: User | None) -> None:
+    if by is not None and by.role is Role.WAREHOUSE and slip.warehouse_id != by.organisation_id:
+        raise NotFound("Bordereau introuvable, ou hors de votre périmètre.")
+
+
+def issue_slip(session: Session, slip: Slip, *, by: User | None, now: datetime | None = None) -> None:
+    """Issue a draft: it can now be printed with its QR code and prepared by the warehouse."""
+    _require_role(by, _COORDINATION, "émettre un bordereau")
+    _check_destination(slip, by)
+    if not slip.active_lines:
+        raise BusinessRuleViolation("Un bordereau vide ne peut pas être émis.")
+    _move(session, slip, SlipStatus.ISSUED, "issue", by, now=now, stamp="issued_at")
+
+
+def remove_line(session: Session, slip: Slip, line: SlipLine, *, by: User | None) -> None:
+    """Take a device off a slip that nobody has started preparing; it stays assigned to its pupil."""
+    _require_role(by, _COORDINATION, "retirer un équipement du bordereau")
+    _check_destination(slip, by)
+    if slip.status not in (SlipStatus.DRAFT, SlipStatus.ISSUED) or line.picked_at is not None:
+        raise InvalidTransition(
+            "Ce bordereau est déjà en préparation : on ne peut plus en retirer d'équipement."
+        )
+    if line.removed_at is not None:
+        return
+    now = utcnow()
+    devices.transition(
+        session, line.device, "remove_from_slip", by=by, reason=f"Retiré de {slip.number}", now=now
+    )
+    line.removed_at = now
+    _event(session, slip, "remove_line", slip.status, slip.status, by, line.device.serial, now)
+    session.flush()
+
+
+def cancel_slip(session: Session, slip: Slip, *, by: User | None, reason: str = "") -> None:
+    """Cancel a slip before preparation starts: its devices stay assigned, its QR code stops working."""
+    _require_role(by, _COORDINATION, "annuler un bordereau")
+    _check_destination(slip, by)
+    if any(line.picked_at for line in slip.active_lines):
+        raise InvalidTransition("La préparation a commencé : ce bordereau ne peut plus être annulé.")
+    now = utcnow()
+    for line in slip.active_lines:
+        devices.transition(
+            session, line.device, "remove_from_slip", by=by, reason=f"Bordereau {slip.number} annulé", now=now
+        )
+        line.removed_at = now
+    _move(session, slip, SlipStatus.CANCELLED, "cancel", by, detail=reason, now=now, stamp="cancelled_at")
+    session.flush()
+
+
+# ---------------------------------------------------------------- warehouse: scan, pick, ship
+
+
+@dataclass
+class ScanResult:
+    outcome: str  # "picked", "already", "refused"
+    message: str
+    picked: int
+    total: int
+    serial: str | None = None
+
+    @property
+    def progress(self) -> str:
+        return f"{self.picked}/{self.total}"
+
+
+def parse_scan(code: str) -> str:
+    """What a scan or a typed code names: a serial or an asset tag (from a label's /d/<tag> URL too)."""
+    text = (code or "").strip()
+    if "/s/" in text:
+        raise ValidationFailed("C'est le QR code d'un bordereau, pas celui d'un équipement.")
+    if "/d/" in text:
+        text = text.rsplit("/d/", 1)[1].split("?")[0].split("#")[0]
+    return text.strip().upper()
+
+
+def _progress(session: Session, slip: Slip) -> tuple[int, int]:
+    picked, total = session.execute(
+        sa.select(sa.func.count(SlipLine.picked_at), sa.func.count(SlipLine.id)).where(
+            SlipLine.slip_id == slip.id, SlipLine.removed_at.is_(None)
+        )
+    ).one()
+    return picked, total
+
+
+def scan_for_pick(
+    session: Session, slip: Slip, code: str, *, by: User | None, now: datetime | None = None
+) -> ScanResult:
+    """One scan in the warehouse: on this slip → picked; already picked → harmless; anything else → refused,
+    and nothing changes. Two volunteers scanning the same device: one picks, the other is told it is done."""
+    _require_role(by, _WAREHOUSE, "préparer un bordereau")
+    _check_warehouse(slip, by)
+    picked, total = _progress(session, slip)
+    try:
+        text = parse_scan(code)
+    except ValidationFailed as exc:
+        return ScanResult("refused", exc.message, picked, total)
+    if not text:
+        return ScanResult("refused", "Code vide : scannez l'étiquette de l'équipement.", picked, total)
+    line = session.scalar(
+        sa.select(SlipLine)
+        .join(Device, SlipLine.device_id == Device.id)
+        .where(
+            SlipLine.slip_id == slip.id,
+            SlipLine.removed_at.is_(None),
+            sa.or_(Device.serial == text, Device.asset_tag == text),
+        )
+    )
+    if line is None:
+        return ScanResult(
+            "refused",
+            f"{text} n'est PAS sur le bordereau {slip.number} : ne le mettez pas dans le colis.",
+            picked,
+            total,
+            text,
+        )
+    serial = line.device.serial
+    if line.picked_at is not None:
+        return ScanResult("already", f"{serial} est déjà préparé.", picked, total, serial)
+    if slip.status is not SlipStatus.ISSUED:
+        return ScanResult(
+            "refused",
+            f"Le bordereau est « {slip.status.label} » : il ne se prépare plus.",
+            picked,
+            total,
+            serial,
+        )
+    now = now or utcnow()
+    # guarded on the line: of two volunteers scanning the same device, one only picks it
+    won = session.execute(
+        sa.update(SlipLine)
+        .where(SlipLine.id == line.id, SlipLine.picked_at.is_(None))
+        .values(picked_at=now, picked_by_id=by.id if by else None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if won != 1:
+        session.expire(line)
+        return ScanResult(
+            "already", f"{serial} vient d'être préparé par quelqu'un d'autre.", picked, total, serial
+        )
+    session.expire(line, ["picked_at", "picked_by_id"])
+    devices.transition(session, line.device, "pick", by=by, reason=f"Préparé pour {slip.number}", now=now)
+    picked += 1
+    if picked == total:
+        _move(session, slip, SlipStatus.PREPARED, "prepared", by, now=now, stamp="prepared_at")
+    return ScanResult("picked", f"{serial} préparé.", picked, total, serial)
+
+
+def ship(session: Session, slip: Slip, *, by: User | None, now: datetime | None = None) -> bool:
+    """The parcel leaves the warehouse: every device becomes expedie. Shipping twice is harmless (False)."""
+    _require_role(by, _WAREHOUSE, "expédier un bordereau")
+    _check_warehouse(slip, by)
+    if slip.status in (SlipStatus.SHIPPED, SlipStatus.RECEIVED, SlipStatus.CLOSED):
+        return False
+    picked, total = _progress(session, slip)
+    if slip.status is not SlipStatus.PREPARED:
+        raise InvalidTransition(
+            f"Le bordereau {slip.number} ne peut pas partir : {picked}/{total} équipements préparés."
+            if slip.status is SlipStatus.ISSUED
+            else f"Le bordereau {slip.number} est « {slip.status.label} »."
+        )
+    now = now or utcnow()
+    _move(session, slip, SlipStatus.SHIPPED, "ship", by, now=now, stamp="shipped_at")
+    for line in slip.active_lines:
+        devices.transition(session, line.device, "ship", by=by, reason=f"Expédié avec {slip.number}", now=now)
+    session.flush()
+    return True
+
+
+# ---------------------------------------------------------------- destination: reception
+
+
+@dataclass
+class ReceptionLine:
+    serial: str
+    state: ReceptionState
+    comment: str = ""
+
+
+_RECEPTION_ACTIONS = {
+    ReceptionState.RECEIVED: "receive",
+    ReceptionState.MISSING: "declare_missing",
+    ReceptionState.DAMAGED: "declare_damaged",
+}
+
+
+def receive(
+    session: Session, slip: Slip, lines: list[ReceptionLine], *, by: User | None, now: datetime | None = None
+) -> int:
+    """Confirm the parcel line by line; missing and damaged devices leave the flow and free their pupil.
+    Saying again what was already said is harmless; contradicting it is a conflict. Returns lines changed."""
+    _require_role(by, _COORDINATION, "réceptionner un bordereau")
+    _check_destination(slip, by)
+    if slip.status not in (SlipStatus.SHIPPED, SlipStatus.RECEIVED, SlipStatus.CLOSED):
+        raise InvalidTransition(
+            f"Le bordereau {slip.number} est « {slip.status.label} » : il n'a pas été expédié."
+        )
+    by_serial = {line.device.serial: line for line in slip.active_lines}
+    problems, todo = [], []
+    for item in lines:
+        serial = parse_scan(item.serial)
+        line = by_serial.get(serial)
+        if line is None:
+            problems.append(f"{serial} n'est pas sur ce bordereau")
+        elif item.state is not ReceptionState.RECEIVED and not item.comment.strip():
+            problems.append(f"{serial} : un commentaire est obligatoire pour « {item.state.label_lower} »")
+        elif line.reception_state is not None and line.reception_state is not item.state:
+            problems.append(f"{serial} a déjà été déclaré « {line.reception_state.label_lower} »")
+        elif line.reception_state is None:
+            todo.append((line, item))
+    if problems:
+        raise ValidationFailed("Réception refusée — " + " ; ".join(problems) + ".")
+    now = now or utcnow()
+    for line, item in todo:
+        won = session.execute(
+            sa.update(SlipLine)
+            .where(SlipLine.id == line.id, SlipLine.reception_state.is_(None))
+            .values(reception_state=item.state, reception_comment=item.comment.strip()[:500], received_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if won != 1:
+            raise Conflict(
+                f"{line.device.serial} vient d'être réceptionné par quelqu'un d'autre ; rechargez."
+            )
+        session.expire(line, ["reception_state", "reception_comment", "received_at"])
+        devices.transition(
+            session,
+            line.device,
+            _RECEPTION_ACTIONS[item.state],
+            by=by,
+            reason=item.comment.strip() or f"Reçu avec {slip.number}",
+            now=now,
+        )
+        if item.state is not ReceptionState.RECEIVED:
+            # the device left the flow: its pupil goes back to the waiting list
+            line.assignment.cancelled_at = now
+            line.assignment.cancelled_by_id = by.id if by else None
+    session.flush()
+    if slip.status is SlipStatus.SHIPPED and all(line.reception_state for line in slip.active_lines):
+        _move(
+            session,
+            slip,
+            SlipStatus.RECEIVED,
+            "received",
+            by,
+            now=now,
+            stamp="received_at",
+            detail=_reception_summary(slip),
+        )
+    close_if_done(session, slip, by=by, now=now)
+    return len(todo)
+
+
+def _reception_summary(slip: Slip) -> str:
+    counts: dict[str, int] = {}
+    for line in slip.active_lines:
+        counts[line.reception_state.label_lower] = counts.get(line.reception_state.label_lower, 0) + 1
+    return ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+
+
+def close_if_done(session: Session, slip: Slip, *, by: User | None, now: datetime | None = None) -> bool:
+    """Close a received slip once every line is handed over or resolved (missing or damaged)."""
+    if slip.status is not SlipStatus.RECEIVED:
+        return False
+    if all(
+        line.handover_id is not None
+        or line.reception_state in (ReceptionState.MISSING, ReceptionState.DAMAGED)
+        for line in slip.active_lines
+    ):
+        _move(session, slip, SlipStatus.CLOSED, "close", by, now=now, stamp="closed_at")
+        return True
+    return False

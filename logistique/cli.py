@@ -184,6 +184,64 @@ def purge_personal_data(yes: bool) -> None:
     )
 
 
+@click.command("print-slips")
+@click.option("--warehouse", "warehouse_id", type=int, help="Identifiant de l'entrepôt (tous par défaut).")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    required=True,
+    help="Fichier PDF à écrire.",
+)
+@with_appcontext
+def print_slips(warehouse_id: int | None, output: Path) -> None:
+    """Every issued slip waiting for preparation (of one warehouse) in one PDF, with a progress bar."""
+    from flask import current_app
+
+    from .domain import paperwork
+    from .models import Slip, SlipStatus
+    from .pdf import slips_pdf
+
+    query = sa.select(Slip).where(Slip.status == SlipStatus.ISSUED).order_by(Slip.id)
+    if warehouse_id:
+        query = query.where(Slip.warehouse_id == warehouse_id)
+    batch = db.session.scalars(query).all()
+    if not batch:
+        _fail("Aucun bordereau émis à préparer.")
+    base, secret = current_app.config["BASE_URL"], current_app.config["SECRET_KEY"]
+    with click.progressbar(length=len(batch), label="Bordereaux", show_pos=True) as bar:
+        data = slips_pdf(
+            (paperwork.slip_document(s, base_url=base, secret=secret) for s in batch),
+            progress=lambda _done: bar.update(1),
+        )
+    output.write_bytes(data)
+    click.echo(f"{len(batch)} bordereaux écrits dans {output} ({len(data) // 1024} Ko).")
+
+
+@click.command("print-labels")
+@click.option("--lot", "lot_reference", required=True, help="Référence du lot.")
+@click.option("--output", type=click.Path(dir_okay=False, writable=True, path_type=Path), required=True)
+@with_appcontext
+def print_labels(lot_reference: str, output: Path) -> None:
+    """A4 label sheets (3 × 8) for every device of a lot: QR of /d/<étiquette> and serial as Code 128."""
+    from flask import current_app
+
+    from .domain import paperwork
+    from .models import Device
+    from .pdf import labels_pdf
+
+    try:
+        lot = get_lot(db.session, None, reference=lot_reference.strip().upper())
+    except DomainError as exc:
+        _fail(exc.message)
+        return
+    rows = db.session.scalars(sa.select(Device).where(Device.lot_id == lot.id).order_by(Device.id)).all()
+    if not rows:
+        _fail(f"Le lot {lot.reference} n'a aucun équipement.")
+    base = current_app.config["BASE_URL"]
+    output.write_bytes(labels_pdf([paperwork.label(d, base_url=base) for d in rows]))
+    click.echo(f"{len(rows)} étiquettes ({-(-len(rows) // 24)} planches) écrites dans {output}.")
+
+
 @click.command("db-revision")
 @click.argument("message")
 @with_appcontext
@@ -200,6 +258,8 @@ COMMANDS = [
     create_token,
     import_stock,
     close_operation,
+    print_slips,
+    print_labels,
     purge_personal_data,
     db_revision,
 ]

@@ -8,7 +8,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from .. import pdf
 from ..db import db
-from ..domain import assignments, paperwork, pupils, scope, slips
+from ..domain import assignments, paperwork, pupils, scope, slips, status
 from ..domain import devices as device_domain
 from ..domain import handover as handover_domain
 from ..domain.errors import BusinessRuleViolation, InvalidTransition, ValidationFailed
@@ -473,4 +473,42 @@ def create_handover(user: User, *, body: schemas.HandoverIn) -> dict:
         "signature_sha256": done.signature_sha256,
         "handed_over_at": done.handed_over_at,
         "receipt_url": f"{base}/remises/{done.id}/recu.pdf",
+    }
+
+
+# ---------------------------------------------------------------- status
+
+
+def status_row_out(row: status.StatusRow) -> dict:
+    return {
+        "code": row.code,
+        "name": row.name,
+        "department": row.department,
+        "needs": row.needs,
+        "allocated": row.allocated,
+        **row.counts,
+        "devices": row.devices,
+        "committed_eur": round(row.committed_cents / 100, 2),
+    }
+
+
+@operation(
+    "/status",
+    "GET",
+    summary="Avancement des livraisons et argent engagé, par département ou par QPV",
+    roles={Role.PREFECTURE, Role.ADMIN},
+    query=schemas.StatusQuery,
+    response=schemas.StatusOut,
+    errors=(400, 404),
+    description="Les colonnes assigned à damaged partagent les équipements : leur somme vaut devices. "
+    "Aucune donnée personnelle.",
+)
+def get_status(user: User, *, query: schemas.StatusQuery) -> dict:
+    territory = status.resolve(db.session, user, query.territory)
+    total, rows = status.board(db.session, territory, by=query.by)
+    return {
+        "territory": territory.label,
+        "by": query.by,
+        "total": status_row_out(total),
+        "rows": [status_row_out(r) for r in rows],
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -228,3 +229,34 @@ class HandoverOut(BaseModel):
     signature_sha256: str
     handed_over_at: datetime
     receipt_url: str
+
+
+class StatusQuery(Strict):
+    territory: str | None = Field(
+        None, max_length=20, description="Code de région (32) ou de département (59)."
+    )
+    by: Literal["department", "qpv"] = "department"
+
+
+class StatusRowOut(BaseModel):
+    code: str
+    name: str
+    department: str
+    needs: int
+    allocated: int | None = Field(description="Quota du plan de répartition appliqué, s'il y en a un.")
+    assigned: int = Field(description="Attribués, pas encore sur un bordereau.")
+    on_slips: int
+    shipped: int
+    received: int
+    handed_over: int
+    missing: int
+    damaged: int
+    devices: int = Field(description="Somme des colonnes précédentes.")
+    committed_eur: float
+
+
+class StatusOut(BaseModel):
+    territory: str
+    by: Literal["department", "qpv"]
+    total: StatusRowOut
+    rows: list[StatusRowOut]

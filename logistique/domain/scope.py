@@ -9,12 +9,14 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from ..models import (
+    Assignment,
     Department,
     Device,
     Envelope,
     Lot,
     Organisation,
     OrganisationKind,
+    Qpv,
     Region,
     Role,
     TerritoryKind,
@@ -118,9 +120,18 @@ def device_filter(user: User | None) -> ColumnElement[bool]:
     if user.role is Role.WAREHOUSE:
         return Device.warehouse_id == user.organisation_id if user.organisation_id else _nothing()
     if user.role is Role.PREFECTURE:
-        return Device.warehouse_id.in_(
-            warehouses_in.where(Organisation.department_code.in_(_territory_departments(user)))
+        # the territory's warehouses, and the devices assigned to pupils of the territory's QPVs
+        departments = _territory_departments(user)
+        return sa.or_(
+            Device.warehouse_id.in_(warehouses_in.where(Organisation.department_code.in_(departments))),
+            Device.id.in_(
+                sa.select(Assignment.device_id).where(
+                    Assignment.cancelled_at.is_(None),
+                    Assignment.qpv_code.in_(sa.select(Qpv.code).where(Qpv.department_code.in_(departments))),
+                )
+            ),
         )
+
     if user.organisation_id is None:
         return _nothing()
     return Device.warehouse_id.in_(

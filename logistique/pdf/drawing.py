@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import unicodedata
+from functools import lru_cache
 
 from reportlab import rl_config
 from reportlab.lib.colors import Color, HexColor
@@ -63,15 +64,21 @@ def pdf_text(text: str) -> str:
     return "".join(out)
 
 
+@lru_cache(maxsize=4096)  # pure and bounded: models, kinds and captions repeat on every row and page
 def fit(text: str, font: str, size: float, width: float) -> str:
     """Return ``text`` (made printable) cut with « … » so that it holds in ``width`` points."""
     text = pdf_text(text)
     if stringWidth(text, font, size) <= width:
         return text
-    ellipsis = "…"
-    while text and stringWidth(text + ellipsis, font, size) > width:
-        text = text[:-1]
-    return text.rstrip() + ellipsis
+    ellipsis_width = stringWidth("…", font, size)
+    low, high = 0, len(text)  # the longest prefix that fits with the ellipsis, by bisection
+    while low < high:
+        middle = (low + high + 1) // 2
+        if stringWidth(text[:middle], font, size) + ellipsis_width <= width:
+            low = middle
+        else:
+            high = middle - 1
+    return text[:low].rstrip() + "…"
 
 
 def wrap(text: str, font: str, size: float, width: float) -> list[str]:

@@ -245,18 +245,25 @@ def _table(canvas: Canvas, lines: list[SlipLine], start: int, end: int, top: flo
         if (i - start) % 2 == 1:
             canvas.rect(LEFT, y - (i - start + 1) * ROW_HEIGHT, width, ROW_HEIGHT, stroke=0, fill=1)
     canvas.setFillColor(BLACK)
+    # One text object for the whole table: a drawString per cell would open and close sixty of them.
+    text = canvas.beginText()
+    current = ("", 0.0)
     for i in range(start, end):
         line = lines[i]
         y -= ROW_HEIGHT
         cells = (str(i + 1), line.kind, line.model, line.serial, line.asset_tag, line.pupil_reference)
         x = LEFT
-        for text, (_title, col_width, font, size) in zip(cells, COLUMNS, strict=True):
+        for cell, (_title, col_width, font, size) in zip(cells, COLUMNS, strict=True):
             room = col_width - 3 * mm
             if font == MONO:  # a serial or a reference is shrunk rather than cut: someone checks it by eye
-                size = max(6.0, min(size, room / max(1, len(text)) / 0.61))
-            canvas.setFont(font, size)
-            canvas.drawString(x + 1.5 * mm, y + 2 * mm, fit(text, font, size, room))
+                size = max(6.0, min(size, room / max(1, len(cell)) / 0.61))
+            if (font, size) != current:
+                text.setFont(font, size)
+                current = (font, size)
+            text.setTextOrigin(x + 1.5 * mm, y + 2 * mm)
+            text.textLine(fit(cell, font, size, room))  # textOut would measure the string for nothing
             x += col_width
+    canvas.drawText(text)
     canvas.setStrokeColor(GREY_LINE)
     canvas.setLineWidth(0.6)
     canvas.line(LEFT, y, RIGHT, y)

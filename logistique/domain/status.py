@@ -1,0 +1,389 @@
+"""The prefecture's status board: delivery progress and money by territory (DESIGN §6, issue 5).
+
+Every device behind a row is counted in exactly one column: ``assigned`` (attribué, not yet on a slip),
+``on_slips`` (sur bordereau or préparé), ``shipped``, ``received``, ``handed_over``, ``missing``, ``damaged``
+— so a row's columns add up to its ``devices``, and a territory's total is the sum of its rows. Devices are
+placed in a QPV by their pupil's assignment; missing and damaged ones by the slip line that reported them."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from ..db import utcnow
+from ..models import (
+    AllocationLine,
+    AllocationPlan,
+    Assignment,
+    Department,
+    Device,
+    DeviceStatus,
+    Envelope,
+    EnvelopeKind,
+    Handover,
+    Organisation,
+    PlanStatus,
+    Pupil,
+    Qpv,
+    ReceptionState,
+    Region,
+    Role,
+    Slip,
+    SlipLine,
+    SlipStatus,
+    TerritoryKind,
+    User,
+)
+from . import scope
+from .census import needs_by_qpv
+from .errors import Forbidden, NotFound
+from .money import cite_2020_cap, spendable_cents
+
+COLUMNS = ("assigned", "on_slips", "shipped", "received", "handed_over", "missing", "damaged")
+_STATUS_COLUMN = {
+    DeviceStatus.ASSIGNED: "assigned",
+    DeviceStatus.ON_SLIP: "on_slips",
+    DeviceStatus.PREPARED: "on_slips",
+    DeviceStatus.SHIPPED: "shipped",
+    DeviceStatus.RECEIVED: "received",
+    DeviceStatus.HANDED_OVER: "handed_over",
+}
+COLUMN_LABELS = {
+    "needs": "Besoins",
+    "allocated": "Quota",
+    "assigned": "Attribués",
+    "on_slips": "Sur bordereau",
+    "shipped": "Expédiés",
+    "received": "Reçus",
+    "handed_over": "Remis",
+    "missing": "Manquants",
+    "damaged": "Endommagés",
+    "devices": "Équipements",
+    "committed_cents": "Engagé (€)",
+}
+
+
+@dataclass(frozen=True)
+class Territory:
+    """What a board covers: everything (None), a region or a department."""
+
+    kind: TerritoryKind | None
+    code: str | None
+    name: str
+
+    @property
+    def label(self) -> str:
+        if self.kind is TerritoryKind.REGION:
+            return f"Région {self.name}"
+        if self.kind is TerritoryKind.DEPARTMENT:
+            return f"{self.code} — {self.name}"
+        return "Toutes les régions"
+
+
+@dataclass
+class StatusRow:
+    level: str  # "total", "region", "department", "qpv"
+    code: str
+    name: str
+    department: str = ""
+    needs: int = 0
+    allocated: int | None = None  # quota of the applied plan; None when no plan applies
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COLUMNS, 0))
+    committed_cents: int = 0
+
+    @property
+    def devices(self) -> int:
+        return sum(self.counts.values())
+
+    def __getattr__(self, name: str) -> int:
+        if name in COLUMNS:
+            return self.counts[name]
+        raise AttributeError(name)
+
+    def share(self, column: str) -> float | None:
+        """A column as a share of the needs (None without needs)."""
+        return self.counts[column] / self.needs if self.needs else None
+
+    def add(self, other: StatusRow) -> None:
+        self.needs += other.needs
+        if other.allocated is not None:
+            self.allocated = (self.allocated or 0) + other.allocated
+        for column in COLUMNS:
+            self.counts[column] += other.counts[column]
+        self.committed_cents += other.committed_cents
+
+
+# ---------------------------------------------------------------- territory and scope
+
+
+def resolve(session: Session, user: User | None, code: str | None) -> Territory:
+    """The territory a user asks for, within what they may see: a prefecture never leaves its own."""
+    if user is not None and user.role not in (Role.ADMIN, Role.PREFECTURE):
+        raise Forbidden("Le tableau de bord est réservé aux préfectures et à l'administration.")
+    own = None
+    if user is not None and user.role is Role.PREFECTURE:
+        own = Territory(user.territory_kind, user.territory_code, "")
+    wanted = (code or "").strip().upper()
+    if not wanted:
+        if own is None:
+            return Territory(None, None, "")
+        wanted = own.code
+    kind, value = _parse(session, wanted)
+    if own is not None and not _within(session, kind, value, own):
+        raise NotFound("Territoire introuvable, ou hors de votre périmètre.")
+    if kind is TerritoryKind.REGION:
+        return Territory(kind, value, session.get(Region, value).name)
+    return Territory(kind, value, session.get(Department, value).name)
+
+
+def _parse(session: Session, code: str) -> tuple[TerritoryKind, str]:
+    kind_hint, _, value = code.rpartition(":")
+    if kind_hint.lower() in ("", "region", "reg", "r") and session.get(Region, value) is not None:
+        return TerritoryKind.REGION, value
+    if kind_hint.lower() in ("", "departement", "dep", "d") and session.get(Department, value) is not None:
+        return TerritoryKind.DEPARTMENT, value
+    raise NotFound("Territoire introuvable, ou hors de votre périmètre.")
+
+
+def _within(session: Session, kind: TerritoryKind, code: str, own: Territory) -> bool:
+    if own.kind is TerritoryKind.REGION:
+        region = code if kind is TerritoryKind.REGION else session.get(Department, code).region_code
+        return region == own.code
+    return kind is TerritoryKind.DEPARTMENT and code == own.code
+
+
+def _qpv_codes(territory: Territory):
+    """SQL set of the QPV codes of a territory (None: all)."""
+    if territory.kind is TerritoryKind.DEPARTMENT:
+        return sa.select(Qpv.code).where(Qpv.department_code == territory.code)
+    if territory.kind is TerritoryKind.REGION:
+        return (
+            sa.select(Qpv.code)
+            .join(Department, Qpv.department_code == Department.code)
+            .where(Department.region_code == territory.code)
+        )
+    return None
+
+
+# ---------------------------------------------------------------- the board's numbers
+
+
+def qpv_rows(session: Session, territory: Territory) -> dict[str, StatusRow]:
+    """One row per QPV of the territory that has needs or devices."""
+    codes = _qpv_codes(territory)
+    in_territory = (lambda column: column.in_(codes)) if codes is not None else (lambda column: sa.true())
+    rows: dict[str, StatusRow] = {}
+
+    def row(code: str) -> StatusRow:
+        if code not in rows:
+            rows[code] = StatusRow("qpv", code, "")
+        return rows[code]
+
+    active = (
+        sa.select(
+            Assignment.qpv_code, Device.status, sa.func.count(), sa.func.sum(Assignment.unit_cost_cents)
+        )
+        .join(Device, Device.id == Assignment.device_id)
+        .where(Assignment.cancelled_at.is_(None), in_territory(Assignment.qpv_code))
+        .group_by(Assignment.qpv_code, Device.status)
+    )
+    for code, status, count, cents in session.execute(active):
+        column = _STATUS_COLUMN.get(status)
+        if column is None:  # an active assignment on a device that left the flow another way
+            continue
+        r = row(code)
+        r.counts[column] += count
+        r.committed_cents += int(cents or 0)
+    lost = (
+        sa.select(Assignment.qpv_code, SlipLine.reception_state, sa.func.count())
+        .join(Assignment, Assignment.id == SlipLine.assignment_id)
+        .where(
+            SlipLine.reception_state.in_([ReceptionState.MISSING, ReceptionState.DAMAGED]),
+            SlipLine.removed_at.is_(None),
+            in_territory(Assignment.qpv_code),
+        )
+        .group_by(Assignment.qpv_code, SlipLine.reception_state)
+    )
+    for code, state, count in session.execute(lost):
+        row(code).counts["missing" if state is ReceptionState.MISSING else "damaged"] += count
+    region = territory.code if territory.kind is TerritoryKind.REGION else None
+    department = territory.code if territory.kind is TerritoryKind.DEPARTMENT else None
+    for (code, _kind), (need, _assigned) in needs_by_qpv(
+        session, region_code=region, department_code=department
+    ).items():
+        row(code).needs += need
+    quotas = session.execute(
+        sa.select(AllocationLine.qpv_code, sa.func.sum(AllocationLine.quota))
+        .join(AllocationPlan, AllocationPlan.id == AllocationLine.plan_id)
+        .where(AllocationPlan.status == PlanStatus.APPLIED, in_territory(AllocationLine.qpv_code))
+        .group_by(AllocationLine.qpv_code)
+    )
+    for code, quota in quotas:
+        row(code).allocated = int(quota)
+    if rows:
+        for qpv in session.scalars(sa.select(Qpv).where(Qpv.code.in_(list(rows)))):
+            rows[qpv.code].name, rows[qpv.code].department = qpv.name, qpv.department_code
+    return rows
+
+
+def board(
+    session: Session, territory: Territory, *, by: str = "department"
+) -> tuple[StatusRow, list[StatusRow]]:
+    """The territory's total and its rows, per department (default) or per QPV."""
+    by_qpv = qpv_rows(session, territory)
+    total = StatusRow("total", territory.code or "", territory.label)
+    for row in by_qpv.values():
+        total.add(row)
+    if by == "qpv":
+        return total, sorted(by_qpv.values(), key=lambda r: (r.department, r.code))
+    departments = {d.code: d for d in session.scalars(sa.select(Department))}
+    grouped: dict[str, StatusRow] = {}
+    for row in by_qpv.values():
+        dep = grouped.get(row.department)
+        if dep is None:
+            dep = grouped[row.department] = StatusRow(
+                "department", row.department, departments[row.department].name, row.department
+            )
+        dep.add(row)
+    return total, [grouped[code] for code in sorted(grouped)]
+
+
+# ---------------------------------------------------------------- money
+
+
+@dataclass
+class EnvelopeRow:
+    envelope: Envelope
+    spendable_cents: int
+    committed_cents: int
+    delivered_cents: int
+
+    @property
+    def left_cents(self) -> int:
+        return self.spendable_cents - self.committed_cents
+
+    @property
+    def cap_cents(self) -> int | None:
+        """For a cité éducative 2020 envelope: 15 % of its annual amount."""
+        if self.envelope.kind is EnvelopeKind.CITE_2020 and self.envelope.annual_amount_cents:
+            return cite_2020_cap(self.envelope.annual_amount_cents)
+        return None
+
+
+def money(session: Session, territory: Territory) -> list[EnvelopeRow]:
+    """Each envelope of the territory's region: amount, committed (assigned × unit cost), delivered, left."""
+    query = sa.select(Envelope).order_by(Envelope.region_code, Envelope.kind, Envelope.label)
+    if territory.kind is TerritoryKind.REGION:
+        query = query.where(Envelope.region_code == territory.code)
+    elif territory.kind is TerritoryKind.DEPARTMENT:
+        query = query.where(
+            Envelope.region_code
+            == sa.select(Department.region_code).where(Department.code == territory.code).scalar_subquery()
+        )
+    envelopes = session.scalars(query).all()
+    sums = {
+        env_id: (int(committed or 0), int(delivered or 0))
+        for env_id, committed, delivered in session.execute(
+            sa.select(
+                Assignment.envelope_id,
+                sa.func.sum(Assignment.unit_cost_cents),
+                sa.func.sum(
+                    sa.case((Device.status == DeviceStatus.HANDED_OVER, Assignment.unit_cost_cents), else_=0)
+                ),
+            )
+            .join(Device, Device.id == Assignment.device_id)
+            .where(Assignment.cancelled_at.is_(None), Assignment.envelope_id.in_([e.id for e in envelopes]))
+            .group_by(Assignment.envelope_id)
+        )
+    }
+    return [EnvelopeRow(e, spendable_cents(e), *sums.get(e.id, (0, 0))) for e in envelopes]
+
+
+# ---------------------------------------------------------------- pace and stuck slips
+
+
+def handovers_per_day(
+    session: Session, territory: Territory, *, days: int = 30, today: date | None = None
+) -> list[tuple[date, int]]:
+    """Devices handed over per day over the last ``days`` days (zeros included), oldest first."""
+    today = today or utcnow().date()
+    start = today - timedelta(days=days - 1)
+    codes = _qpv_codes(territory)
+    query = (
+        sa.select(Handover.handed_over_at)
+        .join(SlipLine, SlipLine.handover_id == Handover.id)
+        .join(Pupil, Pupil.id == Handover.pupil_id)
+        .where(Handover.handed_over_at >= datetime.combine(start, datetime.min.time()))
+    )
+    if codes is not None:
+        query = query.where(Pupil.qpv_code.in_(codes))
+    counts: dict[date, int] = defaultdict(int)
+    for (at,) in session.execute(query):
+        counts[at.date()] += 1
+    return [(start + timedelta(days=n), counts.get(start + timedelta(days=n), 0)) for n in range(days)]
+
+
+@dataclass
+class StuckSlip:
+    slip: Slip
+    reason: str
+    since: datetime
+    days: int
+
+
+def stuck_slips(
+    session: Session, user: User | None, territory: Territory, *, days: int = 3, now: datetime | None = None
+) -> list[StuckSlip]:
+    """Slips issued but not shipped, or shipped but not received, for more than ``days`` days."""
+    from .slips import slip_filter
+
+    now = now or utcnow()
+    limit = now - timedelta(days=days)
+    query = sa.select(Slip).where(
+        slip_filter(user),
+        sa.or_(
+            sa.and_(Slip.status.in_([SlipStatus.ISSUED, SlipStatus.PREPARED]), Slip.issued_at < limit),
+            sa.and_(Slip.status == SlipStatus.SHIPPED, Slip.shipped_at < limit),
+        ),
+    )
+    if territory.kind is TerritoryKind.DEPARTMENT:
+        query = query.where(
+            Slip.destination_id.in_(
+                sa.select(Organisation.id).where(Organisation.department_code == territory.code)
+            )
+        )
+    elif territory.kind is TerritoryKind.REGION:
+        query = query.where(
+            Slip.destination_id.in_(
+                sa.select(Organisation.id)
+                .join(Department, Organisation.department_code == Department.code)
+                .where(Department.region_code == territory.code)
+            )
+        )
+    result = []
+    for slip in session.scalars(query.order_by(Slip.id).limit(500)):
+        if slip.status is SlipStatus.SHIPPED:
+            result.append(
+                StuckSlip(
+                    slip, "expédié, pas encore réceptionné", slip.shipped_at, (now - slip.shipped_at).days
+                )
+            )
+        else:
+            result.append(
+                StuckSlip(slip, "émis, pas encore expédié", slip.issued_at, (now - slip.issued_at).days)
+            )
+    return sorted(result, key=lambda s: s.since)
+
+
+def qpv_devices_query(user: User | None, qpv_code: str):
+    """Devices of a QPV's pupils (pupil references only), for the drill-down and its export."""
+    return (
+        sa.select(Device, Assignment)
+        .join(Assignment, Assignment.device_id == Device.id)
+        .where(Assignment.qpv_code == qpv_code, Assignment.cancelled_at.is_(None), scope.device_filter(user))
+        .order_by(Device.status, Device.id)
+    )

@@ -200,5 +200,6 @@ def census(session: Session, *, by: User | None, region_code: str | None = None)
                 region_row.needs[kind] += dep_row.needs[kind]
                 region_row.assigned[kind] += dep_row.assigned[kind]
             block += [dep_row, *sorted(tree[region][dep], key=lambda r: r.code)]
-        rows += [region_row, *block]
+        # a department's prefecture sees its department, not a region row that would only hold its part
+        rows += block if scope_department else [region_row, *block]
     return rows

@@ -76,11 +76,14 @@ def _org_qpvs() -> list[Qpv]:
     return list(g.user.organisation.qpvs) if g.user.organisation else []
 
 
-@bp.route("/eleves")
+@bp.route("/eleves", methods=["GET", "POST"])
 @roles(*COORDINATION)
 def pupil_list():
-    """Pupils of the organisation (names for its coordinators, references for admins)."""
-    args = {"q": request.args.get("q", "").strip(), "qpv": request.args.get("qpv", "").strip()}
+    """Pupils of the organisation (names for its coordinators, references for admins).
+
+    A search by name is POSTed, so that a child's name never lands in a URL, the history or a server log."""
+    values = request.form if request.method == "POST" else request.args
+    args = {"q": request.form.get("q", "").strip()[:100], "qpv": values.get("qpv", "").strip()}
     query = (
         sa.select(Pupil).where(pupils.pupil_filter(g.user)).options(joinedload(Pupil.qpv)).order_by(Pupil.id)
     )
@@ -95,7 +98,11 @@ def pupil_list():
     if args["qpv"]:
         query = query.where(Pupil.qpv_code == args["qpv"].upper())
     page = paginate(
-        db.session, query, per_page=current_app.config["PAGE_SIZE"], endpoint="pupils.pupil_list", args=args
+        db.session,
+        query,
+        per_page=200 if args["q"] else current_app.config["PAGE_SIZE"],
+        endpoint="pupils.pupil_list",
+        args={"qpv": args["qpv"]},  # paging links carry the QPV filter, never the searched name
     )
     return render_template(
         "pupils/list.html", page=page, args=args, qpvs=_org_qpvs(), show_names=g.user.role is Role.COORDINATOR

@@ -245,3 +245,14 @@ def test_purge_only_after_closing_and_keeps_anonymous_proofs(runner, session, wo
     # and nobody sees a name any more, not even the coordinator
     (item, _) = api(world.coordinator).get("/api/v1/pupils").get_json()["items"]
     assert (item["reference"], item["first_name"], item["guardian_phone"]) == (zoe.reference, None, None)
+
+
+def test_a_search_by_name_is_posted_and_leaves_no_name_in_any_url(world, zoe, login_as):
+    client = login_as(world.coordinator)
+    found = client.post("/eleves", data={"q": "Quintanilla"})
+    page = html.unescape(found.get_data(as_text=True))
+    assert found.status_code == 200 and zoe.reference in page
+    assert "q=" not in page and "Quintanilla" not in unquote(found.request.url)
+    # a name typed in the address bar is not a search: the list is not filtered by it
+    ignored = html.unescape(client.get("/eleves?q=Personne").get_data(as_text=True))
+    assert zoe.reference in ignored

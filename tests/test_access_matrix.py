@@ -41,6 +41,8 @@ PATH_VALUES: dict[str, Callable[[SimpleNamespace], Any]] = {
     "token": lambda w: w.slip_token,
     "line_id": lambda w: w.slip.active_lines[0].id,
     "handover_id": lambda w: w.handover.id,
+    "department_code": lambda w: "59",
+    "qpv_code": lambda w: "QN05981M",
 }
 
 # Parameters naming an object in someone's scope, and who may see it: world.device is in stock in the Lille
@@ -56,6 +58,9 @@ VISIBLE_TO = {
     "number": SEES_LILLE_DEVICE,  # world.slip goes from the Lille warehouse to the Roubaix association
     "token": SEES_LILLE_DEVICE,
     "handover_id": SEES_ROUBAIX_PUPIL,
+    # the boards of the Nord department and of a Roubaix QPV: admin, and the prefectures of Nord and region 32
+    "department_code": {"admin", "prefecture", "prefecture_nord"},
+    "qpv_code": {"admin", "prefecture", "prefecture_nord"},
 }
 
 USERS = [

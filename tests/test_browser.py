@@ -189,6 +189,7 @@ def test_volunteer_opens_the_qr_link_scans_and_ships(app, world, server, phone):
     ship.click()
     page.wait_for_url(re.compile(rf"/bordereaux/{number}$"))
     assert "expédié" in page.locator(".flashes").inner_text()
+    _screenshot(page, "slip-detail-shipped-phone.png")
     fresh()
     shipped = db.session.get(type(slip), slip.id)
     assert shipped.status is SlipStatus.SHIPPED and shipped.shipped_at is not None
@@ -223,6 +224,7 @@ def test_volunteer_scans_a_label_with_the_phone_camera(app, world, server, playw
         assert page.locator("[data-camera]").get_attribute("data-decoder") == "jsQR"
         assert page.locator("[data-scan-feedback]").get_attribute("data-serial") == tablet.serial
         assert page.locator("[data-progress]").get_attribute("data-progress") == "1/2"
+        _screenshot(page, "prepare-camera-phone.png")
 
         # the label stays in front of the camera: sent once, not once per frame
         page.wait_for_timeout(700)
@@ -257,13 +259,15 @@ def test_coordinator_receives_and_hands_over_with_a_signature(app, world, server
     page.wait_for_url(re.compile(rf"/bordereaux/{number}/reception$"))
     page.get_by_role("button", name="Tout est reçu").click()
     assert page.locator('input[type=radio][value="recu"]:checked').count() == 2
+    _screenshot(page, "reception-phone.png")
     page.get_by_role("button", name="Enregistrer la réception").click()
     page.wait_for_url(re.compile(rf"/bordereaux/{number}$"))
     assert "Réception enregistrée" in page.locator(".flashes").inner_text()
+    _screenshot(page, "slip-detail-received-phone.png")
 
     page.get_by_role("link", name=re.compile("Remettre à la famille")).click()
     page.wait_for_url(re.compile(rf"/remises/eleve/{pupil_id}$"))
-    assert page.locator('input[type=checkbox][name=serial]:checked').count() == 2
+    assert page.locator("input[type=checkbox][name=serial]:checked").count() == 2
 
     page.get_by_label("Nom de la personne qui reçoit").fill("Sophie Martin")
     page.get_by_label("Lien avec l'élève").select_option("mère")
@@ -293,6 +297,7 @@ def test_coordinator_receives_and_hands_over_with_a_signature(app, world, server
     page.wait_for_url(re.compile(r"/remises/\d+$"))
     digest = page.locator("[data-signature-sha256]").inner_text().strip()
     assert re.fullmatch(r"[0-9a-f]{64}", digest)
+    _screenshot(page, "handover-done-phone.png")
 
     fresh()
     handover = db.session.scalars(sa.select(Handover)).one()
@@ -309,6 +314,28 @@ def test_coordinator_receives_and_hands_over_with_a_signature(app, world, server
     pdf = Path(download.value.path()).read_bytes()
     assert pdf.startswith(b"%PDF"), pdf[:200]
     assert download.value.suggested_filename == f"{handover.number}.pdf"
+    if SCREENSHOTS:
+        page.goto("/bordereaux")
+        _screenshot(page, "slip-list-phone.png")
+
+
+def test_a_burst_of_handheld_scans_is_queued_and_none_is_lost(app, world, server, phone):
+    slip = issued_slip(world)
+    tablet, key = world.on_slip
+    page = phone
+    _open_as(page, world.warehouse, f"/bordereaux/{slip.number}/preparation")
+    page.locator("input[name=code]").focus()
+    for code in (tablet.serial, key.serial, tablet.serial):  # typed faster than the server answers
+        page.keyboard.type(code)
+        page.keyboard.press("Enter")
+    page.wait_for_selector('[data-scan-feedback][data-answers="3"]')
+    page.wait_for_selector('[data-prepare][data-queue="0"]')
+    assert page.locator("[data-progress]").get_attribute("data-progress") == "2/2"
+    assert page.locator("[data-scan-feedback]").get_attribute("data-outcome") == "already"
+    assert page.locator('[data-line][data-picked="true"]').count() == 2
+    assert page.get_by_role("button", name="Expédier").is_visible()
+    assert _statuses([tablet, key]) == [DeviceStatus.PREPARED] * 2
+    fresh()
 
 
 # ---------------------------------------------------------------- 4. no JavaScript

@@ -270,7 +270,8 @@ def remove_line(session: Session, slip: Slip, line: SlipLine, *, by: User | None
     """Take a device off a slip that nobody has started preparing; it stays assigned to its pupil."""
     _require_role(by, _COORDINATION, "retirer un équipement du bordereau")
     _check_destination(slip, by)
-    if slip.status not in (SlipStatus.DRAFT, SlipStatus.ISSUED) or line.picked_at is not None:
+    started = any(other.picked_at for other in slip.active_lines)
+    if slip.status not in (SlipStatus.DRAFT, SlipStatus.ISSUED) or started:
         raise InvalidTransition(
             "Ce bordereau est déjà en préparation : on ne peut plus en retirer d'équipement."
         )

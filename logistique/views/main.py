@@ -21,6 +21,7 @@ _NAV: list[tuple[str, str, set[Role]]] = [
     ("stock.device_list", "Équipements", set(Role)),
     ("stock.receive", "Réception", {Role.ADMIN, Role.WAREHOUSE}),
     ("stock.import_stock", "Import de stock", {Role.ADMIN, Role.WAREHOUSE}),
+    ("board.board_page", "Tableau de bord", {Role.PREFECTURE, Role.ADMIN}),
     ("census.census_page", "Recensement", {Role.PREFECTURE, Role.ADMIN}),
     ("census.plans", "Répartition", {Role.ADMIN}),
     ("admin.organisations", "Structures", {Role.ADMIN}),

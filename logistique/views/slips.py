@@ -383,7 +383,7 @@ def reception(number: str):
         except DomainError as exc:
             db.session.rollback()
             flash(exc.message, "error")
-            status = 422
+            status = exc.status
         else:
             db.session.commit()
             flash(f"Réception enregistrée ({changed} ligne(s)).", "success")
@@ -392,7 +392,6 @@ def reception(number: str):
 
 
 class HandoverForm(Form):
-    serials = HiddenField()
     receiver_name = StringField(
         "Nom de la personne qui reçoit",
         validators=[DataRequired("Nom obligatoire."), Length(max=200)],
@@ -430,7 +429,7 @@ def handover_new(pupil_id: int):
     form = HandoverForm()
     status = 200
     if form.validate_on_submit():
-        chosen = request.form.getlist("serial") or [d.serial for d, _ in ready]
+        chosen = request.form.getlist("serial")  # nothing ticked is refused by the domain, never "all"
         try:
             handover = handover_domain.hand_over(
                 db.session,

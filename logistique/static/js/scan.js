@@ -133,7 +133,6 @@
     feedback.setAttribute("data-outcome", outcome);
     feedback.setAttribute("data-serial", serial || "");
     feedback.setAttribute("data-answers", String(answers));
-    feedback.setAttribute("role", o.css === "ko" ? "alert" : "status");
     feedback.textContent = "";
     var title = document.createElement("span");
     title.className = "scan-title";
@@ -320,7 +319,7 @@
         canvas.height = Math.round(h * scale);
         ctx.drawImage(video, 0, 0, canvas.width, canvas.height);
         var image = ctx.getImageData(0, 0, canvas.width, canvas.height);
-        var code = jsQR(image.data, image.width, image.height, { inversionAttempts: "attemptBoth" });
+        var code = jsQR(image.data, image.width, image.height, { inversionAttempts: "dontInvert" });
         return Promise.resolve(code && code.data ? code.data : null);
       };
     });

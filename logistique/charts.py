@@ -184,28 +184,31 @@ def stacked_bars(
     *,
     segments: Sequence[tuple[str, str]],
     title: str,
-    width: int = 720,
+    width: int = 900,
     row_height: int = 26,
-    label_width: int = 190,
+    label_width: int = 200,
     desc: str | None = None,
-    needs_label: str = "Besoins",
+    needs_label: str = "besoins",
 ) -> Markup:
     """One horizontal bar per row (label, counts per segment, needs), its segments stacked in the order of
-    ``segments`` [(key, French label)], with a tick at the row's needs and a legend underneath."""
+    ``segments`` [(key, French label)]; each bar ends with its total and the row's needs; a legend follows.
+
+    Bars share one scale, the largest total: needs are written, not drawn, because early in the operation
+    they dwarf the devices and would flatten every bar."""
     ident = _id("stack", title, tuple((label, tuple(sorted(c.items())), n) for label, c, n in rows))
-    right = 56
+    right = 170
     top = 8
     plot_w = width - label_width - right
-    scale_max = max([sum(counts.values()) for _l, counts, _n in rows] + [n for _l, _c, n in rows] + [1])
+    scale_max = max([sum(counts.values()) for _l, counts, _n in rows] + [1])
     legend_cols = 4
-    legend_rows = math.ceil((len(segments) + 1) / legend_cols)
+    legend_rows = math.ceil(len(segments) / legend_cols)
     legend_top = top + len(rows) * row_height + 14
     height = legend_top + legend_rows * 20 + 6
     if desc is None:
         desc = (
             "Pour chaque ligne, les équipements répartis par étape ("
             + ", ".join(label.lower() for _key, label in segments)
-            + f") ; un trait vertical marque les besoins. {len(rows)} ligne(s)."
+            + f"), suivis de leur total et des besoins. {len(rows)} ligne(s)."
         )
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart chart-stacked" viewBox="0 0 {width} {height}" '
@@ -223,7 +226,7 @@ def stacked_bars(
     for index, (label, counts, needs) in enumerate(rows):
         y = top + index * row_height
         bar_y, bar_h = y + 4, row_height - 8
-        parts.append(_text(label_width - 8, y + row_height / 2 + 4, _clip(label, 30), size=12, anchor="end"))
+        parts.append(_text(label_width - 8, y + row_height / 2 + 4, _clip(label, 27), size=12, anchor="end"))
         x = float(label_width)
         total = 0
         for key, seg_label in segments:
@@ -247,39 +250,25 @@ def stacked_bars(
                     f'stroke-width="2.5" paint-order="stroke" aria-hidden="true">{figure}</text>'
                 )
             x += w
-        parts.append(
-            _text(
-                x + 4,
-                y + row_height / 2 + 4,
-                number_fr(total),
-                size=11,
-                font_weight="700",
-                aria_hidden="true",
-            )
+        summary = (
+            f"{label} — {needs_label} : {number_fr(needs)}" if needs else f"{label} — sans {needs_label}"
         )
-        if needs:
-            nx = label_width + plot_w * needs / scale_max
-            parts.append(
-                f'<line x1="{nx:.1f}" y1="{y + 1}" x2="{nx:.1f}" y2="{y + row_height - 1}" stroke="#000" '
-                f'stroke-width="2.5"><title>{escape(label)} — {escape(needs_label)} : '
-                f"{number_fr(needs)}</title></line>"
-            )
-    # legend: swatches with the same patterns, then the needs tick
+        parts.append(
+            f'<text x="{x + 5:.1f}" y="{y + row_height / 2 + 4:.1f}" font-size="11" fill="{INK}">'
+            f"<title>{escape(summary)}</title>"
+            f'<tspan font-weight="700">{number_fr(total)}</tspan>'
+            + (f' <tspan fill="#595959">/ {number_fr(needs)} {escape(needs_label)}</tspan>' if needs else "")
+            + "</text>"
+        )
+    # legend: swatches with the same patterns as the bars
     column_w = width / legend_cols
-    items = [(key, label) for key, label in segments] + [("__needs", needs_label)]
-    for i, (key, label) in enumerate(items):
+    for i, (key, label) in enumerate(segments):
         lx = (i % legend_cols) * column_w + 4
         ly = legend_top + (i // legend_cols) * 20
-        if key == "__needs":
-            parts.append(
-                f'<line x1="{lx + 8}" y1="{ly}" x2="{lx + 8}" y2="{ly + 14}" stroke="#000" '
-                'stroke-width="2.5"/>'
-            )
-        else:
-            parts.append(
-                f'<rect x="{lx}" y="{ly}" width="18" height="14" fill="url(#{ident}-{key})" stroke="#000" '
-                f'stroke-width="0.6"/>'
-            )
+        parts.append(
+            f'<rect x="{lx:.1f}" y="{ly}" width="18" height="14" fill="url(#{ident}-{key})" stroke="#000" '
+            'stroke-width="0.6"/>'
+        )
         parts.append(_text(lx + 24, ly + 11, label, size=12))
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 — every text and attribute value above is escaped

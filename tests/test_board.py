@@ -28,6 +28,7 @@ from logistique.models import (
 from logistique.pdf import SummaryDocument, SummaryEnvelope, SummaryRow, summary_pdf
 from logistique.views.board import DEVICE_HEADERS
 
+from .conftest import PASSWORD
 from .test_access_matrix import signature_png
 
 BOM = b"\xef\xbb\xbf"
@@ -638,7 +639,23 @@ def test_stacked_bars_have_a_legend_and_patterns():
         )
     )
     assert "<title id=" in svg and "Équipements par étape" in svg
-    for label in ("Attribués", "Remis", "Manquants", "Besoins"):
+    for label in ("Attribués", "Remis", "Manquants", "Endommagés"):
         assert f">{label}</text>" in svg
     assert svg.count("<pattern") == len(status.COLUMNS)
-    assert "Nord — Remis : 5" in svg and "Nord — Besoins : 10" in svg
+    assert "Nord — Remis : 5" in svg and "Nord — besoins : 10" in svg and "/ 10 besoins" in svg
+
+
+def test_a_department_prefecture_whose_code_is_also_a_region_code_gets_its_board(board, session, login_as):
+    """The page names its territory with its kind (departement:93): unlike GET /api/v1/status without a
+    territory (see tests/test_status.py), it does not mistake Seine-Saint-Denis for the region coded 93."""
+    from logistique.domain import accounts
+    from logistique.models import Region, Role
+
+    session.add(Region(code="93", name="Provence-Alpes-Côte d'Azur"))
+    session.flush()
+    user = accounts.create_user(
+        session, email="pref.93@test.fr", role=Role.PREFECTURE, password=PASSWORD, territory="departement:93"
+    )
+    session.commit()
+    table = read_page(login_as(user).get("/tableau"))
+    assert set(table.rows) == {"QN09301M", "total"}

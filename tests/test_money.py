@@ -14,6 +14,8 @@ from logistique.models import CiteEducative, DeviceKind, DeviceModel, Envelope, 
 
 ANNUAL = 500_000_00  # a cité éducative's 2020 amount: 500 000,00 €; 15 % is 75 000,00 €
 
+CAP_MESSAGE = "Au plus 15 % de l'enveloppe 2020 peut servir au plan : 75\u202f000,00\u00a0€ au maximum."
+
 
 def page_text(response) -> str:
     """What a person reads on the page: tags removed, entities decoded, spaces collapsed."""
@@ -53,7 +55,7 @@ def refused_envelope(session, data: money.EnvelopeData, by=None) -> str:
 
 def test_cite_2020_envelope_above_15_percent_is_refused(session, world):
     message = refused_envelope(session, cite_2020(75_000_01))
-    assert message == "Au plus 15 % de l'enveloppe 2020 peut servir au plan : 75\u202f000,00\u00a0€ au maximum."
+    assert message == CAP_MESSAGE
 
 
 def test_cite_2020_envelope_of_exactly_15_percent_is_accepted(session, world):
@@ -207,9 +209,7 @@ def test_admin_page_refuses_an_envelope_above_15_percent(session, world, login_a
     before = count(session, Envelope.id)
     response = client.post("/admin/enveloppes/nouvelle", data=envelope_form(amount="75 000,01"))
     assert response.status_code == 422
-    assert "Au plus 15 % de l'enveloppe 2020 peut servir au plan : 75\u202f000,00\u00a0€ au maximum." in page_text(
-        response
-    )
+    assert CAP_MESSAGE in page_text(response)
     assert count(session, Envelope.id) == before
 
 

@@ -200,3 +200,16 @@ def cancel(
     assignment.cancelled_at = now
     assignment.cancelled_by_id = by.id if by else None
     session.flush()
+
+
+SIDE_EXITS = ("mark_defective", "mark_lost", "restock", "take_back")
+
+
+def record_side_exit(
+    session: Session, device: Device, action: str, *, by: User | None, reason: str = ""
+) -> None:
+    """A device leaves or re-enters the flow outside slips: defective, lost, back in stock, or given back by
+    its family (which ends its assignment: see ``devices.ENDS_ASSIGNMENT``)."""
+    if action not in SIDE_EXITS:
+        raise InvalidTransition("Cette action passe par les attributions, les bordereaux ou les remises.")
+    devices.transition(session, device, action, by=by, reason=reason)

@@ -12,6 +12,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from ..db import utcnow
 from ..models import (
+    Assignment,
     Device,
     DeviceCondition,
     DeviceEvent,
@@ -102,6 +103,9 @@ TRANSITIONS: dict[str, Transition] = dict(
 )
 
 RECEPTION_ACTION = "reception_stock"
+# moves after which the device is no longer on its way to its pupil: the assignment ends with them (the
+# pupil is back on the waiting list and the envelope's money is released), in the same transaction
+ENDS_ASSIGNMENT = frozenset({"declare_missing", "declare_damaged", "take_back"})
 
 
 def actor_label(user: User | None) -> str:
@@ -167,6 +171,13 @@ def transition(
     if result.rowcount != 1:
         raise Conflict(
             f"L'équipement {device.serial} vient d'être modifié par quelqu'un d'autre ; rechargez la page."
+        )
+    if action in ENDS_ASSIGNMENT:
+        session.execute(
+            sa.update(Assignment)
+            .where(Assignment.device_id == device.id, Assignment.cancelled_at.is_(None))
+            .values(cancelled_at=now, cancelled_by_id=by.id if by else None)
+            .execution_options(synchronize_session="fetch")
         )
     set_committed_value(device, "status", rule.target)
     set_committed_value(device, "updated_at", now)

@@ -485,10 +485,6 @@ def receive(
             reason=item.comment.strip() or f"Reçu avec {slip.number}",
             now=now,
         )
-        if item.state is not ReceptionState.RECEIVED:
-            # the device left the flow: its pupil goes back to the waiting list
-            line.assignment.cancelled_at = now
-            line.assignment.cancelled_by_id = by.id if by else None
     session.flush()
     if slip.status is SlipStatus.SHIPPED and all(line.reception_state for line in slip.active_lines):
         _move(

@@ -128,11 +128,10 @@ def resolve(session: Session, user: User | None, code: str | None) -> Territory:
     if user is not None and user.role is Role.PREFECTURE:
         own = Territory(user.territory_kind, user.territory_code, "")
     wanted = (code or "").strip().upper()
-    if not wanted:
-        if own is None:
-            return Territory(None, None, "")
-        wanted = own.code
-    kind, value = _parse(session, wanted)
+    if not wanted and own is None:
+        return Territory(None, None, "")
+    # without a code, the user's own territory: its kind is known (region and department codes overlap)
+    kind, value = (own.kind, own.code) if not wanted else _parse(session, wanted)
     if own is not None and not _within(session, kind, value, own):
         raise NotFound("Territoire introuvable, ou hors de votre périmètre.")
     if kind is TerritoryKind.REGION:
@@ -224,6 +223,7 @@ def qpv_rows(session: Session, territory: Territory) -> dict[str, StatusRow]:
     )
     for code, quota in quotas:
         row(code).allocated = int(quota)
+    rows = {code: r for code, r in rows.items() if r.needs or r.devices or r.allocated}
     if rows:
         for qpv in session.scalars(sa.select(Qpv).where(Qpv.code.in_(list(rows)))):
             rows[qpv.code].name, rows[qpv.code].department = qpv.name, qpv.department_code

@@ -44,7 +44,7 @@ TABLE = (
     ("Code", 17.5 * mm, "left"),
     ("Nom", 35.5 * mm, "left"),
     ("Besoins", 13 * mm, "right"),
-    ("Attribués", 12 * mm, "right"),
+    ("Attrib.", 12 * mm, "right"),
     ("Sur bord.", 12 * mm, "right"),
     ("Expédiés", 12 * mm, "right"),
     ("Reçus", 11 * mm, "right"),
@@ -107,6 +107,7 @@ class SummaryDocument:
     envelopes: list[SummaryEnvelope] = field(default_factory=list)
     stuck_slips: int = 0
     stuck_days: int = 3
+    envelopes_scope: str = "disponibles"  # « disponibles dans la région » for a department's summary
 
 
 def summary_pdf(doc: SummaryDocument) -> bytes:
@@ -156,11 +157,14 @@ def _kpis(canvas: Canvas, doc: SummaryDocument, top: float) -> float:
             number_fr(total.counts["missing"] + total.counts["damaged"]),
             "manquants ou endommagés à la réception",
         ),
-        (euros(total.committed_cents, whole=True), f"engagés sur {euros(spendable, whole=True)} disponibles"),
+        (
+            euros(total.committed_cents, whole=True),
+            f"engagés sur {euros(spendable, whole=True)} {doc.envelopes_scope}",
+        ),
     ]
     gap = 2.5 * mm
     width = (RIGHT - LEFT - gap * (len(tiles) - 1)) / len(tiles)
-    height = 19 * mm
+    height = 21 * mm
     for i, (value, caption) in enumerate(tiles):
         x = LEFT + i * (width + gap)
         canvas.setStrokeColor(GREY_LINE)
@@ -182,7 +186,7 @@ def _kpis(canvas: Canvas, doc: SummaryDocument, top: float) -> float:
                 lines.append(current)
                 current = word
         lines.append(current)
-        for j, line in enumerate(lines[:2]):
+        for j, line in enumerate(lines[:3]):
             canvas.drawString(
                 x + 2.5 * mm, top - 12.5 * mm - j * 3 * mm, fit(line, REGULAR, 7, width - 5 * mm)
             )

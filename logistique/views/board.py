@@ -170,6 +170,7 @@ def _render(territory: status.Territory, by: str):
     handovers = sum(count for _day, count in pace)
     pace_chart = charts.bar_chart(
         pace,
+        width=900,
         title=f"Équipements remis aux familles par jour, sur {PACE_DAYS} jours",
     )
     return render_template(
@@ -301,7 +302,7 @@ def qpv_page(qpv_code: str):
         columns=status.COLUMNS,
         labels=status.COLUMN_LABELS,
         stacked=charts.stacked_bars(
-            [(qpv.name, row.counts, row.needs)], segments=SEGMENTS, title=f"Équipements du QPV {qpv.name}"
+            [(qpv.code, row.counts, row.needs)], segments=SEGMENTS, title=f"Équipements du QPV {qpv.name}"
         ),
         today=to_paris(utcnow()),
     )
@@ -501,6 +502,7 @@ def summary_pdf():
         ],
         stuck_slips=len(status.stuck_slips(session, g.user, territory, days=days)),
         stuck_days=days,
+        envelopes_scope="disponibles dans la région" if by == "qpv" else "disponibles",
     )
     response = Response(pdf.summary_pdf(document), mimetype="application/pdf")
     filename = f"synthese-{_slug(territory)}-{_today():%Y%m%d}.pdf"

@@ -11,8 +11,8 @@ from wtforms.validators import DataRequired, Length
 
 from ..access import permission
 from ..db import db
+from ..domain import assignments, scope
 from ..domain import devices as device_domain
-from ..domain import scope
 from ..domain.errors import DomainError
 from ..domain.referential import ImportRejected
 from ..domain.scope import Permission
@@ -111,8 +111,7 @@ def device_detail(device_id: int):
     """A device, its journal, and the side exits the user may record (defective, lost, back in stock)."""
     device = scope.get_device(db.session, g.user, device_id=device_id)
     # assignment, slips and handover have their own pages; here only the warehouse's side exits
-    manual = {"mark_defective", "mark_lost", "restock", "take_back"}
-    actions = [t for t in device_domain.allowed_actions(device, g.user) if t.action in manual]
+    actions = [t for t in device_domain.allowed_actions(device, g.user) if t.action in assignments.SIDE_EXITS]
     form = TransitionForm()
     form.action.choices = options([(t.action, t.label[0].upper() + t.label[1:]) for t in actions])
     if request.method == "POST":
@@ -120,7 +119,7 @@ def device_detail(device_id: int):
             raise DomainError("Aucune action possible sur cet équipement dans son état actuel.")
         if form.validate_on_submit():
             try:
-                device_domain.transition(
+                assignments.record_side_exit(
                     db.session, device, form.action.data, by=g.user, reason=form.reason.data or ""
                 )
             except DomainError as exc:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = "982581d4309f"
 down_revision = "ca251e3357cf"
 branch_labels = None

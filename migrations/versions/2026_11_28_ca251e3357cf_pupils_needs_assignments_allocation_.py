@@ -10,7 +10,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = "ca251e3357cf"
 down_revision = "617fe2ba63e8"
 branch_labels = None

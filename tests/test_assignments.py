@@ -385,6 +385,7 @@ def _row(world, assignment: Assignment, **changes) -> Assignment:
         "organisation_id": assignment.organisation_id,
         "envelope_id": assignment.envelope_id,
         "unit_cost_cents": assignment.unit_cost_cents,
+        "device_status": assignment.device_status,
     }
     fields.update(changes)
     return Assignment(**fields)

@@ -143,6 +143,7 @@ def assign(
         organisation_id=pupil.organisation_id,
         envelope_id=envelope.id,
         unit_cost_cents=cost,
+        device_status=DeviceStatus.ASSIGNED,
         created_at=now,
         created_by_id=by.id if by else None,
     )

@@ -81,18 +81,26 @@ def declare_needs(
 
 
 def _registered(session: Session, qpv_filter) -> dict[tuple[int, str, NeedKind], int]:
-    counts: dict[tuple[int, str, NeedKind], int] = {}
-    for kind, flag in (
+    """Registered pupils per (organisation, QPV, need), in one pass (index ix_pupils_qpv_needs)."""
+    flags = (
         (NeedKind.TABLET, Pupil.needs_tablet),
         (NeedKind.LAPTOP, Pupil.needs_laptop),
         (NeedKind.CONNECTION, Pupil.needs_connection),
-    ):
-        for org, qpv, n in session.execute(
-            sa.select(Pupil.organisation_id, Pupil.qpv_code, sa.func.count(Pupil.id))
-            .where(flag.is_(True), qpv_filter(Pupil.qpv_code))
-            .group_by(Pupil.organisation_id, Pupil.qpv_code)
-        ):
-            counts[(org, qpv, kind)] = n
+    )
+    query = (
+        sa.select(
+            Pupil.organisation_id,
+            Pupil.qpv_code,
+            *(sa.func.sum(sa.case((flag.is_(True), 1), else_=0)) for _kind, flag in flags),
+        )
+        .where(qpv_filter(Pupil.qpv_code))
+        .group_by(Pupil.organisation_id, Pupil.qpv_code)
+    )
+    counts: dict[tuple[int, str, NeedKind], int] = {}
+    for org, qpv, *sums in session.execute(query):
+        for (kind, _flag), n in zip(flags, sums, strict=True):
+            if n:
+                counts[(org, qpv, kind)] = int(n)
     return counts
 
 
@@ -109,10 +117,15 @@ def _qpv_filter(session: Session, *, region_code: str | None = None, department_
 
 
 def needs_by_qpv(
-    session: Session, *, region_code: str | None = None, department_code: str | None = None
+    session: Session,
+    *,
+    region_code: str | None = None,
+    department_code: str | None = None,
+    with_assigned: bool = True,
 ) -> dict[tuple[str, NeedKind], tuple[int, int]]:
     """{(qpv, kind): (need, assigned)}. A need is, per organisation, the larger of what it declared and the
-    pupils it registered with that need; assigned counts the active assignments."""
+    pupils it registered with that need; assigned counts the active assignments (0 without ``with_assigned``,
+    for the status board, which counts devices its own way)."""
     qpv_filter = _qpv_filter(session, region_code=region_code, department_code=department_code)
     declared = {
         (org, qpv, kind): count
@@ -127,14 +140,18 @@ def needs_by_qpv(
     for key in set(declared) | set(registered):
         _org, qpv, kind = key
         needs[(qpv, kind)] += max(declared.get(key, 0), registered.get(key, 0))
-    assigned = {
-        (qpv, kind): n
-        for qpv, kind, n in session.execute(
-            sa.select(Assignment.qpv_code, Assignment.kind, sa.func.count(Assignment.id))
-            .where(Assignment.cancelled_at.is_(None), qpv_filter(Assignment.qpv_code))
-            .group_by(Assignment.qpv_code, Assignment.kind)
-        )
-    }
+    assigned = (
+        {}
+        if not with_assigned
+        else {
+            (qpv, kind): n
+            for qpv, kind, n in session.execute(
+                sa.select(Assignment.qpv_code, Assignment.kind, sa.func.count(Assignment.id))
+                .where(Assignment.cancelled_at.is_(None), qpv_filter(Assignment.qpv_code))
+                .group_by(Assignment.qpv_code, Assignment.kind)
+            )
+        }
+    )
     keys = set(needs) | set(assigned)
     return {key: (needs.get(key, 0), assigned.get(key, 0)) for key in keys}
 

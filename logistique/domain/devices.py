@@ -172,6 +172,13 @@ def transition(
         raise Conflict(
             f"L'équipement {device.serial} vient d'être modifié par quelqu'un d'autre ; rechargez la page."
         )
+    # the assignment carries its device's status (the status board reads assignments alone)
+    session.execute(
+        sa.update(Assignment)
+        .where(Assignment.device_id == device.id, Assignment.cancelled_at.is_(None))
+        .values(device_status=rule.target)
+        .execution_options(synchronize_session="fetch")
+    )
     if action in ENDS_ASSIGNMENT:
         session.execute(
             sa.update(Assignment)

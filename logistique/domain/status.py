@@ -7,7 +7,6 @@ placed in a QPV by their pupil's assignment; missing and damaged ones by the sli
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -29,7 +28,6 @@ from ..models import (
     PlanStatus,
     Pupil,
     Qpv,
-    ReceptionState,
     Region,
     Role,
     Slip,
@@ -182,37 +180,34 @@ def qpv_rows(session: Session, territory: Territory) -> dict[str, StatusRow]:
             rows[code] = StatusRow("qpv", code, "")
         return rows[code]
 
-    active = (
+    # one aggregation over assignments alone (covering index ix_assignments_qpv_board): the active ones by
+    # their device's status, and the ended ones whose device was declared missing or damaged at reception
+    lost = {DeviceStatus.LOST: "missing", DeviceStatus.DEFECTIVE: "damaged"}
+    counts = (
         sa.select(
-            Assignment.qpv_code, Device.status, sa.func.count(), sa.func.sum(Assignment.unit_cost_cents)
+            Assignment.qpv_code,
+            Assignment.device_status,
+            sa.func.count(),
+            sa.func.sum(Assignment.unit_cost_cents),
         )
-        .join(Device, Device.id == Assignment.device_id)
-        .where(Assignment.cancelled_at.is_(None), in_territory(Assignment.qpv_code))
-        .group_by(Assignment.qpv_code, Device.status)
+        .where(
+            in_territory(Assignment.qpv_code),
+            sa.or_(Assignment.cancelled_at.is_(None), Assignment.device_status.in_(list(lost))),
+        )
+        .group_by(Assignment.qpv_code, Assignment.device_status)
     )
-    for code, status, count, cents in session.execute(active):
-        column = _STATUS_COLUMN.get(status)
+    for code, device_status, count, cents in session.execute(counts):
+        column = _STATUS_COLUMN.get(device_status) or lost.get(device_status)
         if column is None:  # an active assignment on a device that left the flow another way
             continue
         r = row(code)
         r.counts[column] += count
-        r.committed_cents += int(cents or 0)
-    lost = (
-        sa.select(Assignment.qpv_code, SlipLine.reception_state, sa.func.count())
-        .join(Assignment, Assignment.id == SlipLine.assignment_id)
-        .where(
-            SlipLine.reception_state.in_([ReceptionState.MISSING, ReceptionState.DAMAGED]),
-            SlipLine.removed_at.is_(None),
-            in_territory(Assignment.qpv_code),
-        )
-        .group_by(Assignment.qpv_code, SlipLine.reception_state)
-    )
-    for code, state, count in session.execute(lost):
-        row(code).counts["missing" if state is ReceptionState.MISSING else "damaged"] += count
+        if column in _STATUS_COLUMN.values():  # lost devices are no longer committed money
+            r.committed_cents += int(cents or 0)
     region = territory.code if territory.kind is TerritoryKind.REGION else None
     department = territory.code if territory.kind is TerritoryKind.DEPARTMENT else None
     for (code, _kind), (need, _assigned) in needs_by_qpv(
-        session, region_code=region, department_code=department
+        session, region_code=region, department_code=department, with_assigned=False
     ).items():
         row(code).needs += need
     quotas = session.execute(
@@ -285,17 +280,13 @@ def money(session: Session, territory: Territory) -> list[EnvelopeRow]:
             == sa.select(Department.region_code).where(Department.code == territory.code).scalar_subquery()
         )
     envelopes = session.scalars(query).all()
+    delivered = sa.case(
+        (Assignment.device_status == DeviceStatus.HANDED_OVER, Assignment.unit_cost_cents), else_=0
+    )
     sums = {
-        env_id: (int(committed or 0), int(delivered or 0))
-        for env_id, committed, delivered in session.execute(
-            sa.select(
-                Assignment.envelope_id,
-                sa.func.sum(Assignment.unit_cost_cents),
-                sa.func.sum(
-                    sa.case((Device.status == DeviceStatus.HANDED_OVER, Assignment.unit_cost_cents), else_=0)
-                ),
-            )
-            .join(Device, Device.id == Assignment.device_id)
+        env_id: (int(committed or 0), int(handed or 0))
+        for env_id, committed, handed in session.execute(
+            sa.select(Assignment.envelope_id, sa.func.sum(Assignment.unit_cost_cents), sa.func.sum(delivered))
             .where(Assignment.cancelled_at.is_(None), Assignment.envelope_id.in_([e.id for e in envelopes]))
             .group_by(Assignment.envelope_id)
         )
@@ -313,17 +304,19 @@ def handovers_per_day(
     today = today or utcnow().date()
     start = today - timedelta(days=days - 1)
     codes = _qpv_codes(territory)
+    day = sa.func.date(Handover.handed_over_at)
     query = (
-        sa.select(Handover.handed_over_at)
+        sa.select(day, sa.func.count(SlipLine.id))
         .join(SlipLine, SlipLine.handover_id == Handover.id)
-        .join(Pupil, Pupil.id == Handover.pupil_id)
         .where(Handover.handed_over_at >= datetime.combine(start, datetime.min.time()))
+        .group_by(day)
     )
     if codes is not None:
-        query = query.where(Pupil.qpv_code.in_(codes))
-    counts: dict[date, int] = defaultdict(int)
-    for (at,) in session.execute(query):
-        counts[at.date()] += 1
+        query = query.join(Pupil, Pupil.id == Handover.pupil_id).where(Pupil.qpv_code.in_(codes))
+    counts: dict[date, int] = {}
+    for value, count in session.execute(query):
+        # PostgreSQL answers a date, SQLite the text 'YYYY-MM-DD'
+        counts[value if isinstance(value, date) else date.fromisoformat(value)] = count
     return [(start + timedelta(days=n), counts.get(start + timedelta(days=n), 0)) for n in range(days)]
 
 

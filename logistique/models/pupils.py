@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..db import Base, utcnow
-from .enums import DeviceKind, Labelled, enum_column
+from .enums import DeviceKind, DeviceStatus, Labelled, enum_column
 from .referential import Organisation, Qpv
 
 if TYPE_CHECKING:
@@ -51,12 +51,25 @@ class Pupil(Base):
     """A beneficiary. Everyone but the coordinators in scope sees only ``reference``."""
 
     __tablename__ = "pupils"
-    __table_args__ = (sa.Index("ix_pupils_organisation_qpv", "organisation_id", "qpv_code"),)
+    __table_args__ = (
+        sa.Index("ix_pupils_organisation_qpv", "organisation_id", "qpv_code"),
+        # covers the census's count of registered pupils per (organisation, QPV) and need, by QPV range
+        # (status board); ``id`` so that PostgreSQL answers count(id) from the index alone
+        sa.Index(
+            "ix_pupils_qpv_needs",
+            "qpv_code",
+            "organisation_id",
+            "needs_tablet",
+            "needs_laptop",
+            "needs_connection",
+            "id",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     reference: Mapped[str | None] = mapped_column(sa.String(16), unique=True)  # E-59-000123, set after insert
     organisation_id: Mapped[int] = mapped_column(sa.ForeignKey("organisations.id"))
-    qpv_code: Mapped[str] = mapped_column(sa.ForeignKey("qpvs.code"), index=True)
+    qpv_code: Mapped[str] = mapped_column(sa.ForeignKey("qpvs.code"))
     school_uai: Mapped[str] = mapped_column(sa.String(8))
     grade: Mapped[str] = mapped_column(sa.String(20))
     # personal data: erased by purge-personal-data (then NULL)
@@ -137,17 +150,27 @@ class Assignment(Base):
             sqlite_where=sa.text("cancelled_at IS NULL"),
             postgresql_where=sa.text("cancelled_at IS NULL"),
         ),
-        sa.Index("ix_assignments_envelope_active", "envelope_id", "cancelled_at"),
+        # the status board (scripts/bench board) reads assignments alone, from these covering indexes: per
+        # QPV, the device's status and cost (kind for the census); per envelope, committed and delivered
+        sa.Index(
+            "ix_assignments_qpv_board", "qpv_code", "device_status", "cancelled_at", "unit_cost_cents", "kind"
+        ),
+        sa.Index(
+            "ix_assignments_envelope_cost", "envelope_id", "cancelled_at", "device_status", "unit_cost_cents"
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     device_id: Mapped[int] = mapped_column(sa.ForeignKey("devices.id"))
     pupil_id: Mapped[int] = mapped_column(sa.ForeignKey("pupils.id"))
     kind: Mapped[NeedKind] = mapped_column(enum_column(NeedKind, "assignment_kind"))
-    qpv_code: Mapped[str] = mapped_column(sa.ForeignKey("qpvs.code"), index=True)
+    qpv_code: Mapped[str] = mapped_column(sa.ForeignKey("qpvs.code"))
     organisation_id: Mapped[int] = mapped_column(sa.ForeignKey("organisations.id"), index=True)
     envelope_id: Mapped[int] = mapped_column(sa.ForeignKey("envelopes.id"))
     unit_cost_cents: Mapped[int] = mapped_column()  # committed on the envelope while the assignment is active
+    # the device's status, kept equal to it by ``devices.transition`` while the assignment is active and
+    # frozen when it ends: the status board counts from this table alone
+    device_status: Mapped[DeviceStatus] = mapped_column(enum_column(DeviceStatus, "assignment_device_status"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     cancelled_at: Mapped[datetime | None] = mapped_column()

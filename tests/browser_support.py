@@ -58,7 +58,7 @@ def require_chromium() -> str:
         except ImportError:
             problem = "le paquet Python playwright manque : scripts/setup --test (extra « test »)"
     if problem:
-        if os.environ.get(SKIP_VARIABLE) == "1":
+        if os.environ.get(SKIP_VARIABLE) == "1" and os.environ.get("CI") != "true":  # CI always runs them
             pytest.skip(f"tests navigateur ignorés ({SKIP_VARIABLE}=1) : {problem}")
         pytest.fail(
             f"Tests navigateur impossibles : {problem}. Pour les ignorer explicitement (hors CI) : "

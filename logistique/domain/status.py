@@ -220,8 +220,9 @@ def qpv_rows(session: Session, territory: Territory) -> dict[str, StatusRow]:
         row(code).allocated = int(quota)
     rows = {code: r for code, r in rows.items() if r.needs or r.devices or r.allocated}
     if rows:
-        for qpv in session.scalars(sa.select(Qpv).where(Qpv.code.in_(list(rows)))):
-            rows[qpv.code].name, rows[qpv.code].department = qpv.name, qpv.department_code
+        names = sa.select(Qpv.code, Qpv.name, Qpv.department_code).where(Qpv.code.in_(list(rows)))
+        for code, name, department in session.execute(names):
+            rows[code].name, rows[code].department = name, department
     return rows
 
 

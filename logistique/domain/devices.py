@@ -273,10 +273,41 @@ def receive_device(
     tag = clean_asset_tag(asset_tag) if asset_tag else _free_asset_tag(session)
     if asset_tag and session.scalar(sa.select(Device.id).where(Device.asset_tag == tag)) is not None:
         raise Conflict(f"L'étiquette {tag} est déjà utilisée.", code="duplicate_asset_tag")
-    now = now or utcnow()
-    device = Device(
+    device = add_to_stock(
+        session,
+        lot=lot,
+        model=model,
         serial=serial,
         asset_tag=tag,
+        condition=condition,
+        by=by,
+        now=now or utcnow(),
+        reason=f"Réception du lot {lot.reference}",
+    )
+    try:
+        session.flush()
+    except sa.exc.IntegrityError as exc:  # a racing request registered the same serial first
+        session.rollback()
+        raise Conflict(f"Le numéro de série {serial} est déjà enregistré.", code="duplicate_serial") from exc
+    return device
+
+
+def add_to_stock(
+    session: Session,
+    *,
+    lot: Lot,
+    model: DeviceModel,
+    serial: str,
+    asset_tag: str,
+    condition: DeviceCondition,
+    by: User | None,
+    now: datetime,
+    reason: str,
+) -> Device:
+    """A new device in its lot's warehouse, en_stock, with its journal's first event (checked values only)."""
+    device = Device(
+        serial=serial,
+        asset_tag=asset_tag,
         model=model,
         lot=lot,
         warehouse_id=lot.warehouse_id,
@@ -295,14 +326,9 @@ def receive_device(
             action=RECEPTION_ACTION,
             from_status=None,
             to_status=DeviceStatus.IN_STOCK,
-            reason=f"Réception du lot {lot.reference}",
+            reason=reason,
         )
     )
-    try:
-        session.flush()
-    except sa.exc.IntegrityError as exc:  # a racing request registered the same serial first
-        session.rollback()
-        raise Conflict(f"Le numéro de série {serial} est déjà enregistré.", code="duplicate_serial") from exc
     return device
 
 

@@ -10,11 +10,10 @@ from sqlalchemy.orm import Session
 
 from ..csvfiles import CsvFileError, RowError, read_csv
 from ..db import utcnow
-from ..models import Device, DeviceCondition, DeviceEvent, DeviceKind, DeviceStatus, Lot, User
+from ..models import Device, DeviceCondition, DeviceKind, Lot, User
 from .devices import (
-    RECEPTION_ACTION,
     _free_asset_tag,
-    actor_label,
+    add_to_stock,
     check_can_receive,
     clean_asset_tag,
     clean_serial,
@@ -131,29 +130,16 @@ def import_stock(session: Session, data: bytes, *, lot: Lot, by: User | None) ->
         if tag is None:
             tag = _free_asset_tag(session, taken)
             taken.add(tag)
-        device = Device(
+        add_to_stock(
+            session,
+            lot=lot,
+            model=model,
             serial=serial,
             asset_tag=tag,
-            model=model,
-            lot=lot,
-            warehouse_id=lot.warehouse_id,
             condition=condition,
-            status=DeviceStatus.IN_STOCK,
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(device)
-        session.add(
-            DeviceEvent(
-                device=device,
-                at=now,
-                actor=by,
-                actor_label=actor_label(by),
-                action=RECEPTION_ACTION,
-                from_status=None,
-                to_status=DeviceStatus.IN_STOCK,
-                reason=f"Import du lot {lot.reference}",
-            )
+            by=by,
+            now=now,
+            reason=f"Import du lot {lot.reference}",
         )
         by_kind[model.kind] = by_kind.get(model.kind, 0) + 1
     session.flush()

@@ -431,7 +431,7 @@ def test_normalize_phone_refuses_empty() -> None:
 def _reference_rows(name: str) -> list[dict[str, str]]:
     path = DATA / name
     if not path.exists():
-        pytest.skip(f"{name} is not shipped")
+        pytest.fail(f"{name} is not shipped in logistique/data")
     with path.open(encoding="utf-8-sig", newline="") as handle:
         return list(csv.DictReader(handle))
 

@@ -12,7 +12,7 @@ from flask.cli import FlaskGroup, with_appcontext
 
 from . import migrate
 from .db import db
-from .domain import accounts, privacy, referential
+from .domain import accounts, privacy, referential, tallies
 from .domain.errors import DomainError
 from .domain.referential import ImportRejected
 from .domain.scope import get_lot
@@ -184,6 +184,30 @@ def purge_personal_data(yes: bool) -> None:
     )
 
 
+@click.command("recount")
+@click.option("--check", is_flag=True, help="Seulement comparer, sans rien corriger (code 1 si écart).")
+@with_appcontext
+def recount(check: bool) -> None:
+    """Recount the status board's counters from assignments and pupils (after a bulk load or a repair)."""
+    found = tallies.differences(db.session)
+    if check:
+        db.session.rollback()
+        for line in found:
+            click.echo(line, err=True)
+        if found:
+            click.echo(f"{len(found)} compteur(s) en écart : lancez « logistique recount ».", err=True)
+            sys.exit(1)
+        click.echo("Compteurs du tableau de bord exacts.")
+        return
+    tallies.rebuild(db.session, lock=True)
+    db.session.commit()
+    click.echo(
+        f"Compteurs du tableau de bord recalculés ({len(found)} écart(s) corrigé(s))."
+        if found
+        else "Compteurs du tableau de bord recalculés (ils étaient exacts)."
+    )
+
+
 @click.command("print-slips")
 @click.option("--warehouse", "warehouse_id", type=int, help="Identifiant de l'entrepôt (tous par défaut).")
 @click.option(
@@ -261,6 +285,7 @@ COMMANDS = [
     print_slips,
     print_labels,
     purge_personal_data,
+    recount,
     db_revision,
 ]
 

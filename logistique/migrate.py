@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -9,7 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import MetaData
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from .db import Base
 
@@ -25,10 +27,31 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
+@contextmanager
+def _migrating(engine: Engine) -> Iterator[Connection]:
+    """A connection in a transaction for the migrations. On SQLite, foreign keys are off meanwhile (the batch
+    mode rebuilds a table by copying it, which a referenced table does not survive with them on) and checked
+    all at once before the commit, as SQLite's documentation prescribes for schema changes."""
+    with engine.connect() as connection:
+        raw = connection.connection.driver_connection if connection.dialect.name == "sqlite" else None
+        if raw is not None:
+            raw.execute("PRAGMA foreign_keys=OFF")  # outside any transaction, or SQLite ignores it
+        try:
+            with connection.begin():
+                yield connection
+                if raw is not None:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise RuntimeError(f"clés étrangères rompues après migration : {broken[:5]}")
+        finally:
+            if raw is not None:
+                raw.execute("PRAGMA foreign_keys=ON")
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema of ``engine``'s database to ``revision``."""
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as connection:
+    with _migrating(engine) as connection:
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
 
@@ -36,7 +59,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 def downgrade(engine: Engine, revision: str) -> None:
     """Take the schema of ``engine``'s database back to ``revision`` (``base`` empties it)."""
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as connection:
+    with _migrating(engine) as connection:
         cfg.attributes["connection"] = connection
         command.downgrade(cfg, revision)
 

@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 import logistique.models  # noqa: F401  (registers every table)
 from logistique import codes, create_app, migrate
 from logistique.db import Base, make_engine, utcnow
-from logistique.domain import accounts, census, referential, status
+from logistique.domain import accounts, census, referential, status, tallies
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench-results"
@@ -362,7 +362,7 @@ def generate(seed: int, n_devices: int, n_pupils: int, n_slips: int, now: dateti
             ts(now - timedelta(days=rng.randrange(1, 40))) if state in ("perdu", "defectueux") else None
         )
         assignments.append(
-            (
+            [
                 aid,
                 did,
                 pid,
@@ -376,7 +376,8 @@ def generate(seed: int, n_devices: int, n_pupils: int, n_slips: int, now: dateti
                 cancelled,
                 None,
                 state,
-            )
+                None,  # handed_over_at, set with the handovers below
+            ]
         )
         if cancelled is None:
             committed[env] += cost
@@ -405,6 +406,7 @@ def generate(seed: int, n_devices: int, n_pupils: int, n_slips: int, now: dateti
                     ts(now - timedelta(days=70)),
                     None,
                     "en_stock",
+                    None,
                 )
             )
             n_cancelled += 1
@@ -456,6 +458,7 @@ def generate(seed: int, n_devices: int, n_pupils: int, n_slips: int, now: dateti
             "cancelled_at",
             "cancelled_by_id",
             "device_status",
+            "handed_over_at",
         ),
         assignments,
     )
@@ -556,6 +559,7 @@ def generate(seed: int, n_devices: int, n_pupils: int, n_slips: int, now: dateti
         )
         for i in idx:
             lines[i][9] = hid
+            assignments[lines[i][3] - 1][13] = ts(at)
     open_lines: dict[int, bool] = defaultdict(bool)  # slip -> has a line neither handed over nor resolved
     for ln in lines:
         if ln[6] == "recu" and ln[9] is None:
@@ -779,6 +783,17 @@ def load_referential(engine: sa.Engine) -> float:
     return time.perf_counter() - started
 
 
+RECOUNT = "board counters (logistique recount)"
+
+
+def recount(engine: sa.Engine) -> None:
+    """The board's counters from the loaded rows, as ``logistique recount`` computes them on a live database
+    (rows loaded by COPY do not go through the domain that keeps them)."""
+    with Session(engine.execution_options(write=True)) as session:
+        tallies.rebuild(session)
+        session.commit()
+
+
 def create_admin(engine: sa.Engine) -> str:
     """An administrator able to log in, and an API token for it."""
     with Session(engine.execution_options(write=True)) as session:
@@ -806,9 +821,10 @@ def analyze(engine: sa.Engine) -> None:
 # ====================================================================== timings
 
 # the board's aggregation, as status.py writes it
-MAIN_QUERY = "SELECT assignments.qpv_code, assignments.device_status"
-# The board's numbers by hand, over the same tables, as plain SQL statements run back to back through the same
-# engine: what the database alone costs. status.board must stay within 2x of it (ORM, Python, rows).
+MAIN_QUERY = "SELECT assignment_tallies.qpv_code, assignment_tallies.device_status"
+# The board's numbers by hand as plain GROUP BYs over the source tables (assignments, pupils…), run back to
+# back through the same engine: what the database alone costs to count them. The board reads its counters
+# instead (domain/tallies.py); the goal is to stay within 2x of this.
 RAW_STATEMENTS = (
     # devices by status and committed money per QPV
     "SELECT a.qpv_code, a.device_status, count(*), sum(a.unit_cost_cents) FROM assignments a "
@@ -832,14 +848,24 @@ RAW_REGION = (
 )
 
 
-def raw_statements(region: str | None) -> list[sa.TextClause]:
-    """The board's statements by hand, filtered on a region or not."""
+# The board's own statements by hand (counters, needs, quotas, names): the ORM's and Python's share of (1).
+OWN_STATEMENTS = (
+    "SELECT t.qpv_code, t.device_status, sum(t.devices), sum(t.cost_cents) FROM assignment_tallies t "
+    "WHERE (t.active OR t.device_status IN ('perdu', 'defectueux')){where:t.qpv_code} GROUP BY 1, 2",
+    "SELECT t.organisation_id, t.qpv_code, t.kind, t.pupils FROM pupil_tallies t "
+    "WHERE t.pupils <> 0{where:t.qpv_code}",
+    *RAW_STATEMENTS[2:],
+)
+
+
+def raw_statements(region: str | None, statements: tuple[str, ...] = RAW_STATEMENTS) -> list[sa.TextClause]:
+    """Statements by hand, filtered on a region or not."""
     import re
 
     def where(match: re.Match) -> str:
         return RAW_REGION.format(column=match.group(1)) if region else ""
 
-    return [sa.text(re.sub(r"\{where:([a-z0-9_.]+)\}", where, sql)) for sql in RAW_STATEMENTS]
+    return [sa.text(re.sub(r"\{where:([a-z0-9_.]+)\}", where, sql)) for sql in statements]
 
 
 @dataclass(frozen=True)
@@ -953,6 +979,7 @@ def time_engine(
                 return go
 
             raw_sqls = raw_statements(scope.code)
+            own_sqls = raw_statements(scope.code, OWN_STATEMENTS)
             raw_params = {"region": scope.code} if scope.code else {}
             measures = {
                 "board": run(lambda s, t=territory: status.board(s, t, by="qpv")),
@@ -962,6 +989,7 @@ def time_engine(
                     api, "/api/v1/status?by=qpv" + (f"&territory=region:{scope.code}" if scope.code else "")
                 ),
                 "raw": run(lambda s, qs=raw_sqls, p=raw_params: [s.execute(q, p).all() for q in qs]),
+                "own": run(lambda s, qs=own_sqls, p=raw_params: [s.execute(q, p).all() for q in qs]),
             }
             if page:
                 measures["page"] = get(
@@ -1045,7 +1073,8 @@ MEASURES = [
     ("needs", "(3) census.needs_by_qpv"),
     ("page", "(4) GET /tableau"),
     ("api", "(4) GET /api/v1/status?by=qpv"),
-    ("raw", "(5) raw SQL: the board's GROUP BYs by hand"),
+    ("raw", "(5) raw SQL: GROUP BYs over the source tables"),
+    ("own", "(6) raw SQL: the board's own statements (counters)"),
 ]
 
 
@@ -1071,16 +1100,17 @@ def report(results: dict, engines: list[str], scopes: list[Scope], phases: list[
         for scope in scopes:
             cells = [fmt_t(results.get((e, p), {}).get((scope.label, key)), runs) for e, p in cols]
             lines.append(f"| {label} | {scope.label} | " + " | ".join(cells) + " |")
-    for key, label in (
-        ("board", "ratio (1)/(5)"),
-        ("page", "ratio (4) page/(5)"),
-        ("api", "ratio (4) API/(5)"),
+    for key, base, label in (
+        ("board", "raw", "ratio (1)/(5)"),
+        ("page", "raw", "ratio (4) page/(5)"),
+        ("api", "raw", "ratio (4) API/(5)"),
+        ("board", "own", "ratio (1)/(6): ORM and Python"),
     ):
         for scope in scopes:
             cells = []
             for e, p in cols:
                 r = results.get((e, p), {})
-                num, den = r.get((scope.label, key)), r.get((scope.label, "raw"))
+                num, den = r.get((scope.label, key)), r.get((scope.label, base))
                 cells.append(f"{num.median / den.median:.1f}×" if num and den else "—")
             lines.append(f"| {label} | {scope.label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -1169,6 +1199,9 @@ def main(
             referential_s = load_referential(engine)
             started = time.perf_counter()
             times = load_sqlite(engine, data) if name == "sqlite" else load_postgresql(engine, data)
+            recount_started = time.perf_counter()
+            recount(engine)
+            times[RECOUNT] = time.perf_counter() - recount_started
             load_total = time.perf_counter() - started
             started = time.perf_counter()
             analyze(engine)
@@ -1249,6 +1282,7 @@ def main(
         "referential (import_qpv)",
         *counts,
         "foreign_key_check",
+        RECOUNT,
         "VACUUM ANALYZE",
         "total load",
     ]:
@@ -1285,16 +1319,19 @@ def main(
     for name in engines:
         r = runs_by.get((name, final), {})
         for scope in scopes:
-            board_t, raw_t = r.get((scope.label, "board")), r.get((scope.label, "raw"))
-            if board_t and raw_t:
-                ratio = board_t.median / raw_t.median
+            raw_t = r.get((scope.label, "raw"))
+            for key, what in (("board", "board"), ("page", "whole page"), ("api", "API")):
+                timed = r.get((scope.label, key))
+                if not (timed and raw_t):
+                    continue
+                ratio = timed.median / raw_t.median
                 pg_goal = ""
                 if name == "postgresql":
-                    pg_goal = "< 0.2 s met, " if board_t.median < 0.2 else "< 0.2 s NOT met, "
+                    pg_goal = "< 0.2 s met, " if timed.median < 0.2 else "< 0.2 s NOT met, "
                 notes.append(
-                    f"Goal ({name} {final}, {scope.label}): board {fmt_s(board_t.median)}, {pg_goal}"
-                    f"{ratio:.1f}× the raw SQL ({'≤ 2× met' if ratio <= 2 else '≤ 2× NOT met'}); "
-                    f"the raw SQL alone takes {fmt_s(raw_t.median)}."
+                    f"Goal ({name} {final}, {scope.label}): {what} {fmt_s(timed.median)}, {pg_goal}"
+                    f"{ratio:.1f}× the raw GROUP BYs ({'≤ 2× met' if ratio <= 2 else '≤ 2× NOT met'}), "
+                    f"which take {fmt_s(raw_t.median)} alone."
                 )
     md += [f"- {n}" for n in notes]
     md += ["", "## Board statements (one board call)", ""]

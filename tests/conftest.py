@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 
 from logistique import create_app, migrate
 from logistique.db import Base, db, make_engine
-from logistique.domain import accounts, devices, money, referential
+from logistique.domain import accounts, devices, money, referential, tallies
 from logistique.models import (
     CiteEducative,
     Department,
@@ -125,9 +125,13 @@ def app(database_url: str) -> Iterator[Flask]:
     with app.app_context():
         yield app
         db.session.rollback()
+        # whatever the test did through the domain, the board's counters still match a recount
+        drift = tallies.differences(db.session)
+        db.session.rollback()
         db.session.close()
         db.get_engine().dispose()
     _empty(database_url)
+    assert not drift, "compteurs du tableau de bord faux :\n" + "\n".join(drift)
 
 
 @pytest.fixture

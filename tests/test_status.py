@@ -472,18 +472,33 @@ def test_stuck_slips_lists_a_slip_issued_four_days_ago_and_not_one_issued_today(
     session.commit()
     nord = status.resolve(session, world.prefecture_nord, None)
     stuck = status.stuck_slips(session, world.prefecture_nord, nord, days=3)
-    assert [s.slip.number for s in stuck] == [old.number]
-    assert stuck[0].days == 4 and "pas encore expédié" in stuck[0].reason
-    assert fresh.number not in [s.slip.number for s in stuck]
+    assert stuck.total == 1 and [s.number for s in stuck.oldest] == [old.number]
+    assert stuck.oldest[0].days == 4 and "pas encore expédié" in stuck.oldest[0].reason
+    assert stuck.oldest[0].destination == world.assoc_roubaix.name
+    assert fresh.number not in [s.number for s in stuck.oldest]
     # a longer patience hides it; the region and the admin see it; Somme's prefecture does not
-    assert status.stuck_slips(session, world.prefecture_nord, nord, days=5) == []
+    assert status.stuck_slips(session, world.prefecture_nord, nord, days=5) == status.StuckSlips(0, [])
     region = status.resolve(session, world.prefecture, None)
-    assert [s.slip.number for s in status.stuck_slips(session, world.prefecture, region)] == [old.number]
-    assert [
-        s.slip.number for s in status.stuck_slips(session, world.admin, status.resolve(session, None, ""))
-    ] == [old.number]
+    assert [s.number for s in status.stuck_slips(session, world.prefecture, region).oldest] == [old.number]
+    everywhere = status.resolve(session, None, "")
+    assert [s.number for s in status.stuck_slips(session, world.admin, everywhere).oldest] == [old.number]
     somme = status.resolve(session, world.prefecture_somme, None)
-    assert status.stuck_slips(session, world.prefecture_somme, somme) == []
+    assert status.stuck_slips(session, world.prefecture_somme, somme).total == 0
+
+
+def test_stuck_slips_are_counted_all_and_listed_oldest_first_up_to_the_limit(session, world):
+    made = [
+        _issued_slip(session, world, f"SN-ATTENTE-{n}", name)
+        for n, name in enumerate(("Lina", "Rayan", "Emma"))
+    ]
+    for age, slip in zip((5, 9, 7), made, strict=True):
+        session.execute(
+            sa.update(Slip).where(Slip.id == slip.id).values(issued_at=utcnow() - timedelta(days=age))
+        )
+    session.commit()
+    stuck = status.stuck_slips(session, world.admin, status.resolve(session, None, ""), days=3, limit=2)
+    assert stuck.total == 3
+    assert [(s.number, s.days) for s in stuck.oldest] == [(made[1].number, 9), (made[2].number, 7)]
 
 
 def test_a_shipped_slip_not_received_is_stuck_too(session, world):
@@ -493,8 +508,8 @@ def test_a_shipped_slip_not_received_is_stuck_too(session, world):
     session.execute(sa.update(Slip).where(Slip.id == slip.id).values(shipped_at=utcnow() - timedelta(days=6)))
     session.commit()
     stuck = status.stuck_slips(session, world.admin, status.resolve(session, None, ""), days=3)
-    assert [(s.slip.number, s.days) for s in stuck] == [(slip.number, 6)]
-    assert "pas encore réceptionné" in stuck[0].reason
+    assert [(s.number, s.days) for s in stuck.oldest] == [(slip.number, 6)]
+    assert "pas encore réceptionné" in stuck.oldest[0].reason
 
 
 # ---------------------------------------------------------------- money seen twice on one page

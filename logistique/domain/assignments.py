@@ -25,7 +25,7 @@ from ..models import (
     Role,
     User,
 )
-from . import devices, scope
+from . import devices, scope, tallies
 from .errors import BusinessRuleViolation, Conflict, Forbidden, InvalidTransition, NotFound
 from .money import committed_by_envelope, spendable_cents
 from .pupils import active_assignment, pupil_filter
@@ -155,6 +155,7 @@ def assign(
         raise Conflict(
             "Cet équipement ou cet élève vient d'être attribué par quelqu'un d'autre.", code="device_taken"
         ) from exc
+    tallies.move_assignment(session, None, tallies.assignment_key(assignment), cost)
     return assignment
 
 
@@ -198,9 +199,7 @@ def cancel(
         reason=(reason or f"Attribution à {assignment.pupil.reference} annulée"),
         now=now,
     )
-    assignment.cancelled_at = now
-    assignment.cancelled_by_id = by.id if by else None
-    session.flush()
+    session.flush()  # the transition ended the assignment (``devices.ENDS_ASSIGNMENT``)
 
 
 SIDE_EXITS = ("mark_defective", "mark_lost", "restock", "take_back")

@@ -11,19 +11,19 @@ from sqlalchemy.orm import Session
 
 from ..db import utcnow
 from ..models import (
-    Assignment,
+    AssignmentTally,
     Department,
     Need,
     NeedKind,
     Organisation,
-    Pupil,
+    PupilTally,
     Qpv,
     Region,
     Role,
     TerritoryKind,
     User,
 )
-from . import audit
+from . import audit, tallies
 from .errors import Forbidden, ValidationFailed
 from .pupils import served_qpvs
 
@@ -81,27 +81,12 @@ def declare_needs(
 
 
 def _registered(session: Session, qpv_filter) -> dict[tuple[int, str, NeedKind], int]:
-    """Registered pupils per (organisation, QPV, need), in one pass (index ix_pupils_qpv_needs)."""
-    flags = (
-        (NeedKind.TABLET, Pupil.needs_tablet),
-        (NeedKind.LAPTOP, Pupil.needs_laptop),
-        (NeedKind.CONNECTION, Pupil.needs_connection),
-    )
-    query = (
-        sa.select(
-            Pupil.organisation_id,
-            Pupil.qpv_code,
-            *(sa.func.sum(sa.case((flag.is_(True), 1), else_=0)) for _kind, flag in flags),
-        )
-        .where(qpv_filter(Pupil.qpv_code))
-        .group_by(Pupil.organisation_id, Pupil.qpv_code)
-    )
-    counts: dict[tuple[int, str, NeedKind], int] = {}
-    for org, qpv, *sums in session.execute(query):
-        for (kind, _flag), n in zip(flags, sums, strict=True):
-            if n:
-                counts[(org, qpv, kind)] = int(n)
-    return counts
+    """Registered pupils per (organisation, QPV, need), from their counters (``tallies``)."""
+    tallies.flush(session)
+    query = sa.select(
+        PupilTally.organisation_id, PupilTally.qpv_code, PupilTally.kind, PupilTally.pupils
+    ).where(qpv_filter(PupilTally.qpv_code), PupilTally.pupils != 0)
+    return {(org, qpv, kind): int(n) for org, qpv, kind, n in session.execute(query)}
 
 
 def _qpv_filter(session: Session, *, region_code: str | None = None, department_code: str | None = None):
@@ -140,18 +125,16 @@ def needs_by_qpv(
     for key in set(declared) | set(registered):
         _org, qpv, kind = key
         needs[(qpv, kind)] += max(declared.get(key, 0), registered.get(key, 0))
-    assigned = (
-        {}
-        if not with_assigned
-        else {
-            (qpv, kind): n
-            for qpv, kind, n in session.execute(
-                sa.select(Assignment.qpv_code, Assignment.kind, sa.func.count(Assignment.id))
-                .where(Assignment.cancelled_at.is_(None), qpv_filter(Assignment.qpv_code))
-                .group_by(Assignment.qpv_code, Assignment.kind)
-            )
-        }
-    )
+    assigned: dict[tuple[str, NeedKind], int] = {}
+    if with_assigned:
+        tallies.flush(session)
+        for qpv, kind, n in session.execute(
+            sa.select(AssignmentTally.qpv_code, AssignmentTally.kind, sa.func.sum(AssignmentTally.devices))
+            .where(AssignmentTally.active.is_(True), qpv_filter(AssignmentTally.qpv_code))
+            .group_by(AssignmentTally.qpv_code, AssignmentTally.kind)
+        ):
+            if n:
+                assigned[(qpv, kind)] = int(n)
     keys = set(needs) | set(assigned)
     return {key: (needs.get(key, 0), assigned.get(key, 0)) for key in keys}
 

@@ -22,7 +22,7 @@ from ..models import (
     Role,
     User,
 )
-from . import scope
+from . import scope, tallies
 from .errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
 
 S = DeviceStatus
@@ -104,8 +104,9 @@ TRANSITIONS: dict[str, Transition] = dict(
 
 RECEPTION_ACTION = "reception_stock"
 # moves after which the device is no longer on its way to its pupil: the assignment ends with them (the
-# pupil is back on the waiting list and the envelope's money is released), in the same transaction
-ENDS_ASSIGNMENT = frozenset({"declare_missing", "declare_damaged", "take_back"})
+# pupil is back on the waiting list and the envelope's money is released), in the same transaction;
+# ``unassign`` is the cancellation of an assignment itself
+ENDS_ASSIGNMENT = frozenset({"unassign", "declare_missing", "declare_damaged", "take_back"})
 
 
 def actor_label(user: User | None) -> str:
@@ -172,20 +173,36 @@ def transition(
         raise Conflict(
             f"L'équipement {device.serial} vient d'être modifié par quelqu'un d'autre ; rechargez la page."
         )
-    # the assignment carries its device's status (the status board reads assignments alone)
-    session.execute(
-        sa.update(Assignment)
-        .where(Assignment.device_id == device.id, Assignment.cancelled_at.is_(None))
-        .values(device_status=rule.target)
-        .execution_options(synchronize_session="fetch")
-    )
-    if action in ENDS_ASSIGNMENT:
+    # the assignment carries its device's status (the status board reads assignments and their tallies)
+    active = session.execute(
+        sa.select(
+            Assignment.qpv_code,
+            Assignment.envelope_id,
+            Assignment.kind,
+            Assignment.device_status,
+            Assignment.unit_cost_cents,
+        ).where(Assignment.device_id == device.id, Assignment.cancelled_at.is_(None))
+    ).all()
+    if active:
+        ends = action in ENDS_ASSIGNMENT
+        values: dict = {"device_status": rule.target}
+        if rule.target is DeviceStatus.HANDED_OVER:
+            values["handed_over_at"] = now
+        if ends:
+            values.update(cancelled_at=now, cancelled_by_id=by.id if by else None)
         session.execute(
             sa.update(Assignment)
             .where(Assignment.device_id == device.id, Assignment.cancelled_at.is_(None))
-            .values(cancelled_at=now, cancelled_by_id=by.id if by else None)
+            .values(**values)
             .execution_options(synchronize_session="fetch")
         )
+        for qpv, envelope, kind, status, cents in active:
+            tallies.move_assignment(
+                session,
+                (qpv, envelope, kind, status, True),
+                (qpv, envelope, kind, rule.target, not ends),
+                cents,
+            )
     set_committed_value(device, "status", rule.target)
     set_committed_value(device, "updated_at", now)
     event = DeviceEvent(

@@ -21,7 +21,7 @@ from ..models import (
     User,
     organisation_qpvs,
 )
-from . import audit
+from . import audit, tallies
 from .errors import Conflict, Forbidden, NotFound, ValidationFailed
 from .referential import ImportRejected
 
@@ -235,6 +235,7 @@ def _insert(session: Session, clean: CleanPupil, organisation_id: int, departmen
     session.flush()
     # the reference is derived from the row id: unique without a race, and says nothing about the child
     pupil.reference = f"E-{department}-{pupil.id:06d}"
+    tallies.pupil_registered(session, organisation_id, clean.qpv_code, pupil.needs)
     return pupil
 
 

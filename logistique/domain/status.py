@@ -11,32 +11,30 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from ..db import utcnow
 from ..models import (
     AllocationLine,
     AllocationPlan,
     Assignment,
+    AssignmentTally,
     Department,
     Device,
     DeviceStatus,
     Envelope,
     EnvelopeKind,
-    Handover,
     Organisation,
     PlanStatus,
-    Pupil,
     Qpv,
     Region,
     Role,
     Slip,
-    SlipLine,
     SlipStatus,
     TerritoryKind,
     User,
 )
-from . import scope
+from . import scope, tallies
 from .census import needs_by_qpv
 from .errors import Forbidden, NotFound
 from .money import cite_2020_cap, spendable_cents
@@ -180,28 +178,29 @@ def qpv_rows(session: Session, territory: Territory) -> dict[str, StatusRow]:
             rows[code] = StatusRow("qpv", code, "")
         return rows[code]
 
-    # one aggregation over assignments alone (covering index ix_assignments_qpv_board): the active ones by
-    # their device's status, and the ended ones whose device was declared missing or damaged at reception
+    # the assignment counters (``tallies``): active assignments by their device's status, and ended ones whose
+    # device was declared missing or damaged at reception
+    tallies.flush(session)
     lost = {DeviceStatus.LOST: "missing", DeviceStatus.DEFECTIVE: "damaged"}
     counts = (
         sa.select(
-            Assignment.qpv_code,
-            Assignment.device_status,
-            sa.func.count(),
-            sa.func.sum(Assignment.unit_cost_cents),
+            AssignmentTally.qpv_code,
+            AssignmentTally.device_status,
+            sa.func.sum(AssignmentTally.devices),
+            sa.func.sum(AssignmentTally.cost_cents),
         )
         .where(
-            in_territory(Assignment.qpv_code),
-            sa.or_(Assignment.cancelled_at.is_(None), Assignment.device_status.in_(list(lost))),
+            in_territory(AssignmentTally.qpv_code),
+            sa.or_(AssignmentTally.active.is_(True), AssignmentTally.device_status.in_(list(lost))),
         )
-        .group_by(Assignment.qpv_code, Assignment.device_status)
+        .group_by(AssignmentTally.qpv_code, AssignmentTally.device_status)
     )
     for code, device_status, count, cents in session.execute(counts):
         column = _STATUS_COLUMN.get(device_status) or lost.get(device_status)
-        if column is None:  # an active assignment on a device that left the flow another way
+        if column is None or not count:  # an active assignment on a device that left the flow another way
             continue
         r = row(code)
-        r.counts[column] += count
+        r.counts[column] += int(count)
         if column in _STATUS_COLUMN.values():  # lost devices are no longer committed money
             r.committed_cents += int(cents or 0)
     region = territory.code if territory.kind is TerritoryKind.REGION else None
@@ -281,15 +280,20 @@ def money(session: Session, territory: Territory) -> list[EnvelopeRow]:
             == sa.select(Department.region_code).where(Department.code == territory.code).scalar_subquery()
         )
     envelopes = session.scalars(query).all()
+    tallies.flush(session)
     delivered = sa.case(
-        (Assignment.device_status == DeviceStatus.HANDED_OVER, Assignment.unit_cost_cents), else_=0
+        (AssignmentTally.device_status == DeviceStatus.HANDED_OVER, AssignmentTally.cost_cents), else_=0
     )
     sums = {
         env_id: (int(committed or 0), int(handed or 0))
         for env_id, committed, handed in session.execute(
-            sa.select(Assignment.envelope_id, sa.func.sum(Assignment.unit_cost_cents), sa.func.sum(delivered))
-            .where(Assignment.cancelled_at.is_(None), Assignment.envelope_id.in_([e.id for e in envelopes]))
-            .group_by(Assignment.envelope_id)
+            sa.select(
+                AssignmentTally.envelope_id, sa.func.sum(AssignmentTally.cost_cents), sa.func.sum(delivered)
+            )
+            .where(
+                AssignmentTally.active.is_(True), AssignmentTally.envelope_id.in_([e.id for e in envelopes])
+            )
+            .group_by(AssignmentTally.envelope_id)
         )
     }
     return [EnvelopeRow(e, spendable_cents(e), *sums.get(e.id, (0, 0))) for e in envelopes]
@@ -305,15 +309,15 @@ def handovers_per_day(
     today = today or utcnow().date()
     start = today - timedelta(days=days - 1)
     codes = _qpv_codes(territory)
-    day = sa.func.date(Handover.handed_over_at)
+    # assignments keep the time their device was handed over (index ix_assignments_handed_over)
+    day = sa.func.date(Assignment.handed_over_at)
     query = (
-        sa.select(day, sa.func.count(SlipLine.id))
-        .join(SlipLine, SlipLine.handover_id == Handover.id)
-        .where(Handover.handed_over_at >= datetime.combine(start, datetime.min.time()))
+        sa.select(day, sa.func.count())
+        .where(Assignment.handed_over_at >= datetime.combine(start, datetime.min.time()))
         .group_by(day)
     )
     if codes is not None:
-        query = query.join(Pupil, Pupil.id == Handover.pupil_id).where(Pupil.qpv_code.in_(codes))
+        query = query.where(Assignment.qpv_code.in_(codes))
     counts: dict[date, int] = {}
     for value, count in session.execute(query):
         # PostgreSQL answers a date, SQLite the text 'YYYY-MM-DD'
@@ -321,56 +325,85 @@ def handovers_per_day(
     return [(start + timedelta(days=n), counts.get(start + timedelta(days=n), 0)) for n in range(days)]
 
 
-@dataclass
+@dataclass(frozen=True)
 class StuckSlip:
-    slip: Slip
+    number: str
+    status: SlipStatus
+    destination: str
+    warehouse: str
     reason: str
     since: datetime
     days: int
 
 
+@dataclass(frozen=True)
+class StuckSlips:
+    total: int  # every stuck slip of the territory
+    oldest: list[StuckSlip]  # the longest waiting first, at most ``limit`` of them
+
+
 def stuck_slips(
-    session: Session, user: User | None, territory: Territory, *, days: int = 3, now: datetime | None = None
-) -> list[StuckSlip]:
-    """Slips issued but not shipped, or shipped but not received, for more than ``days`` days."""
+    session: Session,
+    user: User | None,
+    territory: Territory,
+    *,
+    days: int = 3,
+    now: datetime | None = None,
+    limit: int = 100,
+) -> StuckSlips:
+    """Slips issued but not shipped, or shipped but not received, for more than ``days`` days: how many, and
+    the ``limit`` that have waited longest."""
     from .slips import slip_filter
 
     now = now or utcnow()
-    limit = now - timedelta(days=days)
-    query = sa.select(Slip).where(
+    cutoff = now - timedelta(days=days)
+    waiting = [SlipStatus.ISSUED, SlipStatus.PREPARED]
+    conditions = [
         slip_filter(user),
         sa.or_(
-            sa.and_(Slip.status.in_([SlipStatus.ISSUED, SlipStatus.PREPARED]), Slip.issued_at < limit),
-            sa.and_(Slip.status == SlipStatus.SHIPPED, Slip.shipped_at < limit),
+            sa.and_(Slip.status.in_(waiting), Slip.issued_at < cutoff),
+            sa.and_(Slip.status == SlipStatus.SHIPPED, Slip.shipped_at < cutoff),
         ),
-    )
+    ]
+    destinations = sa.select(Organisation.id)
     if territory.kind is TerritoryKind.DEPARTMENT:
-        query = query.where(
-            Slip.destination_id.in_(
-                sa.select(Organisation.id).where(Organisation.department_code == territory.code)
-            )
+        conditions.append(
+            Slip.destination_id.in_(destinations.where(Organisation.department_code == territory.code))
         )
     elif territory.kind is TerritoryKind.REGION:
-        query = query.where(
+        conditions.append(
             Slip.destination_id.in_(
-                sa.select(Organisation.id)
-                .join(Department, Organisation.department_code == Department.code)
-                .where(Department.region_code == territory.code)
-            )
-        )
-    result = []
-    for slip in session.scalars(query.order_by(Slip.id).limit(500)):
-        if slip.status is SlipStatus.SHIPPED:
-            result.append(
-                StuckSlip(
-                    slip, "expédié, pas encore réceptionné", slip.shipped_at, (now - slip.shipped_at).days
+                destinations.join(Department, Organisation.department_code == Department.code).where(
+                    Department.region_code == territory.code
                 )
             )
-        else:
-            result.append(
-                StuckSlip(slip, "émis, pas encore expédié", slip.issued_at, (now - slip.issued_at).days)
-            )
-    return sorted(result, key=lambda s: s.since)
+        )
+    total = session.scalar(sa.select(sa.func.count()).select_from(Slip).where(*conditions)) or 0
+    since = sa.case((Slip.status == SlipStatus.SHIPPED, Slip.shipped_at), else_=Slip.issued_at)
+    destination, warehouse = aliased(Organisation), aliased(Organisation)
+    rows = session.execute(
+        sa.select(Slip.number, Slip.status, destination.name, warehouse.name, since)
+        .join(destination, destination.id == Slip.destination_id)
+        .join(warehouse, warehouse.id == Slip.warehouse_id)
+        .where(*conditions)
+        .order_by(since, Slip.id)
+        .limit(limit)
+    )
+    oldest = [
+        StuckSlip(
+            number,
+            slip_status,
+            destination_name,
+            warehouse_name,
+            "expédié, pas encore réceptionné"
+            if slip_status is SlipStatus.SHIPPED
+            else "émis, pas encore expédié",
+            waited_since,
+            (now - waited_since).days,
+        )
+        for number, slip_status, destination_name, warehouse_name, waited_since in rows
+    ]
+    return StuckSlips(total, oldest)
 
 
 def qpv_devices_query(user: User | None, qpv_code: str):

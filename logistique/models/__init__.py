@@ -26,8 +26,11 @@ from .pupils import (
 from .referential import CiteEducative, Commune, Department, Organisation, Qpv, Region, organisation_qpvs
 from .slips import Handover, HandoverMode, ReceptionState, Slip, SlipEvent, SlipLine, SlipStatus
 from .stock import Device, DeviceEvent, DeviceModel
+from .tallies import AssignmentTally, PupilTally
 
 __all__ = [
+    "AssignmentTally",
+    "PupilTally",
     "Handover",
     "HandoverMode",
     "ReceptionState",

@@ -158,6 +158,14 @@ class Assignment(Base):
         sa.Index(
             "ix_assignments_envelope_cost", "envelope_id", "cancelled_at", "device_status", "unit_cost_cents"
         ),
+        # handovers per day on the board: a range of days, then the QPV
+        sa.Index(
+            "ix_assignments_handed_over",
+            "handed_over_at",
+            "qpv_code",
+            sqlite_where=sa.text("handed_over_at IS NOT NULL"),
+            postgresql_where=sa.text("handed_over_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -173,6 +181,8 @@ class Assignment(Base):
     device_status: Mapped[DeviceStatus] = mapped_column(enum_column(DeviceStatus, "assignment_device_status"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    # when its device was handed over to the family (set by the transition, kept if the assignment ends later)
+    handed_over_at: Mapped[datetime | None] = mapped_column()
     cancelled_at: Mapped[datetime | None] = mapped_column()
     cancelled_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
 

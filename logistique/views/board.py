@@ -500,7 +500,7 @@ def summary_pdf():
             )
             for e in status.money(session, territory)
         ],
-        stuck_slips=len(status.stuck_slips(session, g.user, territory, days=days)),
+        stuck_slips=status.stuck_slips(session, g.user, territory, days=days, limit=0).total,
         stuck_days=days,
         envelopes_scope="disponibles dans la région" if by == "qpv" else "disponibles",
     )

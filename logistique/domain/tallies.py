@@ -1,0 +1,255 @@
+"""Running counts of assignments and registered pupils, read by the status board instead of aggregating the
+source tables (see ``models/tallies.py``).
+
+The domain records a delta wherever a counted row changes — an assignment created (``assignments.assign``),
+its device's status moving or the assignment ending (``devices.transition``), a pupil
+registered (``pupils``) — and the deltas are written when the transaction commits, in one sorted order:
+two transactions touching the same counters always lock them in the same order (no deadlock), and hold those
+locks only for the time of the commit. A rolled-back transaction (or savepoint) drops its deltas with it.
+
+``differences`` recounts everything from the source tables and says where the counters disagree;
+``rebuild`` recomputes them (migration backfill, ``logistique recount``, bulk loads such as the benchmark)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, SessionTransaction
+
+from ..models import Assignment, AssignmentTally, DeviceStatus, NeedKind, Pupil, PupilTally
+
+# (qpv_code, envelope_id, kind, device_status, active)
+AssignmentKey = tuple[str, int, NeedKind, DeviceStatus, bool]
+# (organisation_id, qpv_code, kind)
+PupilKey = tuple[int, str, NeedKind]
+
+_PENDING = "logistique.tallies"
+_SAVED = "logistique.tallies.savepoints"
+PUPIL_FLAGS = (
+    (NeedKind.TABLET, Pupil.needs_tablet),
+    (NeedKind.LAPTOP, Pupil.needs_laptop),
+    (NeedKind.CONNECTION, Pupil.needs_connection),
+)
+
+
+class _Pending:
+    def __init__(self) -> None:
+        self.assignments: dict[AssignmentKey, list[int]] = defaultdict(lambda: [0, 0])
+        self.pupils: dict[PupilKey, int] = defaultdict(int)
+
+    def copy(self) -> _Pending:
+        other = _Pending()
+        for key, (n, cents) in self.assignments.items():
+            other.assignments[key] = [n, cents]
+        other.pupils.update(self.pupils)
+        return other
+
+    def __bool__(self) -> bool:
+        return bool(self.assignments or self.pupils)
+
+
+def _pending(session: Session) -> _Pending:
+    pending = session.info.get(_PENDING)
+    if pending is None:
+        pending = session.info[_PENDING] = _Pending()
+    return pending
+
+
+# ---------------------------------------------------------------- recording
+
+
+def assignment_key(assignment: Assignment) -> AssignmentKey:
+    return (
+        assignment.qpv_code,
+        assignment.envelope_id,
+        assignment.kind,
+        assignment.device_status,
+        assignment.cancelled_at is None,
+    )
+
+
+def move_assignment(
+    session: Session, before: AssignmentKey | None, after: AssignmentKey | None, cost_cents: int
+) -> None:
+    """One assignment leaves the counter ``before`` (None: it is new) for ``after`` (None: it is gone)."""
+    if before == after:
+        return
+    pending = _pending(session).assignments
+    if before is not None:
+        pending[before][0] -= 1
+        pending[before][1] -= cost_cents
+    if after is not None:
+        pending[after][0] += 1
+        pending[after][1] += cost_cents
+
+
+def pupil_registered(session: Session, organisation_id: int, qpv_code: str, kinds: list[NeedKind]) -> None:
+    pending = _pending(session).pupils
+    for kind in kinds:
+        pending[(organisation_id, qpv_code, kind)] += 1
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _upsert(session: Session, model, keys: list[str], values: list[dict], counters: list[str]) -> None:
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(model)
+    table = model.__table__
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c[k] for k in keys],
+        set_={c: table.c[c] + stmt.excluded[c] for c in counters},
+    )
+    session.execute(stmt, values)
+
+
+def flush(session: Session) -> None:
+    """Write the recorded deltas, sorted by counter (also done before every commit)."""
+    pending = session.info.get(_PENDING)
+    if not pending:
+        return
+    session.info[_PENDING] = _Pending()
+    rows = [
+        {
+            "qpv_code": qpv,
+            "envelope_id": envelope,
+            "kind": kind,
+            "device_status": status,
+            "active": active,
+            "devices": n,
+            "cost_cents": cents,
+        }
+        for (qpv, envelope, kind, status, active), (n, cents) in sorted(
+            pending.assignments.items(), key=lambda item: _sort_key(item[0])
+        )
+        if n or cents
+    ]
+    if rows:
+        _upsert(
+            session,
+            AssignmentTally,
+            ["qpv_code", "envelope_id", "kind", "device_status", "active"],
+            rows,
+            ["devices", "cost_cents"],
+        )
+    rows = [
+        {"organisation_id": org, "qpv_code": qpv, "kind": kind, "pupils": n}
+        for (org, qpv, kind), n in sorted(pending.pupils.items(), key=lambda item: _sort_key(item[0]))
+        if n
+    ]
+    if rows:
+        _upsert(session, PupilTally, ["organisation_id", "qpv_code", "kind"], rows, ["pupils"])
+
+
+def _sort_key(key: tuple) -> tuple:
+    return tuple(getattr(part, "value", part) for part in key)
+
+
+@event.listens_for(Session, "before_commit")
+def _before_commit(session: Session) -> None:
+    flush(session)
+
+
+@event.listens_for(Session, "after_transaction_create")
+def _savepoint_begins(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.nested:
+        session.info.setdefault(_SAVED, {})[id(transaction)] = _pending(session).copy()
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _rolled_back(session: Session, previous: SessionTransaction) -> None:
+    saved = session.info.get(_SAVED, {}).pop(id(previous), None)
+    if previous.nested and saved is not None:
+        session.info[_PENDING] = saved  # what was recorded inside the savepoint is undone with it
+    elif previous.parent is None:
+        session.info.pop(_PENDING, None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _ended(session: Session, transaction: SessionTransaction) -> None:
+    session.info.get(_SAVED, {}).pop(id(transaction), None)
+    if transaction.parent is None:  # committed (deltas written) or rolled back (deltas dropped)
+        session.info.pop(_PENDING, None)
+
+
+# ---------------------------------------------------------------- recounting
+
+
+def _assignment_counts() -> sa.Select:
+    """The assignment counters as a GROUP BY over assignments, in the columns' order."""
+    active = Assignment.cancelled_at.is_(None)
+    key = (Assignment.qpv_code, Assignment.envelope_id, Assignment.kind, Assignment.device_status, active)
+    return sa.select(*key, sa.func.count(), sa.func.sum(Assignment.unit_cost_cents)).group_by(*key)
+
+
+def _expected(session: Session) -> tuple[dict[AssignmentKey, tuple[int, int]], dict[PupilKey, int]]:
+    assignments = {
+        (qpv, envelope, kind, status, bool(is_active)): (int(n), int(cents or 0))
+        for qpv, envelope, kind, status, is_active, n, cents in session.execute(_assignment_counts())
+    }
+    pupils = {}
+    for kind, flag in PUPIL_FLAGS:
+        for org, qpv, n in session.execute(
+            sa.select(Pupil.organisation_id, Pupil.qpv_code, sa.func.count())
+            .where(flag.is_(True))
+            .group_by(Pupil.organisation_id, Pupil.qpv_code)
+        ):
+            pupils[(org, qpv, kind)] = int(n)
+    return assignments, pupils
+
+
+def differences(session: Session) -> list[str]:
+    """Where the counters disagree with a recount of assignments and pupils (empty when they agree)."""
+    flush(session)
+    want_assignments, want_pupils = _expected(session)
+    have_assignments = {
+        (t.qpv_code, t.envelope_id, t.kind, t.device_status, t.active): (t.devices, t.cost_cents)
+        for t in session.scalars(sa.select(AssignmentTally))
+        if t.devices or t.cost_cents
+    }
+    have_pupils = {
+        (t.organisation_id, t.qpv_code, t.kind): t.pupils
+        for t in session.scalars(sa.select(PupilTally))
+        if t.pupils
+    }
+    found = []
+    for key in sorted(set(want_assignments) | set(have_assignments), key=_sort_key):
+        want, have = want_assignments.get(key, (0, 0)), have_assignments.get(key, (0, 0))
+        if want != have:
+            found.append(f"attributions {_sort_key(key)} : compté {have}, recompté {want}")
+    for key in sorted(set(want_pupils) | set(have_pupils), key=_sort_key):
+        want, have = want_pupils.get(key, 0), have_pupils.get(key, 0)
+        if want != have:
+            found.append(f"élèves {_sort_key(key)} : compté {have}, recompté {want}")
+    return found
+
+
+def rebuild(session: Session, *, lock: bool = False) -> None:
+    """Recompute every counter from assignments and pupils (no commit). ``lock``: on PostgreSQL, hold off
+    writers of assignments and pupils until the commit, so that none changes them between recount and commit
+    (SQLite writers already wait for each other)."""
+    flush(session)
+    session.info.pop(_PENDING, None)
+    if lock and session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.text("LOCK TABLE assignments, pupils IN SHARE MODE"))
+    session.execute(sa.delete(AssignmentTally))
+    session.execute(sa.delete(PupilTally))
+    session.execute(
+        sa.insert(AssignmentTally).from_select(
+            ["qpv_code", "envelope_id", "kind", "device_status", "active", "devices", "cost_cents"],
+            _assignment_counts(),
+        )
+    )
+    for kind, flag in PUPIL_FLAGS:
+        session.execute(
+            sa.insert(PupilTally).from_select(
+                ["organisation_id", "qpv_code", "kind", "pupils"],
+                sa.select(Pupil.organisation_id, Pupil.qpv_code, sa.literal(kind.value), sa.func.count())
+                .where(flag.is_(True))
+                .group_by(Pupil.organisation_id, Pupil.qpv_code),
+            )
+        )

@@ -80,13 +80,38 @@ def declare_needs(
     return changed
 
 
-def _registered(session: Session, qpv_filter) -> dict[tuple[int, str, NeedKind], int]:
-    """Registered pupils per (organisation, QPV, need), from their counters (``tallies``)."""
-    tallies.flush(session)
-    query = sa.select(
-        PupilTally.organisation_id, PupilTally.qpv_code, PupilTally.kind, PupilTally.pupils
+def need_rows(qpv_filter) -> sa.Subquery:
+    """The need of each (organisation, QPV, kind), as rows ``organisation_id, qpv_code, kind, need``: the
+    larger of what the organisation declared and the pupils it registered with that need (their counters,
+    see ``tallies``). The one place this rule is written; callers group it by QPV, department…"""
+    declared = sa.select(
+        Need.organisation_id.label("organisation_id"),
+        Need.qpv_code.label("qpv_code"),
+        Need.kind.label("kind"),
+        Need.count.label("declared"),
+        sa.literal(0).label("registered"),
+    ).where(qpv_filter(Need.qpv_code))
+    registered = sa.select(
+        PupilTally.organisation_id, PupilTally.qpv_code, PupilTally.kind, sa.literal(0), PupilTally.pupils
     ).where(qpv_filter(PupilTally.qpv_code), PupilTally.pupils != 0)
-    return {(org, qpv, kind): int(n) for org, qpv, kind, n in session.execute(query)}
+    both = sa.union_all(declared, registered).subquery()
+    per_key = (
+        sa.select(
+            both.c.organisation_id,
+            both.c.qpv_code,
+            both.c.kind,
+            sa.func.max(both.c.declared).label("declared"),
+            sa.func.max(both.c.registered).label("registered"),
+        )
+        .group_by(both.c.organisation_id, both.c.qpv_code, both.c.kind)
+        .subquery()
+    )
+    need = sa.case(
+        (per_key.c.declared > per_key.c.registered, per_key.c.declared), else_=per_key.c.registered
+    )
+    return sa.select(
+        per_key.c.organisation_id, per_key.c.qpv_code, per_key.c.kind, need.label("need")
+    ).subquery()
 
 
 def _qpv_filter(session: Session, *, region_code: str | None = None, department_code: str | None = None):
@@ -112,19 +137,17 @@ def needs_by_qpv(
     pupils it registered with that need; assigned counts the active assignments (0 without ``with_assigned``,
     for the status board, which counts devices its own way)."""
     qpv_filter = _qpv_filter(session, region_code=region_code, department_code=department_code)
-    declared = {
-        (org, qpv, kind): count
-        for org, qpv, kind, count in session.execute(
-            sa.select(Need.organisation_id, Need.qpv_code, Need.kind, Need.count).where(
-                qpv_filter(Need.qpv_code)
+    tallies.flush(session)
+    rows = need_rows(qpv_filter)
+    needs = {
+        (qpv, NeedKind(kind)): int(n)
+        for qpv, kind, n in session.execute(
+            sa.select(rows.c.qpv_code, rows.c.kind, sa.func.sum(rows.c.need)).group_by(
+                rows.c.qpv_code, rows.c.kind
             )
         )
+        if n
     }
-    registered = _registered(session, qpv_filter)
-    needs: dict[tuple[str, NeedKind], int] = defaultdict(int)
-    for key in set(declared) | set(registered):
-        _org, qpv, kind = key
-        needs[(qpv, kind)] += max(declared.get(key, 0), registered.get(key, 0))
     assigned: dict[tuple[str, NeedKind], int] = {}
     if with_assigned:
         tallies.flush(session)

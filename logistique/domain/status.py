@@ -35,7 +35,7 @@ from ..models import (
     User,
 )
 from . import scope, tallies
-from .census import needs_by_qpv
+from .census import need_rows
 from .errors import Forbidden, NotFound
 from .money import cite_2020_cap, spendable_cents
 
@@ -167,84 +167,108 @@ def _qpv_codes(territory: Territory):
 # ---------------------------------------------------------------- the board's numbers
 
 
-def qpv_rows(session: Session, territory: Territory) -> dict[str, StatusRow]:
-    """One row per QPV of the territory that has needs or devices."""
-    codes = _qpv_codes(territory)
-    in_territory = (lambda column: column.in_(codes)) if codes is not None else (lambda column: sa.true())
-    rows: dict[str, StatusRow] = {}
+def _grouped(territory: Territory, by: str, code_column, *aggregates) -> sa.Select:
+    """``aggregates`` of the rows whose QPV is ``code_column``, within the territory, grouped by QPV or by
+    department (the key first)."""
+    key = Qpv.code if by == "qpv" else Qpv.department_code
+    query = (
+        sa.select(key, *aggregates).join_from(code_column.table, Qpv, Qpv.code == code_column).group_by(key)
+    )
+    if territory.kind is TerritoryKind.DEPARTMENT:
+        query = query.where(Qpv.department_code == territory.code)
+    elif territory.kind is TerritoryKind.REGION:
+        query = query.join(Department, Department.code == Qpv.department_code).where(
+            Department.region_code == territory.code
+        )
+    return query
+
+
+def _devices(*statuses: DeviceStatus, active_only: bool = True):
+    """SUM of the counted devices in these statuses (of active assignments only, by default)."""
+    counted = AssignmentTally.device_status.in_(statuses)
+    if active_only:
+        counted = sa.and_(AssignmentTally.active.is_(True), counted)
+    return sa.func.sum(sa.case((counted, AssignmentTally.devices), else_=0))
+
+
+# each column of the board from the assignment counters: active assignments by their device's status, ended
+# ones whose device was declared missing or damaged at reception
+_COLUMN_SQL = {
+    "assigned": lambda: _devices(DeviceStatus.ASSIGNED),
+    "on_slips": lambda: _devices(DeviceStatus.ON_SLIP, DeviceStatus.PREPARED),
+    "shipped": lambda: _devices(DeviceStatus.SHIPPED),
+    "received": lambda: _devices(DeviceStatus.RECEIVED),
+    "handed_over": lambda: _devices(DeviceStatus.HANDED_OVER),
+    "missing": lambda: _devices(DeviceStatus.LOST, active_only=False),
+    "damaged": lambda: _devices(DeviceStatus.DEFECTIVE, active_only=False),
+}
+
+
+def rows(session: Session, territory: Territory, by: str = "qpv") -> dict[str, StatusRow]:
+    """One row per QPV (``by="qpv"``) or per department of the territory that has needs, quotas or devices,
+    aggregated by the database from the counters (``tallies``)."""
+    tallies.flush(session)
+    level = "qpv" if by == "qpv" else "department"
+    found: dict[str, StatusRow] = {}
 
     def row(code: str) -> StatusRow:
-        if code not in rows:
-            rows[code] = StatusRow("qpv", code, "")
-        return rows[code]
+        if code not in found:
+            found[code] = StatusRow(level, code, "", code if level == "department" else "")
+        return found[code]
 
-    # the assignment counters (``tallies``): active assignments by their device's status, and ended ones whose
-    # device was declared missing or damaged at reception
-    tallies.flush(session)
-    lost = {DeviceStatus.LOST: "missing", DeviceStatus.DEFECTIVE: "damaged"}
-    counts = (
-        sa.select(
-            AssignmentTally.qpv_code,
-            AssignmentTally.device_status,
-            sa.func.sum(AssignmentTally.devices),
-            sa.func.sum(AssignmentTally.cost_cents),
+    committed = sa.func.sum(
+        sa.case(
+            (
+                sa.and_(
+                    AssignmentTally.active.is_(True), AssignmentTally.device_status.in_(list(_STATUS_COLUMN))
+                ),
+                AssignmentTally.cost_cents,
+            ),
+            else_=0,
         )
-        .where(
-            in_territory(AssignmentTally.qpv_code),
-            sa.or_(AssignmentTally.active.is_(True), AssignmentTally.device_status.in_(list(lost))),
-        )
-        .group_by(AssignmentTally.qpv_code, AssignmentTally.device_status)
     )
-    for code, device_status, count, cents in session.execute(counts):
-        column = _STATUS_COLUMN.get(device_status) or lost.get(device_status)
-        if column is None or not count:  # an active assignment on a device that left the flow another way
-            continue
+    counts = _grouped(
+        territory, level, AssignmentTally.qpv_code, *(fn() for fn in _COLUMN_SQL.values()), committed
+    )
+    for code, *values in session.execute(counts):
         r = row(code)
-        r.counts[column] += int(count)
-        if column in _STATUS_COLUMN.values():  # lost devices are no longer committed money
-            r.committed_cents += int(cents or 0)
-    region = territory.code if territory.kind is TerritoryKind.REGION else None
-    department = territory.code if territory.kind is TerritoryKind.DEPARTMENT else None
-    for (code, _kind), (need, _assigned) in needs_by_qpv(
-        session, region_code=region, department_code=department, with_assigned=False
-    ).items():
-        row(code).needs += need
-    quotas = session.execute(
-        sa.select(AllocationLine.qpv_code, sa.func.sum(AllocationLine.quota))
+        r.counts = {column: int(n or 0) for column, n in zip(_COLUMN_SQL, values, strict=False)}
+        r.committed_cents = int(values[-1] or 0)
+    codes = _qpv_codes(territory)
+    needs = need_rows((lambda c: c.in_(codes)) if codes is not None else (lambda c: sa.true()))
+    for code, need in session.execute(
+        _grouped(territory, level, needs.c.qpv_code, sa.func.sum(needs.c.need))
+    ):
+        row(code).needs += int(need or 0)
+    quotas = (
+        _grouped(territory, level, AllocationLine.qpv_code, sa.func.sum(AllocationLine.quota))
         .join(AllocationPlan, AllocationPlan.id == AllocationLine.plan_id)
-        .where(AllocationPlan.status == PlanStatus.APPLIED, in_territory(AllocationLine.qpv_code))
-        .group_by(AllocationLine.qpv_code)
+        .where(AllocationPlan.status == PlanStatus.APPLIED)
     )
-    for code, quota in quotas:
+    for code, quota in session.execute(quotas):
         row(code).allocated = int(quota)
-    rows = {code: r for code, r in rows.items() if r.needs or r.devices or r.allocated}
-    if rows:
-        names = sa.select(Qpv.code, Qpv.name, Qpv.department_code).where(Qpv.code.in_(list(rows)))
+    found = {code: r for code, r in found.items() if r.needs or r.devices or r.allocated}
+    if found and level == "qpv":
+        names = sa.select(Qpv.code, Qpv.name, Qpv.department_code).where(Qpv.code.in_(list(found)))
         for code, name, department in session.execute(names):
-            rows[code].name, rows[code].department = name, department
-    return rows
+            found[code].name, found[code].department = name, department
+    elif found:
+        for code, name in session.execute(
+            sa.select(Department.code, Department.name).where(Department.code.in_(list(found)))
+        ):
+            found[code].name = name
+    return found
 
 
 def board(
     session: Session, territory: Territory, *, by: str = "department"
 ) -> tuple[StatusRow, list[StatusRow]]:
     """The territory's total and its rows, per department (default) or per QPV."""
-    by_qpv = qpv_rows(session, territory)
+    found = rows(session, territory, "qpv" if by == "qpv" else "department")
     total = StatusRow("total", territory.code or "", territory.label)
-    for row in by_qpv.values():
+    for row in found.values():
         total.add(row)
-    if by == "qpv":
-        return total, sorted(by_qpv.values(), key=lambda r: (r.department, r.code))
-    departments = {d.code: d for d in session.scalars(sa.select(Department))}
-    grouped: dict[str, StatusRow] = {}
-    for row in by_qpv.values():
-        dep = grouped.get(row.department)
-        if dep is None:
-            dep = grouped[row.department] = StatusRow(
-                "department", row.department, departments[row.department].name, row.department
-            )
-        dep.add(row)
-    return total, [grouped[code] for code in sorted(grouped)]
+    return total, sorted(found.values(), key=lambda r: (r.department, r.code))
 
 
 # ---------------------------------------------------------------- money

@@ -158,11 +158,11 @@ class Assignment(Base):
         sa.Index(
             "ix_assignments_envelope_cost", "envelope_id", "cancelled_at", "device_status", "unit_cost_cents"
         ),
-        # handovers per day on the board: a range of days, then the QPV
+        # handovers per day on the board: per QPV a range of days (all of France: the whole index, small)
         sa.Index(
             "ix_assignments_handed_over",
-            "handed_over_at",
             "qpv_code",
+            "handed_over_at",
             sqlite_where=sa.text("handed_over_at IS NOT NULL"),
             postgresql_where=sa.text("handed_over_at IS NOT NULL"),
         ),

@@ -234,7 +234,7 @@ def qpv_page(qpv_code: str):
     session = db.session
     qpv = _qpv(qpv_code)
     territory = _territory(f"departement:{qpv.department_code}")
-    row = status.qpv_rows(session, territory).get(qpv.code) or status.StatusRow(
+    row = status.rows(session, territory, "qpv").get(qpv.code) or status.StatusRow(
         "qpv", qpv.code, qpv.name, qpv.department_code
     )
     in_qpv = (

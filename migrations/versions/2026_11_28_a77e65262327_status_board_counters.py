@@ -111,7 +111,7 @@ def upgrade() -> None:
     with op.batch_alter_table("assignments", schema=None) as batch_op:
         batch_op.create_index(
             "ix_assignments_handed_over",
-            ["handed_over_at", "qpv_code"],
+            ["qpv_code", "handed_over_at"],
             unique=False,
             sqlite_where=sa.text("handed_over_at IS NOT NULL"),
             postgresql_where=sa.text("handed_over_at IS NOT NULL"),

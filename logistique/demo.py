@@ -180,6 +180,7 @@ def load(session: Session, *, echo: Callable[[str], None] = print) -> None:
         echo(f"Lot {reference} : {result.created} équipements en stock à {warehouse}.")
     _users(session, orgs)
     _pupils_and_needs(session, orgs, rng, echo)
+    _journey(session, orgs, rng, echo)
 
 
 FIRST_NAMES = [
@@ -283,6 +284,142 @@ def _pupils_and_needs(session: Session, orgs: dict[str, Organisation], rng: rand
                 assignments.assign(session, pupil=pupil, device=device, by=None)
                 given += 1
     echo(f"Élèves : {registered} enregistrés (données fictives), {given} équipements déjà attribués.")
+
+
+# what happens to the devices of successive groups of pupils of a structure, and when (days ago):
+# (stage, issued, shipped, received); handovers fall between reception and today
+STAGES = [
+    ("remis", 24, 22, 20),
+    ("remis", 17, 15, 13),
+    ("recu", 12, 10, 8),
+    ("expedie", 9, 6, None),  # on the road for six days: a stuck slip
+    ("emis", 5, None, None),  # issued five days ago, not prepared yet: stuck too
+    ("attribue", None, None, None),
+]
+PUPILS_PER_SLIP = 2
+
+
+def _journey(session: Session, orgs: dict[str, Organisation], rng: random.Random, echo) -> None:
+    """Devices at every stage, so that each page has something to show: every registered pupil gets devices
+    (from the warehouse of its department when it has one); then, structure by structure, groups of
+    pupils go through slips issued, prepared, shipped and received weeks ago, handovers signed since, one
+    device damaged and one missing at reception, slips stuck on the road or at the warehouse, others only
+    assigned."""
+    from datetime import timedelta
+
+    from .db import utcnow
+    from .domain import assignments, handover, slips
+    from .domain.errors import DomainError
+    from .models import Device, DeviceModel, DeviceStatus, HandoverMode, Pupil, ReceptionState
+
+    now = utcnow().replace(microsecond=0)
+
+    def ago(days: int) -> object:
+        return now - timedelta(days=days, hours=rng.randint(1, 6), minutes=rng.randint(0, 59))
+
+    warehouses = {o.department_code: o for o in orgs.values() if o.kind is OrganisationKind.WAREHOUSE}
+    lille = next(o for o in warehouses.values() if "Lille" in o.name)
+    given: dict[int, dict[int, list[str]]] = {}  # structure -> warehouse -> serials, pupil by pupil
+    owner: dict[str, Pupil] = {}
+    for pupil in session.scalars(sa.select(Pupil).order_by(Pupil.organisation_id, Pupil.id)):
+        for kind in pupil.needs:
+            assignment = next(
+                (a for a in pupil.assignments if a.kind is kind and a.cancelled_at is None), None
+            )
+            device = assignment.device if assignment is not None else None
+            if device is None:
+                preferred = warehouses.get(pupil.qpv.department_code, lille)
+                device = session.scalar(
+                    sa.select(Device)
+                    .join(DeviceModel, Device.model_id == DeviceModel.id)
+                    .where(Device.status == DeviceStatus.IN_STOCK, DeviceModel.kind == kind.device_kind)
+                    .order_by(Device.warehouse_id != preferred.id, Device.id)
+                    .limit(1)
+                )
+                if device is None:
+                    continue
+                try:
+                    assignments.assign(session, pupil=pupil, device=device, by=None, now=ago(26))
+                except DomainError:  # the envelope or its cap would be exceeded: the pupil waits
+                    continue
+            given.setdefault(pupil.organisation_id, {}).setdefault(device.warehouse_id, []).append(
+                device.serial
+            )
+            owner[device.serial] = pupil
+    signature = _signature_png()
+    counts = dict.fromkeys(("slips", "remises", "incidents"), 0)
+    incidents = [
+        (ReceptionState.DAMAGED, "Écran fissuré à l'ouverture du colis."),
+        (ReceptionState.MISSING, "Absent du colis à la réception."),
+    ]
+    for ordinal, (org_id, by_warehouse) in enumerate(sorted(given.items())):
+        destination = session.get(Organisation, org_id)
+        stages = STAGES[ordinal % 3 :] + STAGES[: ordinal % 3]  # each structure at its own pace
+        for serials in by_warehouse.values():
+            groups: list[list[str]] = []
+            for serial in serials:  # devices of one pupil stay together
+                if not groups or (
+                    owner[serial].id not in {owner[s].id for s in groups[-1]}
+                    and len({owner[s].id for s in groups[-1]}) >= PUPILS_PER_SLIP
+                ):
+                    groups.append([])
+                groups[-1].append(serial)
+            for group, (stage, issued, shipped, received) in zip(groups, stages, strict=False):
+                if issued is None:
+                    continue
+                slip = slips.create_slip(
+                    session, destination=destination, serials=group, by=None, issue=True, now=ago(issued)
+                )
+                counts["slips"] += 1
+                if shipped is None:
+                    continue
+                for serial in group:
+                    slips.scan_for_pick(session, slip, serial, by=None, now=ago(shipped + 1))
+                slips.ship(session, slip, by=None, now=ago(shipped))
+                if received is None:
+                    continue
+                lines = [slips.ReceptionLine(s, ReceptionState.RECEIVED) for s in group]
+                if stage == "recu" and incidents and len(group) > 2:
+                    state, comment = incidents.pop(0)
+                    lines[0] = slips.ReceptionLine(group[0], state, comment)
+                    counts["incidents"] += 1
+                slips.receive(session, slip, lines, by=None, now=ago(received))
+                if stage != "remis":
+                    continue
+                for pupil_id in dict.fromkeys(owner[s].id for s in group):
+                    mine = [s for s in group if owner[s].id == pupil_id]
+                    pupil = owner[mine[0]]
+                    handover.hand_over(
+                        session,
+                        pupil=pupil,
+                        serials=mine,
+                        receiver_name=f"{rng.choice(FIRST_NAMES)} {pupil.last_name}",
+                        relation=rng.choice(("mère", "père", "responsable légal")),
+                        mode=HandoverMode.LOAN if rng.random() < 0.7 else HandoverMode.GIFT,
+                        signature=signature,
+                        by=None,
+                        now=now - timedelta(days=rng.randint(0, received - 1), hours=rng.randint(1, 8)),
+                    )
+                    counts["remises"] += 1
+    echo(
+        f"Parcours : {counts['slips']} bordereaux (émis, expédiés, réceptionnés), "
+        f"{counts['remises']} remises signées, {counts['incidents']} incidents de réception."
+    )
+
+
+def _signature_png() -> bytes:
+    """A drawn stroke, as the phone's signature pad sends it."""
+    from io import BytesIO
+
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGBA", (320, 120), (255, 255, 255, 0))
+    ImageDraw.Draw(image).line(
+        [(12, 90), (70, 30), (120, 95), (190, 25), (300, 70)], fill=(20, 20, 60, 255), width=4
+    )
+    out = BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
 
 
 def _organisations(session: Session) -> dict[str, Organisation]:

@@ -659,3 +659,32 @@ def test_a_department_prefecture_whose_code_is_also_a_region_code_gets_its_board
     session.commit()
     table = read_page(login_as(user).get("/tableau"))
     assert set(table.rows) == {"QN09301M", "total"}
+
+
+# ---------------------------------------------------------------- the demo operation
+
+
+def test_a_prefecture_user_of_the_demo_sees_every_stage_drills_down_to_a_slip_and_exports(
+    app, runner, client
+):
+    from logistique.demo import DEMO_PASSWORD, DOMAIN
+
+    assert runner.invoke(args=["load-demo"]).exit_code == 0
+    app.config["DEMO_MODE"] = True
+    response = client.post("/login", data={"email": f"prefecture.region@{DOMAIN}", "password": DEMO_PASSWORD})
+    assert response.status_code == 302
+    region = read_page(client.get("/tableau"))
+    total = region.rows["total"]
+    assert all(total[column] > 0 for column in status.COLUMNS), total  # every stage has devices
+    html = client.get("/tableau").get_data(as_text=True)
+    stuck = html.split('id="stuck-title"')[1]
+    assert "pas encore expédié" in stuck and "pas encore réceptionné" in stuck
+    # region → department → QPV → slip and its journal
+    department = read_page(client.get(_link(region, r"/tableau/departement/59")))
+    qpv = read_page(client.get(_link(department, r"/tableau/qpv/\w+")))
+    slip = client.get(_link(qpv, r"/bordereaux/BL-59-\d{4}-\d{6}"))
+    assert slip.status_code == 200 and 'id="journal-title"' in slip.get_data(as_text=True)
+    # and to Excel, with the page's figures
+    _sheet, rows = xlsx_rows(client.get("/tableau.xlsx").data)
+    exported = _export_numbers(rows[0], next(r for r in rows[1:] if r[0] == "Total"))
+    assert {key: exported[key] for key in status.COLUMNS} == {key: total[key] for key in status.COLUMNS}

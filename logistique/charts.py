@@ -41,15 +41,17 @@ def _id(prefix: str, *parts: object) -> str:
 
 
 def _nice_ceiling(value: int) -> int:
-    """The smallest of 1, 2, 5 × 10ⁿ (and 4 ticks' multiples) at or above ``value``."""
+    """The top of a y axis cut in 4 equal whole steps of 1, 2, 2.5, 3, 4 or 5 × 10ⁿ, at or above ``value``:
+    every grid line then carries a round number (7 → 8: 0, 2, 4, 6, 8)."""
     if value <= 4:
         return 4
-    magnitude = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
-        top = step * magnitude
-        if top >= value and float(top / 4).is_integer():
-            return int(top)
-    return int(10 * magnitude)
+    wanted = value / 4
+    magnitude = 10 ** math.floor(math.log10(wanted))
+    for step in (1, 2, 2.5, 3, 4, 5, 10):
+        size = step * magnitude
+        if size >= wanted and float(size).is_integer():
+            return int(size) * 4
+    return int(10 * magnitude) * 4
 
 
 def _text(x: float, y: float, content: str, *, size: int = 11, anchor: str = "start", **attrs: str) -> str:
@@ -99,7 +101,7 @@ def bar_chart(
     ]
     # horizontal grid and y labels: 0, ¼, ½, ¾ and the top
     for i in range(5):
-        value = ceiling * i // 4
+        value = ceiling // 4 * i
         y = top + plot_h - plot_h * i / 4
         parts.append(
             f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" stroke="{GRID}" '

@@ -630,6 +630,18 @@ def test_bar_chart_is_accessible_and_speaks_french():
     assert "43" in re.search(r"<desc[^>]*>([^<]*)</desc>", svg).group(1)  # the total (0+1+2+3+…)
 
 
+@pytest.mark.parametrize("peak", [1, 7, 9, 12, 33, 101, 999, 1234])
+def test_bar_chart_grid_lines_carry_round_numbers_above_the_peak(peak):
+    series = [(date(2020, 4, 6) + timedelta(days=n), peak if n == 3 else 1) for n in range(10)]
+    svg = str(charts.bar_chart(series, title="Remises"))
+    labels = re.findall(r'text-anchor="end" fill="[^"]+" aria-hidden="true">([^<]+)</text>', svg)
+    ticks = [int(label.replace("\u202f", "").replace("\xa0", "").replace(" ", "")) for label in labels]
+    assert len(ticks) == 5 and ticks[0] == 0 and ticks[-1] >= peak
+    steps = {b - a for a, b in zip(ticks, ticks[1:], strict=False)}
+    assert len(steps) == 1, ticks  # equal steps, hence whole numbers on every line
+    assert ticks[-1] < 2 * max(peak, 4), ticks  # and not much room wasted above the peak
+
+
 def test_stacked_bars_have_a_legend_and_patterns():
     svg = str(
         charts.stacked_bars(

@@ -189,9 +189,12 @@ def purge_personal_data(yes: bool) -> None:
 @with_appcontext
 def recount(check: bool) -> None:
     """Recount the status board's counters from assignments and pupils (after a bulk load or a repair)."""
-    found = tallies.differences(db.session)
     if check:
-        db.session.rollback()
+        with db.new_session() as session:
+            # one snapshot for the counters and the recount, whatever others commit meanwhile
+            if session.get_bind().dialect.name == "postgresql":
+                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            found = tallies.differences(session)
         for line in found:
             click.echo(line, err=True)
         if found:
@@ -199,11 +202,12 @@ def recount(check: bool) -> None:
             sys.exit(1)
         click.echo("Compteurs du tableau de bord exacts.")
         return
-    tallies.rebuild(db.session, lock=True)
-    db.session.commit()
+    with db.new_session(write=True) as session:
+        corrected = tallies.rebuild(session, lock=True)  # writers of assignments and pupils wait meanwhile
+        session.commit()
     click.echo(
-        f"Compteurs du tableau de bord recalculés ({len(found)} écart(s) corrigé(s))."
-        if found
+        f"Compteurs du tableau de bord recalculés ({len(corrected)} écart(s) corrigé(s))."
+        if corrected
         else "Compteurs du tableau de bord recalculés (ils étaient exacts)."
     )
 

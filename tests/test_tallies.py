@@ -3,13 +3,17 @@ with a rollback, detectable and repairable when they drift, rebuilt by the migra
 
 from __future__ import annotations
 
+import threading
+import time
+
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from logistique import migrate
 from logistique.db import db
 from logistique.domain import assignments, census, status, tallies
 from logistique.domain.errors import Conflict
-from logistique.models import Assignment, AssignmentTally, DeviceStatus, NeedKind, PupilTally
+from logistique.models import Assignment, AssignmentTally, Device, DeviceStatus, NeedKind, PupilTally
 
 from .factories import add_device, add_pupil, assign, bundle, hand_over, received_slip
 
@@ -76,18 +80,76 @@ def test_a_rolled_back_transaction_leaves_the_counters_untouched(session, world)
 
 def test_what_a_rolled_back_savepoint_recorded_is_undone_and_the_rest_kept(session, world):
     first = add_pupil(session, world, "Noah", "Gardé", needs="tablette")
-    kept = add_device(session, world, "SN-GARDE-1")
+    tablet = add_device(session, world, "SN-GARDE-1")
+    key = add_device(session, world, "SN-GARDE-CLE", "key")
     session.commit()
-    assign(session, world, first, kept)
+    assign(session, world, first, tablet)  # recorded before the savepoint: kept
     try:
-        with session.begin_nested():
-            second = add_pupil(session, world, "Léa", "Annulée", needs="tablette")
-            assign(session, world, second, add_device(session, world, "SN-PERDU-1"))
+        with session.begin_nested():  # assign releases a savepoint of its own inside this one
+            second = add_pupil(session, world, "Léa", "Annulée", needs="connexion")
+            assign(session, world, second, key)
             raise Conflict("annulé pour le test")
     except Conflict:
         pass
     session.commit()
+    assert tallies.differences(session) == []
     assert _counted(session) == {("attribue", True): 1}
+    kinds = {t.kind for t in session.scalars(sa.select(AssignmentTally)) if t.devices}
+    assert kinds == {NeedKind.TABLET}
+    assert _pupils(session) == {(ROUBAIX, "tablette"): 1}
+
+
+def test_a_pupil_registered_in_a_rolled_back_savepoint_is_not_counted(session, world):
+    try:
+        with session.begin_nested():
+            add_pupil(session, world, "Léa", "Annulée", needs="tablette")
+            raise Conflict("annulé pour le test")
+    except Conflict:
+        pass
+    session.commit()
+    assert _pupils(session) == {}
+    assert tallies.differences(session) == []
+
+
+def test_an_assignment_and_a_cancellation_racing_on_one_envelope_both_commit(session, world):
+    """On PostgreSQL, writing a new counter row checks its envelope's key (FOR KEY SHARE): the envelope lock
+    of an assignment must not block that check, or the two transactions deadlock at commit."""
+    first = add_pupil(session, world, "Noah", "Un", needs="tablette")
+    second = add_pupil(session, world, "Léa", "Deux", needs="tablette")
+    cancelled = assign(session, world, first, add_device(session, world, "SN-COURSE-1"))
+    add_device(session, world, "SN-COURSE-2")
+    session.commit()
+    engine = db.get_engine().execution_options(write=True)
+    errors: list[str] = []
+    with Session(engine) as a, Session(engine) as b:
+        # A: an assignment, its envelope locked, its counter not yet written
+        assignments.assign(
+            a,
+            pupil=a.get(type(second), second.id),
+            device=a.scalar(sa.select(Device).where(Device.serial == "SN-COURSE-2")),
+            by=None,
+        )
+
+        def cancel() -> None:  # B: cancels another assignment on the same envelope, a new counter row
+            try:
+                assignments.cancel(b, b.get(Assignment, cancelled.id), by=None)
+                b.commit()
+            except Exception as exc:  # noqa: BLE001 — reported below
+                errors.append(repr(exc))
+                b.rollback()
+
+        racing = threading.Thread(target=cancel)
+        racing.start()
+        time.sleep(0.5)
+        try:
+            a.commit()
+        except Exception as exc:  # noqa: BLE001 — reported below
+            errors.append(repr(exc))
+            a.rollback()
+        racing.join()
+    assert errors == []
+    session.expire_all()
+    assert _counted(session) == {("attribue", True): 1, ("en_stock", False): 1}
     assert tallies.differences(session) == []
 
 

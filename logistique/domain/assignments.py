@@ -102,9 +102,11 @@ def assign(
             f"({current.device.serial}).",
             code="pupil_served",
         )
-    # Money: lock the envelope so that two assignments cannot both take its last euros.
+    # Money: lock the envelope so that two assignments cannot both take its last euros. FOR NO KEY UPDATE
+    # (key_share): it still queues assignments on one envelope, but not the foreign-key checks of others
+    # writing a new board counter of that envelope, which would otherwise deadlock with us on PostgreSQL.
     envelope = session.scalar(
-        sa.select(Envelope).where(Envelope.id == device.lot.envelope_id).with_for_update()
+        sa.select(Envelope).where(Envelope.id == device.lot.envelope_id).with_for_update(key_share=True)
     )
     cost = unit_cost(device)
     committed = committed_by_envelope(session, [envelope.id]).get(envelope.id, 0)

@@ -6,12 +6,14 @@ its device's status moving or the assignment ending (``devices.transition``), a 
 registered (``pupils``) — and the deltas are written when the transaction commits, in one sorted order:
 two transactions touching the same counters always lock them in the same order (no deadlock), and hold those
 locks only for the time of the commit. A rolled-back transaction (or savepoint) drops its deltas with it.
+Reading the counters within a transaction first writes what it recorded (``flush``).
 
 ``differences`` recounts everything from the source tables and says where the counters disagree;
 ``rebuild`` recomputes them (migration backfill, ``logistique recount``, bulk loads such as the benchmark)."""
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 
 import sqlalchemy as sa
@@ -26,6 +28,7 @@ AssignmentKey = tuple[str, int, NeedKind, DeviceStatus, bool]
 # (organisation_id, qpv_code, kind)
 PupilKey = tuple[int, str, NeedKind]
 
+log = logging.getLogger(__name__)
 _PENDING = "logistique.tallies"
 _SAVED = "logistique.tallies.savepoints"
 PUPIL_FLAGS = (
@@ -108,11 +111,11 @@ def _upsert(session: Session, model, keys: list[str], values: list[dict], counte
 
 
 def flush(session: Session) -> None:
-    """Write the recorded deltas, sorted by counter (also done before every commit)."""
+    """Write the recorded deltas, sorted by counter: before the transaction commits, or before a read of the
+    counters within the transaction that recorded them."""
     pending = session.info.get(_PENDING)
     if not pending:
         return
-    session.info[_PENDING] = _Pending()
     rows = [
         {
             "qpv_code": qpv,
@@ -143,37 +146,50 @@ def flush(session: Session) -> None:
     ]
     if rows:
         _upsert(session, PupilTally, ["organisation_id", "qpv_code", "kind"], rows, ["pupils"])
+    # only once written: a failed write leaves them pending, to go with the rollback that must follow
+    session.info[_PENDING] = _Pending()
 
 
 def _sort_key(key: tuple) -> tuple:
     return tuple(getattr(part, "value", part) for part in key)
 
 
+# SQLAlchemy fires before_commit for the release of a savepoint as well as for the real commit; only the real
+# commit writes, so that every transaction writes its counters in one sorted batch. Savepoints are closed
+# before the transaction commits (``with session.begin_nested():``); a commit with one still open would leave
+# its deltas unwritten, which is logged (``logistique recount`` repairs it).
+
+
 @event.listens_for(Session, "before_commit")
 def _before_commit(session: Session) -> None:
-    flush(session)
+    if not session.in_nested_transaction():
+        flush(session)
 
 
 @event.listens_for(Session, "after_transaction_create")
 def _savepoint_begins(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.nested:
-        session.info.setdefault(_SAVED, {})[id(transaction)] = _pending(session).copy()
+    if transaction.nested:  # what is pending now is what a rollback of this savepoint comes back to
+        session.info.setdefault(_SAVED, {})[transaction] = _pending(session).copy()
 
 
-@event.listens_for(Session, "after_soft_rollback")
-def _rolled_back(session: Session, previous: SessionTransaction) -> None:
-    saved = session.info.get(_SAVED, {}).pop(id(previous), None)
-    if previous.nested and saved is not None:
-        session.info[_PENDING] = saved  # what was recorded inside the savepoint is undone with it
-    elif previous.parent is None:
-        session.info.pop(_PENDING, None)
+@event.listens_for(Session, "after_commit")
+def _committed(session: Session) -> None:
+    released = session.get_nested_transaction()
+    if released is not None:  # a savepoint released: what it recorded stays recorded
+        session.info.get(_SAVED, {}).pop(released, None)
+    elif session.info.get(_PENDING):
+        log.error("Compteurs du tableau de bord non écrits (savepoint ouvert au commit) : « recount ».")
 
 
 @event.listens_for(Session, "after_transaction_end")
 def _ended(session: Session, transaction: SessionTransaction) -> None:
-    session.info.get(_SAVED, {}).pop(id(transaction), None)
-    if transaction.parent is None:  # committed (deltas written) or rolled back (deltas dropped)
+    if transaction.nested:
+        saved = session.info.get(_SAVED, {}).pop(transaction, None)
+        if saved is not None:  # ended without being released: rolled back, and its deltas with it
+            session.info[_PENDING] = saved
+    elif transaction.parent is None:  # committed (deltas written) or rolled back (deltas dropped)
         session.info.pop(_PENDING, None)
+        session.info.pop(_SAVED, None)
 
 
 # ---------------------------------------------------------------- recounting
@@ -228,14 +244,14 @@ def differences(session: Session) -> list[str]:
     return found
 
 
-def rebuild(session: Session, *, lock: bool = False) -> None:
-    """Recompute every counter from assignments and pupils (no commit). ``lock``: on PostgreSQL, hold off
-    writers of assignments and pupils until the commit, so that none changes them between recount and commit
-    (SQLite writers already wait for each other)."""
-    flush(session)
-    session.info.pop(_PENDING, None)
+def rebuild(session: Session, *, lock: bool = False) -> list[str]:
+    """Recompute every counter from assignments and pupils (no commit); returns the differences it corrected.
+    ``lock``: on PostgreSQL, hold off writers of assignments and pupils until the commit, so that none changes
+    them between recount and commit (SQLite writers already wait for each other)."""
     if lock and session.get_bind().dialect.name == "postgresql":
         session.execute(sa.text("LOCK TABLE assignments, pupils IN SHARE MODE"))
+    found = differences(session)
+    session.info.pop(_PENDING, None)
     session.execute(sa.delete(AssignmentTally))
     session.execute(sa.delete(PupilTally))
     session.execute(
@@ -253,3 +269,4 @@ def rebuild(session: Session, *, lock: bool = False) -> None:
                 .group_by(Pupil.organisation_id, Pupil.qpv_code),
             )
         )
+    return found

@@ -99,6 +99,13 @@ def test_what_a_rolled_back_savepoint_recorded_is_undone_and_the_rest_kept(sessi
     assert _pupils(session) == {(ROUBAIX, "tablette"): 1}
 
 
+def test_what_a_released_savepoint_recorded_is_kept(session, world):
+    with session.begin_nested():
+        add_pupil(session, world, "Jade", "Gardée", needs="ordinateur")
+    session.commit()
+    assert _pupils(session) == {(ROUBAIX, "ordinateur"): 1}
+
+
 def test_a_pupil_registered_in_a_rolled_back_savepoint_is_not_counted(session, world):
     try:
         with session.begin_nested():

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from logistique import migrate
 from logistique.db import db
-from logistique.domain import assignments, census, status, tallies
+from logistique.domain import accounts, assignments, census, status, tallies
 from logistique.domain.errors import Conflict
 from logistique.models import Assignment, AssignmentTally, Device, DeviceStatus, NeedKind, PupilTally
 
@@ -216,3 +216,36 @@ def test_the_migration_counts_existing_rows_and_dates_past_handovers(app, sessio
     assert dates == [handed_at, handed_at]
     pace = status.handovers_per_day(session, status.resolve(session, None, ""), days=3)
     assert sum(n for _day, n in pace) == 2
+
+
+def test_ten_assignments_at_the_same_instant_are_all_counted(app, session, world):
+    """Ten coordinators assign ten tablets of one envelope at once (one QPV, one counter): none is lost."""
+    names = ["Adam", "Inès", "Jade", "Noah", "Lina", "Rayan", "Emma", "Yanis", "Sarah", "Nolan"]
+    racers = [add_pupil(session, world, first, "Simultané", needs="tablette") for first in names]
+    serials = [add_device(session, world, f"SN-SIMUL-{n}").serial for n in range(len(names))]
+    tokens = [accounts.create_token(session, world.coordinator) for _ in names]
+    session.commit()
+    references = [p.reference for p in racers]
+    barrier = threading.Barrier(len(names))
+    codes: list[int] = []
+
+    def attempt(n: int) -> None:
+        client = app.test_client()
+        client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {tokens[n]}"
+        barrier.wait(30)
+        response = client.post("/api/v1/assignments", json={"serial": serials[n], "pupil": references[n]})
+        codes.append(response.status_code)
+
+    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(len(names))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(codes) == [201] * len(names)
+    session.rollback()
+    session.expire_all()
+    total, _rows = status.board(session, status.resolve(session, None, ""), by="qpv")
+    assert total.assigned == len(names)
+    cost = session.scalar(sa.select(Assignment.unit_cost_cents).limit(1))
+    assert total.committed_cents == len(names) * cost
+    assert tallies.differences(session) == []

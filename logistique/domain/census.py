@@ -131,11 +131,9 @@ def needs_by_qpv(
     *,
     region_code: str | None = None,
     department_code: str | None = None,
-    with_assigned: bool = True,
 ) -> dict[tuple[str, NeedKind], tuple[int, int]]:
     """{(qpv, kind): (need, assigned)}. A need is, per organisation, the larger of what it declared and the
-    pupils it registered with that need; assigned counts the active assignments (0 without ``with_assigned``,
-    for the status board, which counts devices its own way)."""
+    pupils it registered with that need (``need_rows``); assigned counts the active assignments."""
     qpv_filter = _qpv_filter(session, region_code=region_code, department_code=department_code)
     tallies.flush(session)
     rows = need_rows(qpv_filter)
@@ -148,16 +146,15 @@ def needs_by_qpv(
         )
         if n
     }
-    assigned: dict[tuple[str, NeedKind], int] = {}
-    if with_assigned:
-        tallies.flush(session)
+    assigned = {
+        (qpv, kind): int(n)
         for qpv, kind, n in session.execute(
             sa.select(AssignmentTally.qpv_code, AssignmentTally.kind, sa.func.sum(AssignmentTally.devices))
             .where(AssignmentTally.active.is_(True), qpv_filter(AssignmentTally.qpv_code))
             .group_by(AssignmentTally.qpv_code, AssignmentTally.kind)
-        ):
-            if n:
-                assigned[(qpv, kind)] = int(n)
+        )
+        if n
+    }
     keys = set(needs) | set(assigned)
     return {key: (needs.get(key, 0), assigned.get(key, 0)) for key in keys}
 

@@ -194,14 +194,26 @@ def _devices(*statuses: DeviceStatus, active_only: bool = True):
 # each column of the board from the assignment counters: active assignments by their device's status, ended
 # ones whose device was declared missing or damaged at reception
 _COLUMN_SQL = {
-    "assigned": lambda: _devices(DeviceStatus.ASSIGNED),
-    "on_slips": lambda: _devices(DeviceStatus.ON_SLIP, DeviceStatus.PREPARED),
-    "shipped": lambda: _devices(DeviceStatus.SHIPPED),
-    "received": lambda: _devices(DeviceStatus.RECEIVED),
-    "handed_over": lambda: _devices(DeviceStatus.HANDED_OVER),
-    "missing": lambda: _devices(DeviceStatus.LOST, active_only=False),
-    "damaged": lambda: _devices(DeviceStatus.DEFECTIVE, active_only=False),
+    "assigned": _devices(DeviceStatus.ASSIGNED),
+    "on_slips": _devices(DeviceStatus.ON_SLIP, DeviceStatus.PREPARED),
+    "shipped": _devices(DeviceStatus.SHIPPED),
+    "received": _devices(DeviceStatus.RECEIVED),
+    "handed_over": _devices(DeviceStatus.HANDED_OVER),
+    "missing": _devices(DeviceStatus.LOST, active_only=False),
+    "damaged": _devices(DeviceStatus.DEFECTIVE, active_only=False),
 }
+# money stays committed while the device is on its way or with its pupil, not once lost or damaged
+_COMMITTED_SQL = sa.func.sum(
+    sa.case(
+        (
+            sa.and_(
+                AssignmentTally.active.is_(True), AssignmentTally.device_status.in_(list(_STATUS_COLUMN))
+            ),
+            AssignmentTally.cost_cents,
+        ),
+        else_=0,
+    )
+)
 
 
 def rows(session: Session, territory: Territory, by: str = "qpv") -> dict[str, StatusRow]:
@@ -216,20 +228,7 @@ def rows(session: Session, territory: Territory, by: str = "qpv") -> dict[str, S
             found[code] = StatusRow(level, code, "", code if level == "department" else "")
         return found[code]
 
-    committed = sa.func.sum(
-        sa.case(
-            (
-                sa.and_(
-                    AssignmentTally.active.is_(True), AssignmentTally.device_status.in_(list(_STATUS_COLUMN))
-                ),
-                AssignmentTally.cost_cents,
-            ),
-            else_=0,
-        )
-    )
-    counts = _grouped(
-        territory, level, AssignmentTally.qpv_code, *(fn() for fn in _COLUMN_SQL.values()), committed
-    )
+    counts = _grouped(territory, level, AssignmentTally.qpv_code, *_COLUMN_SQL.values(), _COMMITTED_SQL)
     for code, *values in session.execute(counts):
         r = row(code)
         r.counts = {column: int(n or 0) for column, n in zip(_COLUMN_SQL, values, strict=False)}

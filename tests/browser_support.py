@@ -1,8 +1,8 @@
 """Helpers of the browser tests (tests/test_browser.py): Chromium, a live server, a fake camera, the data.
 
 Chromium is Debian's (/usr/bin/chromium) driven by the PyPI package ``playwright`` (its own driver; no
-``playwright install``). A machine without Chromium FAILS the browser tests, with the command to install it;
-set ``LOGISTIQUE_SKIP_BROWSER=1`` to skip them explicitly instead (never in CI).
+``playwright install``). A machine without Chromium FAILS the browser tests, with the command to install it
+(``scripts/test`` installs it when absent); they are never skipped.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from logistique.models import Slip
 
 CHROMIUM = os.environ.get("LOGISTIQUE_CHROMIUM", "/usr/bin/chromium")
 INSTALL = "apt-get update && apt-get install -y chromium"
-SKIP_VARIABLE = "LOGISTIQUE_SKIP_BROWSER"
 LAUNCH_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -48,7 +47,7 @@ TIMEOUT_MS = 15_000
 
 
 def require_chromium() -> str:
-    """The Chromium executable, or a failure saying how to install it (a skip only when asked for)."""
+    """The Chromium executable, or a failure saying how to install it."""
     problem = None
     if not Path(CHROMIUM).exists():
         problem = f"Chromium est absent ({CHROMIUM}) : installez-le avec « {INSTALL} »"
@@ -58,11 +57,8 @@ def require_chromium() -> str:
         except ImportError:
             problem = "le paquet Python playwright manque : scripts/setup --test (extra « test »)"
     if problem:
-        if os.environ.get(SKIP_VARIABLE) == "1" and os.environ.get("CI") != "true":  # CI always runs them
-            pytest.skip(f"tests navigateur ignorés ({SKIP_VARIABLE}=1) : {problem}")
         pytest.fail(
-            f"Tests navigateur impossibles : {problem}. Pour les ignorer explicitement (hors CI) : "
-            f"{SKIP_VARIABLE}=1.",
+            f"Tests navigateur impossibles : {problem}. scripts/test installe Chromium s'il manque.",
             pytrace=False,
         )
     return CHROMIUM

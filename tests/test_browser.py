@@ -9,8 +9,8 @@ package playwright) on a phone-sized screen, against the app served over HTTP wi
    the receipt downloads as a PDF.
 4. Without JavaScript, a scan is a plain POST answered by a flash message.
 
-Without Chromium these tests FAIL with the command to install it; LOGISTIQUE_SKIP_BROWSER=1 skips them
-explicitly (for a machine that cannot run a browser; never in CI). LOGISTIQUE_SCREENSHOTS=<dir> saves phone
+Without Chromium these tests FAIL with the command to install it (scripts/test installs it when absent); they
+are never skipped. LOGISTIQUE_SCREENSHOTS=<dir> saves phone
 screenshots of the preparation and handover pages there.
 """
 

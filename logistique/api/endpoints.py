@@ -38,7 +38,7 @@ def device_out(device: Device) -> dict:
     "/organisations",
     "GET",
     summary="Structures du périmètre",
-    roles=set(Role),
+    roles=scope.ALL_ROLES,
     response=schemas.OrganisationList,
 )
 def list_organisations(user: User) -> dict:
@@ -155,7 +155,7 @@ def create_device(user: User, *, body: schemas.DeviceIn) -> dict:
 
 # ---------------------------------------------------------------- pupils and assignments
 
-_COORDINATION = {Role.COORDINATOR, Role.ADMIN}
+_COORDINATION = scope.COORDINATION
 
 
 def pupil_out(pupil: Pupil, user: User) -> dict:
@@ -316,7 +316,7 @@ def slip_out(slip: Slip) -> dict:
     }
 
 
-_SLIP_READERS = set(Role)
+_SLIP_READERS = scope.ALL_ROLES
 _SLIP_PATH = {"number": "Numéro du bordereau (BL-59-2020-000123)"}
 
 
@@ -376,7 +376,7 @@ def get_slip_pdf(user: User, *, number: str) -> Response:
     "/slips/<number>/picks",
     "POST",
     summary="L'entrepôt a scanné cet équipement pour ce bordereau",
-    roles={Role.WAREHOUSE, Role.ADMIN},
+    roles=scope.WAREHOUSE,
     body=schemas.PickIn,
     response=schemas.PickOut,
     errors=(400, 404, 422),
@@ -402,7 +402,7 @@ def create_pick(user: User, *, number: str, body: schemas.PickIn) -> Response | 
     "/slips/<number>/ship",
     "POST",
     summary="Le colis quitte l'entrepôt",
-    roles={Role.WAREHOUSE, Role.ADMIN},
+    roles=scope.WAREHOUSE,
     response=schemas.Slip,
     errors=(404, 409),
     path_params=_SLIP_PATH,
@@ -496,7 +496,7 @@ def status_row_out(row: status.StatusRow) -> dict:
     "/status",
     "GET",
     summary="Avancement des livraisons et argent engagé, par département ou par QPV",
-    roles={Role.PREFECTURE, Role.ADMIN},
+    roles=scope.OVERSIGHT,
     query=schemas.StatusQuery,
     response=schemas.StatusOut,
     errors=(400, 404),

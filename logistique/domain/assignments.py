@@ -22,7 +22,6 @@ from ..models import (
     Organisation,
     PlanStatus,
     Pupil,
-    Role,
     User,
 )
 from . import devices, scope, tallies
@@ -182,7 +181,7 @@ def cancel(
     now: datetime | None = None,
 ) -> None:
     """Cancel an assignment before shipping: the device goes back to stock and the money is released."""
-    if by is not None and by.role not in (Role.ADMIN, Role.COORDINATOR):
+    if by is not None and by.role not in scope.COORDINATION:
         raise Forbidden("Votre rôle ne permet pas d'annuler une attribution.")
     if assignment.cancelled_at is not None:
         raise Conflict("Cette attribution est déjà annulée.", code="already_cancelled")

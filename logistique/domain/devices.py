@@ -26,9 +26,8 @@ from . import scope, tallies
 from .errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
 
 S = DeviceStatus
-_STAFF = frozenset({Role.ADMIN})
-_WAREHOUSE = frozenset({Role.ADMIN, Role.WAREHOUSE})
-_COORDINATION = frozenset({Role.ADMIN, Role.COORDINATOR})
+_WAREHOUSE = scope.WAREHOUSE
+_COORDINATION = scope.COORDINATION
 
 
 @dataclass(frozen=True)
@@ -302,9 +301,9 @@ def receive_device(
         reason=f"Réception du lot {lot.reference}",
     )
     try:
-        session.flush()
+        with session.begin_nested():  # only this insert is undone: the caller's transaction is its own
+            session.flush()
     except sa.exc.IntegrityError as exc:  # a racing request registered the same serial first
-        session.rollback()
         raise Conflict(f"Le numéro de série {serial} est déjà enregistré.", code="duplicate_serial") from exc
     return device
 

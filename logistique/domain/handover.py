@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ..db import utcnow
-from ..models import Assignment, Device, DeviceStatus, Handover, HandoverMode, Pupil, Role, SlipLine, User
-from . import devices, slips
+from ..models import Assignment, Device, DeviceStatus, Handover, HandoverMode, Pupil, SlipLine, User
+from . import devices, scope, slips
 from .errors import BusinessRuleViolation, Conflict, Forbidden, NotFound, ValidationFailed
 from .pupils import pupil_filter
 
@@ -80,7 +80,7 @@ def hand_over(
     now: datetime | None = None,
 ) -> Handover:
     """Record the handover of a pupil's devices (received at the destination) to the family (no commit)."""
-    if by is not None and by.role not in (Role.ADMIN, Role.COORDINATOR):
+    if by is not None and by.role not in scope.COORDINATION:
         raise Forbidden("Votre rôle ne permet pas d'enregistrer une remise.")
     if session.scalar(sa.select(Pupil.id).where(Pupil.id == pupil.id, pupil_filter(by))) is None:
         raise NotFound("Élève introuvable, ou hors de votre périmètre.")

@@ -35,15 +35,20 @@ class Permission(StrEnum):
     VIEW_ORGANISATIONS = "organisations.view"
 
 
+# The role sets, defined here only: every page, endpoint and domain rule names one of them.
 ALL_ROLES = frozenset(Role)
+STAFF = frozenset({Role.ADMIN})
+WAREHOUSE = frozenset({Role.ADMIN, Role.WAREHOUSE})  # receive stock, prepare and ship slips
+COORDINATION = frozenset({Role.ADMIN, Role.COORDINATOR})  # pupils, assignments, slips, reception, handover
+OVERSIGHT = frozenset({Role.ADMIN, Role.PREFECTURE})  # the board, the census, the money read-only
 
 PERMISSIONS: dict[Permission, frozenset[Role]] = {
-    Permission.MANAGE_USERS: frozenset({Role.ADMIN}),
-    Permission.MANAGE_REFERENTIAL: frozenset({Role.ADMIN}),
-    Permission.MANAGE_MONEY: frozenset({Role.ADMIN}),
-    Permission.VIEW_MONEY: frozenset({Role.ADMIN, Role.PREFECTURE}),
+    Permission.MANAGE_USERS: STAFF,
+    Permission.MANAGE_REFERENTIAL: STAFF,
+    Permission.MANAGE_MONEY: STAFF,
+    Permission.VIEW_MONEY: OVERSIGHT,
     Permission.VIEW_DEVICES: ALL_ROLES,
-    Permission.RECEIVE_STOCK: frozenset({Role.ADMIN, Role.WAREHOUSE}),
+    Permission.RECEIVE_STOCK: WAREHOUSE,
     Permission.VIEW_ORGANISATIONS: ALL_ROLES,
 }
 

@@ -40,8 +40,6 @@ NEXT: dict[SlipStatus, set[SlipStatus]] = {
     S.SHIPPED: {S.RECEIVED},
     S.RECEIVED: {S.CLOSED},
 }
-_COORDINATION = (Role.ADMIN, Role.COORDINATOR)
-_WAREHOUSE = (Role.ADMIN, Role.WAREHOUSE)
 MAX_LINES = 500
 
 
@@ -156,7 +154,7 @@ def _move(
     _event(session, slip, action, source, target, by, detail, now)
 
 
-def _require_role(by: User | None, allowed: tuple[Role, ...], what: str) -> None:
+def _require_role(by: User | None, allowed: frozenset[Role], what: str) -> None:
     if by is not None and by.role not in allowed:
         raise Forbidden(f"Votre rôle ne permet pas de {what}.")
 
@@ -174,7 +172,7 @@ def create_slip(
     now: datetime | None = None,
 ) -> Slip:
     """Group assigned devices of one warehouse for one destination into a new slip (brouillon, or emis)."""
-    _require_role(by, _COORDINATION, "créer un bordereau")
+    _require_role(by, scope.COORDINATION, "créer un bordereau")
     if by is not None and by.role is Role.COORDINATOR and destination.id != by.organisation_id:
         raise NotFound("Structure introuvable, ou hors de votre périmètre.")
     if destination.kind not in (OrganisationKind.ASSOCIATION, OrganisationKind.SCHOOL):
@@ -259,7 +257,7 @@ def _check_warehouse(slip: Slip, by: User | None) -> None:
 
 def issue_slip(session: Session, slip: Slip, *, by: User | None, now: datetime | None = None) -> None:
     """Issue a draft: it can now be printed with its QR code and prepared by the warehouse."""
-    _require_role(by, _COORDINATION, "émettre un bordereau")
+    _require_role(by, scope.COORDINATION, "émettre un bordereau")
     _check_destination(slip, by)
     if not slip.active_lines:
         raise BusinessRuleViolation("Un bordereau vide ne peut pas être émis.")
@@ -268,7 +266,7 @@ def issue_slip(session: Session, slip: Slip, *, by: User | None, now: datetime |
 
 def remove_line(session: Session, slip: Slip, line: SlipLine, *, by: User | None) -> None:
     """Take a device off a slip that nobody has started preparing; it stays assigned to its pupil."""
-    _require_role(by, _COORDINATION, "retirer un équipement du bordereau")
+    _require_role(by, scope.COORDINATION, "retirer un équipement du bordereau")
     _check_destination(slip, by)
     started = any(other.picked_at for other in slip.active_lines)
     if slip.status not in (SlipStatus.DRAFT, SlipStatus.ISSUED) or started:
@@ -288,7 +286,7 @@ def remove_line(session: Session, slip: Slip, line: SlipLine, *, by: User | None
 
 def cancel_slip(session: Session, slip: Slip, *, by: User | None, reason: str = "") -> None:
     """Cancel a slip before preparation starts: its devices stay assigned, its QR code stops working."""
-    _require_role(by, _COORDINATION, "annuler un bordereau")
+    _require_role(by, scope.COORDINATION, "annuler un bordereau")
     _check_destination(slip, by)
     if any(line.picked_at for line in slip.active_lines):
         raise InvalidTransition("La préparation a commencé : ce bordereau ne peut plus être annulé.")
@@ -342,7 +340,7 @@ def scan_for_pick(
 ) -> ScanResult:
     """One scan in the warehouse: on this slip → picked; already picked → harmless; anything else → refused,
     and nothing changes. Two volunteers scanning the same device: one picks, the other is told it is done."""
-    _require_role(by, _WAREHOUSE, "préparer un bordereau")
+    _require_role(by, scope.WAREHOUSE, "préparer un bordereau")
     _check_warehouse(slip, by)
     picked, total = _progress(session, slip)
     try:
@@ -402,7 +400,7 @@ def scan_for_pick(
 
 def ship(session: Session, slip: Slip, *, by: User | None, now: datetime | None = None) -> bool:
     """The parcel leaves the warehouse: every device becomes expedie. Shipping twice is harmless (False)."""
-    _require_role(by, _WAREHOUSE, "expédier un bordereau")
+    _require_role(by, scope.WAREHOUSE, "expédier un bordereau")
     _check_warehouse(slip, by)
     if slip.status in (SlipStatus.SHIPPED, SlipStatus.RECEIVED, SlipStatus.CLOSED):
         return False
@@ -443,8 +441,10 @@ def receive(
 ) -> int:
     """Confirm the parcel line by line; missing and damaged devices leave the flow and free their pupil.
     Saying again what was already said is harmless; contradicting it is a conflict. Returns lines changed."""
-    _require_role(by, _COORDINATION, "réceptionner un bordereau")
+    _require_role(by, scope.COORDINATION, "réceptionner un bordereau")
     _check_destination(slip, by)
+    if not lines:
+        raise ValidationFailed("Indiquez l'état d'au moins un équipement.")
     if slip.status not in (SlipStatus.SHIPPED, SlipStatus.RECEIVED, SlipStatus.CLOSED):
         raise InvalidTransition(
             f"Le bordereau {slip.number} est « {slip.status.label} » : il n'a pas été expédié."

@@ -118,7 +118,7 @@ class StatusRow:
 
 def resolve(session: Session, user: User | None, code: str | None) -> Territory:
     """The territory a user asks for, within what they may see: a prefecture never leaves its own."""
-    if user is not None and user.role not in (Role.ADMIN, Role.PREFECTURE):
+    if user is not None and user.role not in scope.OVERSIGHT:
         raise Forbidden("Le tableau de bord est réservé aux préfectures et à l'administration.")
     own = None
     if user is not None and user.role is Role.PREFECTURE:

@@ -39,6 +39,7 @@ from ..models import (
     Role,
     User,
 )
+from .boundary import commit
 from .forms import Form as FlaskForm
 from .forms import options
 from .paging import paginate
@@ -51,19 +52,6 @@ def _get(model, ident):
     if obj is None:
         raise NotFound()
     return obj
-
-
-def _save(action, success: str, template: str, status_on_error: int = 422, **context):
-    """Run a domain call; commit and flash on success, roll back and show the form again on refusal."""
-    try:
-        result = action()
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-        return None, (render_template(template, **context), status_on_error)
-    db.session.commit()
-    flash(success, "success")
-    return result, None
 
 
 # ---------------------------------------------------------------- users
@@ -127,11 +115,12 @@ def user_new():
                 territory=form.territory.data or None,
             )
 
-        user, error = _save(create, "Compte créé.", "admin/user_form.html", form=form, user=None)
-        if error:
-            return error
+        done = commit(create, "Compte créé.")
+        if not done:
+            return render_template("admin/user_form.html", form=form, user=None), 422
         if not form.password.data:
-            flash(f"Mot de passe de {user.email}, à transmettre par un canal sûr : {password}", "warning")
+            email = done.value.email
+            flash(f"Mot de passe de {email}, à transmettre par un canal sûr : {password}", "warning")
         return redirect(url_for("admin.users"))
     return render_template("admin/user_form.html", form=form, user=None)
 
@@ -166,8 +155,9 @@ def user_edit(user_id: int):
                 password=form.password.data or None,
             )
 
-        _, error = _save(update, "Compte mis à jour.", "admin/user_form.html", form=form, user=user)
-        return error or redirect(url_for("admin.users"))
+        if not commit(update, "Compte mis à jour."):
+            return render_template("admin/user_form.html", form=form, user=user), 422
+        return redirect(url_for("admin.users"))
     return render_template("admin/user_form.html", form=form, user=user)
 
 
@@ -239,14 +229,12 @@ def organisation_new():
     form = OrganisationForm()
     _organisation_form(form)
     if form.validate_on_submit():
-        _, error = _save(
+        if not commit(
             lambda: referential.save_organisation(db.session, _organisation_data(form), by=g.user),
             "Structure créée.",
-            "admin/organisation_form.html",
-            form=form,
-            organisation=None,
-        )
-        return error or redirect(url_for("admin.organisations"))
+        ):
+            return render_template("admin/organisation_form.html", form=form, organisation=None), 422
+        return redirect(url_for("admin.organisations"))
     return render_template("admin/organisation_form.html", form=form, organisation=None)
 
 
@@ -263,16 +251,14 @@ def organisation_edit(organisation_id: int):
         form.cite_educative.data = org.cite_educative_code or ""
         form.qpvs.data = " ".join(q.code for q in org.qpvs)
     if form.validate_on_submit():
-        _, error = _save(
+        if not commit(
             lambda: referential.save_organisation(
                 db.session, _organisation_data(form), by=g.user, organisation=org
             ),
             "Structure mise à jour.",
-            "admin/organisation_form.html",
-            form=form,
-            organisation=org,
-        )
-        return error or redirect(url_for("admin.organisations"))
+        ):
+            return render_template("admin/organisation_form.html", form=form, organisation=org), 422
+        return redirect(url_for("admin.organisations"))
     return render_template("admin/organisation_form.html", form=form, organisation=org)
 
 
@@ -300,20 +286,15 @@ def qpvs():
     errors = []
     status = 200
     if form.validate_on_submit():
-        try:
-            report = referential.import_qpv(db.session, form.file.data.read(), by=g.user)
-        except ImportRejected as exc:
-            db.session.rollback()
-            flash(exc.message, "error")
-            errors, status = exc.errors, 422
-        else:
-            db.session.commit()
-            flash(
-                f"QPV importés : {report.created} créés, {report.updated} mis à jour, "
-                f"{report.unchanged} inchangés.",
-                "success",
-            )
+        done = commit(
+            lambda: referential.import_qpv(db.session, form.file.data.read(), by=g.user),
+            lambda report: f"QPV importés : {report.created} créés, {report.updated} mis à jour, "
+            f"{report.unchanged} inchangés.",
+            catch=ImportRejected,
+        )
+        if done:
             return redirect(url_for("admin.qpvs"))
+        errors, status = done.error.errors, 422
     args = {"q": request.args.get("q", "").strip(), "dep": request.args.get("dep", "").strip()}
     query = sa.select(Qpv).order_by(Qpv.code)
     if args["q"]:
@@ -393,14 +374,11 @@ def envelope_new():
     form = EnvelopeForm()
     _envelope_form(form)
     if form.validate_on_submit():
-        _, error = _save(
-            lambda: money.save_envelope(db.session, _envelope_data(form), by=g.user),
-            "Enveloppe créée.",
-            "admin/envelope_form.html",
-            form=form,
-            envelope=None,
-        )
-        return error or redirect(url_for("admin.envelopes"))
+        if not commit(
+            lambda: money.save_envelope(db.session, _envelope_data(form), by=g.user), "Enveloppe créée."
+        ):
+            return render_template("admin/envelope_form.html", form=form, envelope=None), 422
+        return redirect(url_for("admin.envelopes"))
     return render_template("admin/envelope_form.html", form=form, envelope=None)
 
 
@@ -419,14 +397,12 @@ def envelope_edit(envelope_id: int):
         )
         form.cite_educative.data = env.cite_educative_code or ""
     if form.validate_on_submit():
-        _, error = _save(
+        if not commit(
             lambda: money.save_envelope(db.session, _envelope_data(form), by=g.user, envelope=env),
             "Enveloppe mise à jour.",
-            "admin/envelope_form.html",
-            form=form,
-            envelope=env,
-        )
-        return error or redirect(url_for("admin.envelopes"))
+        ):
+            return render_template("admin/envelope_form.html", form=form, envelope=env), 422
+        return redirect(url_for("admin.envelopes"))
     return render_template("admin/envelope_form.html", form=form, envelope=env)
 
 
@@ -521,13 +497,11 @@ def _lot_page(lot: Lot | None):
     costs = {uc.model_id: uc.unit_cost_cents for uc in lot.unit_costs} if lot else {}
     context = {"form": form, "lot": lot, "models": models, "costs": costs}
     if form.validate_on_submit():
-        saved, error = _save(
-            lambda: money.save_lot(db.session, _lot_data(form, models), by=g.user, lot=lot),
-            "Lot enregistré.",
-            "admin/lot_form.html",
-            **context,
-        )
-        return error or redirect(url_for("admin.lots"))
+        if not commit(
+            lambda: money.save_lot(db.session, _lot_data(form, models), by=g.user, lot=lot), "Lot enregistré."
+        ):
+            return render_template("admin/lot_form.html", **context), 422
+        return redirect(url_for("admin.lots"))
     return render_template("admin/lot_form.html", **context)
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import aliased, joinedload
 from .. import charts, pdf
 from ..access import roles
 from ..db import db, utcnow
-from ..domain import status
+from ..domain import scope, status
 from ..domain.errors import NotFound
 from ..domain.slips import slip_filter
 from ..exports import EUROS, csv_bytes, download, xlsx_bytes
@@ -38,7 +38,7 @@ from ..models import (
 
 bp = Blueprint("board", __name__)
 
-PREFECTS = (Role.PREFECTURE, Role.ADMIN)
+PREFECTS = scope.OVERSIGHT
 SEGMENTS = [(column, status.COLUMN_LABELS[column]) for column in status.COLUMNS]
 BOARD_STATUSES = (
     DeviceStatus.ASSIGNED,

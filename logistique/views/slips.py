@@ -26,7 +26,6 @@ from ..access import any_role, roles
 from ..db import db
 from ..domain import handover as handover_domain
 from ..domain import paperwork, pupils, scope, slips
-from ..domain.errors import DomainError
 from ..models import (
     Assignment,
     Device,
@@ -40,12 +39,13 @@ from ..models import (
     SlipLine,
     SlipStatus,
 )
+from .boundary import commit
 from .forms import Form, options
 
 bp = Blueprint("slips", __name__)
 
-COORDINATION = (Role.COORDINATOR, Role.ADMIN)
-WAREHOUSE = (Role.WAREHOUSE, Role.ADMIN)
+COORDINATION = scope.COORDINATION
+WAREHOUSE = scope.WAREHOUSE
 
 
 def _pdf(data: bytes, filename: str, *, inline: bool = True) -> Response:
@@ -136,18 +136,15 @@ def slip_new():
     form = NewSlipForm()
     status = 200
     if form.validate_on_submit() and destination is not None:
-        try:
-            slip = slips.create_slip(
+        done = commit(
+            lambda: slips.create_slip(
                 db.session, destination=destination, serials=request.form.getlist("serial"), by=g.user
-            )
-        except DomainError as exc:
-            db.session.rollback()
-            flash(exc.message, "error")
-            status = exc.status
-        else:
-            db.session.commit()
-            flash(f"Bordereau {slip.number} créé (brouillon) : vérifiez-le puis émettez-le.", "success")
-            return redirect(url_for("slips.slip_detail", number=slip.number))
+            ),
+            lambda slip: f"Bordereau {slip.number} créé (brouillon) : vérifiez-le puis émettez-le.",
+        )
+        if done:
+            return redirect(url_for("slips.slip_detail", number=done.value.number))
+        status = done.status
     ready = []
     if destination is not None:
         ready = db.session.execute(
@@ -199,14 +196,7 @@ def _act(number: str, action, success: str, endpoint: str = "slips.slip_detail")
     form = ActionForm()
     if not form.validate_on_submit():
         abort(400)
-    try:
-        action(slip)
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-    else:
-        db.session.commit()
-        flash(success.format(number=slip.number), "success")
+    commit(lambda: action(slip), success.format(number=slip.number))
     return redirect(url_for(endpoint, number=slip.number))
 
 
@@ -376,18 +366,13 @@ def reception(number: str):
                     line.device.serial, ReceptionState(state), request.form.get(f"comment_{line.id}", "")
                 )
             )
-        try:
-            if not lines:
-                raise DomainError("Indiquez l'état d'au moins un équipement.")
-            changed = slips.receive(db.session, slip, lines, by=g.user)
-        except DomainError as exc:
-            db.session.rollback()
-            flash(exc.message, "error")
-            status = exc.status
-        else:
-            db.session.commit()
-            flash(f"Réception enregistrée ({changed} ligne(s)).", "success")
+        done = commit(
+            lambda: slips.receive(db.session, slip, lines, by=g.user),
+            lambda changed: f"Réception enregistrée ({changed} ligne(s)).",
+        )
+        if done:
             return redirect(url_for("slips.slip_detail", number=slip.number))
+        status = done.status
     return render_template("slips/reception.html", slip=slip, form=form, states=list(ReceptionState)), status
 
 
@@ -430,8 +415,8 @@ def handover_new(pupil_id: int):
     status = 200
     if form.validate_on_submit():
         chosen = request.form.getlist("serial")  # nothing ticked is refused by the domain, never "all"
-        try:
-            handover = handover_domain.hand_over(
+        done = commit(
+            lambda: handover_domain.hand_over(
                 db.session,
                 pupil=pupil,
                 serials=chosen,
@@ -440,15 +425,12 @@ def handover_new(pupil_id: int):
                 mode=HandoverMode(form.mode.data),
                 signature=form.signature.data,
                 by=g.user,
-            )
-        except DomainError as exc:
-            db.session.rollback()
-            flash(exc.message, "error")
-            status = exc.status
-        else:
-            db.session.commit()
-            flash(f"Remise enregistrée ({handover.number}). Téléchargez le reçu de la famille.", "success")
-            return redirect(url_for("slips.handover_detail", handover_id=handover.id))
+            ),
+            lambda handover: f"Remise enregistrée ({handover.number}). Téléchargez le reçu de la famille.",
+        )
+        if done:
+            return redirect(url_for("slips.handover_detail", handover_id=done.value.id))
+        status = done.status
     return render_template(
         "slips/handover.html",
         pupil=pupil,

@@ -490,9 +490,9 @@ def _envelopes(session: Session) -> dict[str, object]:
 
 
 def _slug(name: str) -> str:
-    import unicodedata
+    from .csvfiles import fold_accents
 
-    text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
+    text = fold_accents(name).lower()
     for word in (
         "association ",
         "centre social ",

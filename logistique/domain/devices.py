@@ -113,13 +113,24 @@ def actor_label(user: User | None) -> str:
     return user.email if user is not None else "ligne de commande"
 
 
+def may(action: str, user: User | None) -> bool:
+    """Whether ``user``'s role may apply ``action`` at all (None is the command line: everything)."""
+    return user is None or user.role in TRANSITIONS[action].roles
+
+
+def allows(action: str, status: DeviceStatus) -> bool:
+    """Whether ``action`` applies to a device in ``status``."""
+    return status in TRANSITIONS[action].sources
+
+
+def sources(action: str) -> list[DeviceStatus]:
+    """The statuses ``action`` starts from, for the SQL of pick lists (``Device.status.in_(...)``)."""
+    return sorted(TRANSITIONS[action].sources)
+
+
 def allowed_actions(device: Device, user: User | None) -> list[Transition]:
     """The transitions this user could apply to this device now (for buttons and API hints)."""
-    return [
-        t
-        for t in TRANSITIONS.values()
-        if device.status in t.sources and (user is None or user.role in t.roles)
-    ]
+    return [t for t in TRANSITIONS.values() if allows(t.action, device.status) and may(t.action, user)]
 
 
 def _check_write_scope(device: Device, user: User | None) -> None:
@@ -136,6 +147,24 @@ def _check_write_scope(device: Device, user: User | None) -> None:
         raise NotFound("Équipement introuvable, ou hors de votre périmètre.")
 
 
+def check(action: str, device: Device, user: User | None, *, reason: str = "") -> Transition:
+    """Whether ``user`` may apply ``action`` to ``device`` now (role, scope, state, and the comment some
+    moves need): the table's rule, or the domain error that refuses it. Every transition goes through here."""
+    rule = TRANSITIONS.get(action)
+    if rule is None:
+        raise ValidationFailed(f"Action inconnue : {action}.")
+    if not may(action, user):
+        raise Forbidden(f"Votre rôle ne permet pas de {rule.label}.")
+    _check_write_scope(device, user)
+    if rule.needs_reason and not reason.strip():
+        raise ValidationFailed(f"Un commentaire est obligatoire pour {rule.label}.")
+    if not allows(action, device.status):
+        raise InvalidTransition(
+            f"Impossible de {rule.label} : l'équipement {device.serial} est « {device.status.label} »."
+        )
+    return rule
+
+
 def transition(
     session: Session,
     device: Device,
@@ -146,19 +175,8 @@ def transition(
     now: datetime | None = None,
 ) -> DeviceEvent:
     """Apply ``action`` to ``device``: check role, scope and state, change it and journal it (no commit)."""
-    rule = TRANSITIONS.get(action)
-    if rule is None:
-        raise ValidationFailed(f"Action inconnue : {action}.")
-    if by is not None and by.role not in rule.roles:
-        raise Forbidden(f"Votre rôle ne permet pas de {rule.label}.")
-    _check_write_scope(device, by)
     reason = (reason or "").strip()
-    if rule.needs_reason and not reason:
-        raise ValidationFailed(f"Un commentaire est obligatoire pour {rule.label}.")
-    if device.status not in rule.sources:
-        raise InvalidTransition(
-            f"Impossible de {rule.label} : l'équipement {device.serial} est « {device.status.label} »."
-        )
+    rule = check(action, device, by, reason=reason)
     now = now or utcnow()
     source = device.status
     # Guarded update: of two requests racing from the same state, only one changes the row.

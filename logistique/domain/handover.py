@@ -12,11 +12,11 @@ import struct
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from ..db import utcnow
-from ..models import Assignment, Device, DeviceStatus, Handover, HandoverMode, Pupil, SlipLine, User
-from . import devices, scope, slips
+from ..models import Assignment, Device, Handover, HandoverMode, Pupil, SlipLine, User
+from . import devices, slips
 from .errors import BusinessRuleViolation, Conflict, Forbidden, NotFound, ValidationFailed
 from .pupils import pupil_filter
 
@@ -67,6 +67,19 @@ def is_blank(png: bytes) -> bool:
     return all(low == high for low, high in extrema)
 
 
+def ready_devices(session: Session, pupil: Pupil) -> list[sa.Row[tuple[Device, SlipLine]]]:
+    """The pupil's devices that may be handed over now (received at the destination), with their slip line."""
+    return list(
+        session.execute(
+            sa.select(Device, SlipLine)
+            .join(Assignment, sa.and_(Assignment.device_id == Device.id, Assignment.cancelled_at.is_(None)))
+            .join(SlipLine, sa.and_(SlipLine.device_id == Device.id, SlipLine.removed_at.is_(None)))
+            .where(Assignment.pupil_id == pupil.id, Device.status.in_(devices.sources("hand_over")))
+            .options(joinedload(Device.model))
+        ).all()
+    )
+
+
 def hand_over(
     session: Session,
     *,
@@ -80,7 +93,7 @@ def hand_over(
     now: datetime | None = None,
 ) -> Handover:
     """Record the handover of a pupil's devices (received at the destination) to the family (no commit)."""
-    if by is not None and by.role not in scope.COORDINATION:
+    if not devices.may("hand_over", by):
         raise Forbidden("Votre rôle ne permet pas d'enregistrer une remise.")
     if session.scalar(sa.select(Pupil.id).where(Pupil.id == pupil.id, pupil_filter(by))) is None:
         raise NotFound("Élève introuvable, ou hors de votre périmètre.")
@@ -132,7 +145,7 @@ def hand_over(
             + ".",
             code="already_handed_over",
         )
-    not_ready = [d.serial for d, _line in items if d.status is not DeviceStatus.RECEIVED]
+    not_ready = [d.serial for d, _line in items if not devices.allows("hand_over", d.status)]
     if not_ready:
         raise BusinessRuleViolation(
             "Ces équipements ne sont pas réceptionnés par la structure : " + ", ".join(not_ready) + ".",

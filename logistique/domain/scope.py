@@ -77,11 +77,40 @@ def user_region(user: User) -> str | None:
     return None
 
 
-def _territory_departments(user: User) -> ColumnElement[bool] | sa.ScalarSelect:
+def territory_departments(user: User) -> sa.Select:
     """SQL set of department codes of a prefecture user's territory."""
     if user.territory_kind is TerritoryKind.DEPARTMENT:
         return sa.select(sa.literal(user.territory_code))
     return sa.select(Department.code).where(Department.region_code == user.territory_code)
+
+
+def territory_qpv_codes(kind: TerritoryKind | None, code: str | None) -> sa.Select | None:
+    """SQL set of the QPV codes of a territory (a region or a department); None for everywhere."""
+    if kind is TerritoryKind.DEPARTMENT:
+        return sa.select(Qpv.code).where(Qpv.department_code == code)
+    if kind is TerritoryKind.REGION:
+        return (
+            sa.select(Qpv.code)
+            .join(Department, Qpv.department_code == Department.code)
+            .where(Department.region_code == code)
+        )
+    return None
+
+
+def parse_territory(session: Session, code: str) -> tuple[TerritoryKind, str] | None:
+    """``32``, ``region:32``, ``departement:59`` or ``dep:59`` as a known territory (None when unknown).
+
+    A bare code names a region when one has that code, else a department (prefix to disambiguate)."""
+    kind_hint, _, value = (code or "").strip().rpartition(":")
+    value = value.strip().upper()
+    if value.isascii() and value.isdigit() and len(value) == 1:
+        value = "0" + value
+    kind_hint = kind_hint.strip().lower()
+    if kind_hint in {"", "region", "reg", "r"} and session.get(Region, value) is not None:
+        return TerritoryKind.REGION, value
+    if kind_hint in {"", "departement", "dep", "d"} and session.get(Department, value) is not None:
+        return TerritoryKind.DEPARTMENT, value
+    return None
 
 
 def _region_departments(region: object) -> sa.Select:
@@ -97,7 +126,7 @@ def organisation_filter(user: User | None) -> ColumnElement[bool]:
     if user is None or user.role is Role.ADMIN:
         return sa.true()
     if user.role is Role.PREFECTURE:
-        return Organisation.department_code.in_(_territory_departments(user))
+        return Organisation.department_code.in_(territory_departments(user))
     if user.organisation_id is None:
         return _nothing()
     region = user_region(user)
@@ -126,7 +155,7 @@ def device_filter(user: User | None) -> ColumnElement[bool]:
         return Device.warehouse_id == user.organisation_id if user.organisation_id else _nothing()
     if user.role is Role.PREFECTURE:
         # the territory's warehouses, and the devices assigned to pupils of the territory's QPVs
-        departments = _territory_departments(user)
+        departments = territory_departments(user)
         return sa.or_(
             Device.warehouse_id.in_(warehouses_in.where(Organisation.department_code.in_(departments))),
             Device.id.in_(

@@ -10,14 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from ..db import utcnow
 from ..models import (
     Assignment,
-    Department,
     Device,
-    DeviceStatus,
     Organisation,
     OrganisationKind,
     ReceptionState,
@@ -26,7 +24,6 @@ from ..models import (
     SlipEvent,
     SlipLine,
     SlipStatus,
-    TerritoryKind,
     User,
 )
 from . import devices, scope, tokens
@@ -54,12 +51,8 @@ def slip_filter(user: User | None):
         return Slip.warehouse_id == user.organisation_id if user.organisation_id else sa.false()
     if user.role is Role.COORDINATOR:
         return Slip.destination_id == user.organisation_id if user.organisation_id else sa.false()
-    if user.territory_kind is TerritoryKind.DEPARTMENT:
-        departments = sa.select(sa.literal(user.territory_code))
-    else:
-        departments = sa.select(Department.code).where(Department.region_code == user.territory_code)
     return Slip.destination_id.in_(
-        sa.select(Organisation.id).where(Organisation.department_code.in_(departments))
+        sa.select(Organisation.id).where(Organisation.department_code.in_(scope.territory_departments(user)))
     )
 
 
@@ -154,8 +147,20 @@ def _move(
     _event(session, slip, action, source, target, by, detail, now)
 
 
-def _require_role(by: User | None, allowed: frozenset[Role], what: str) -> None:
-    if by is not None and by.role not in allowed:
+# who moves a slip: the roles of the device transition that each slip action applies to its lines
+_DEVICE_ACTION = {
+    "create": "add_to_slip",
+    "issue": "add_to_slip",
+    "remove_line": "remove_from_slip",
+    "cancel": "remove_from_slip",
+    "pick": "pick",
+    "ship": "ship",
+    "receive": "receive",
+}
+
+
+def _require_role(by: User | None, action: str, what: str) -> None:
+    if not devices.may(_DEVICE_ACTION[action], by):
         raise Forbidden(f"Votre rôle ne permet pas de {what}.")
 
 
@@ -172,7 +177,7 @@ def create_slip(
     now: datetime | None = None,
 ) -> Slip:
     """Group assigned devices of one warehouse for one destination into a new slip (brouillon, or emis)."""
-    _require_role(by, scope.COORDINATION, "créer un bordereau")
+    _require_role(by, "create", "créer un bordereau")
     if by is not None and by.role is Role.COORDINATOR and destination.id != by.organisation_id:
         raise NotFound("Structure introuvable, ou hors de votre périmètre.")
     if destination.kind not in (OrganisationKind.ASSOCIATION, OrganisationKind.SCHOOL):
@@ -205,7 +210,7 @@ def create_slip(
     for serial in wanted:
         device = found[serial]
         assignment = assignments.get(device.id)
-        if device.status is not DeviceStatus.ASSIGNED or assignment is None:
+        if not devices.allows("add_to_slip", device.status) or assignment is None:
             problems.append(
                 f"{serial} est « {device.status.label} » (il faut un équipement attribué, "
                 "pas encore sur un bordereau)"
@@ -245,6 +250,24 @@ def create_slip(
     return slip
 
 
+def assignable_devices(
+    session: Session, destination: Organisation
+) -> list[sa.Row[tuple[Device, Assignment]]]:
+    """Devices assigned to pupils of ``destination`` that may go on a new slip, with their assignment."""
+    return list(
+        session.execute(
+            sa.select(Device, Assignment)
+            .join(Assignment, sa.and_(Assignment.device_id == Device.id, Assignment.cancelled_at.is_(None)))
+            .where(
+                Assignment.organisation_id == destination.id,
+                Device.status.in_(devices.sources("add_to_slip")),
+            )
+            .options(joinedload(Device.model), joinedload(Device.warehouse))
+            .order_by(Device.warehouse_id, Device.id)
+        ).all()
+    )
+
+
 def _check_destination(slip: Slip, by: User | None) -> None:
     if by is not None and by.role is Role.COORDINATOR and slip.destination_id != by.organisation_id:
         raise NotFound("Bordereau introuvable, ou hors de votre périmètre.")
@@ -257,7 +280,7 @@ def _check_warehouse(slip: Slip, by: User | None) -> None:
 
 def issue_slip(session: Session, slip: Slip, *, by: User | None, now: datetime | None = None) -> None:
     """Issue a draft: it can now be printed with its QR code and prepared by the warehouse."""
-    _require_role(by, scope.COORDINATION, "émettre un bordereau")
+    _require_role(by, "issue", "émettre un bordereau")
     _check_destination(slip, by)
     if not slip.active_lines:
         raise BusinessRuleViolation("Un bordereau vide ne peut pas être émis.")
@@ -266,7 +289,7 @@ def issue_slip(session: Session, slip: Slip, *, by: User | None, now: datetime |
 
 def remove_line(session: Session, slip: Slip, line: SlipLine, *, by: User | None) -> None:
     """Take a device off a slip that nobody has started preparing; it stays assigned to its pupil."""
-    _require_role(by, scope.COORDINATION, "retirer un équipement du bordereau")
+    _require_role(by, "remove_line", "retirer un équipement du bordereau")
     _check_destination(slip, by)
     started = any(other.picked_at for other in slip.active_lines)
     if slip.status not in (SlipStatus.DRAFT, SlipStatus.ISSUED) or started:
@@ -286,7 +309,7 @@ def remove_line(session: Session, slip: Slip, line: SlipLine, *, by: User | None
 
 def cancel_slip(session: Session, slip: Slip, *, by: User | None, reason: str = "") -> None:
     """Cancel a slip before preparation starts: its devices stay assigned, its QR code stops working."""
-    _require_role(by, scope.COORDINATION, "annuler un bordereau")
+    _require_role(by, "cancel", "annuler un bordereau")
     _check_destination(slip, by)
     if any(line.picked_at for line in slip.active_lines):
         raise InvalidTransition("La préparation a commencé : ce bordereau ne peut plus être annulé.")
@@ -340,7 +363,7 @@ def scan_for_pick(
 ) -> ScanResult:
     """One scan in the warehouse: on this slip → picked; already picked → harmless; anything else → refused,
     and nothing changes. Two volunteers scanning the same device: one picks, the other is told it is done."""
-    _require_role(by, scope.WAREHOUSE, "préparer un bordereau")
+    _require_role(by, "pick", "préparer un bordereau")
     _check_warehouse(slip, by)
     picked, total = _progress(session, slip)
     try:
@@ -400,7 +423,7 @@ def scan_for_pick(
 
 def ship(session: Session, slip: Slip, *, by: User | None, now: datetime | None = None) -> bool:
     """The parcel leaves the warehouse: every device becomes expedie. Shipping twice is harmless (False)."""
-    _require_role(by, scope.WAREHOUSE, "expédier un bordereau")
+    _require_role(by, "ship", "expédier un bordereau")
     _check_warehouse(slip, by)
     if slip.status in (SlipStatus.SHIPPED, SlipStatus.RECEIVED, SlipStatus.CLOSED):
         return False
@@ -441,7 +464,7 @@ def receive(
 ) -> int:
     """Confirm the parcel line by line; missing and damaged devices leave the flow and free their pupil.
     Saying again what was already said is harmless; contradicting it is a conflict. Returns lines changed."""
-    _require_role(by, scope.COORDINATION, "réceptionner un bordereau")
+    _require_role(by, "receive", "réceptionner un bordereau")
     _check_destination(slip, by)
     if not lines:
         raise ValidationFailed("Indiquez l'état d'au moins un équipement.")

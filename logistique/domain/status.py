@@ -136,12 +136,10 @@ def resolve(session: Session, user: User | None, code: str | None) -> Territory:
 
 
 def _parse(session: Session, code: str) -> tuple[TerritoryKind, str]:
-    kind_hint, _, value = code.rpartition(":")
-    if kind_hint.lower() in ("", "region", "reg", "r") and session.get(Region, value) is not None:
-        return TerritoryKind.REGION, value
-    if kind_hint.lower() in ("", "departement", "dep", "d") and session.get(Department, value) is not None:
-        return TerritoryKind.DEPARTMENT, value
-    raise NotFound("Territoire introuvable, ou hors de votre périmètre.")
+    territory = scope.parse_territory(session, code)
+    if territory is None:
+        raise NotFound("Territoire introuvable, ou hors de votre périmètre.")
+    return territory
 
 
 def _within(session: Session, kind: TerritoryKind, code: str, own: Territory) -> bool:
@@ -153,15 +151,7 @@ def _within(session: Session, kind: TerritoryKind, code: str, own: Territory) ->
 
 def _qpv_codes(territory: Territory):
     """SQL set of the QPV codes of a territory (None: all)."""
-    if territory.kind is TerritoryKind.DEPARTMENT:
-        return sa.select(Qpv.code).where(Qpv.department_code == territory.code)
-    if territory.kind is TerritoryKind.REGION:
-        return (
-            sa.select(Qpv.code)
-            .join(Department, Qpv.department_code == Department.code)
-            .where(Department.region_code == territory.code)
-        )
-    return None
+    return scope.territory_qpv_codes(territory.kind, territory.code)
 
 
 # ---------------------------------------------------------------- the board's numbers

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ..csvfiles import CsvFileError, RowError, read_csv
+from ..csvfiles import CsvFileError, RowError, fold_accents, read_csv
 from ..db import utcnow
 from ..models import Device, DeviceCondition, DeviceKind, Lot, User
 from .devices import (
@@ -52,7 +51,7 @@ _CONDITIONS = {
 
 
 def _word(value: str) -> str:
-    text = unicodedata.normalize("NFKD", value or "").encode("ascii", "ignore").decode().lower().strip()
+    text = fold_accents(value).lower().strip()
     return "_".join(text.replace("/", " ").replace("-", " ").split())
 
 

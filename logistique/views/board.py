@@ -389,13 +389,9 @@ def device_rows(territory: status.Territory, qpv_code: str | None = None) -> lis
     reported missing or damaged at reception — the same devices the board counts. References, never names."""
     session = db.session
     warehouse = aliased(Organisation)
-    qpvs = sa.select(Qpv.code)
-    if territory.kind is TerritoryKind.DEPARTMENT:
-        qpvs = qpvs.where(Qpv.department_code == territory.code)
-    elif territory.kind is TerritoryKind.REGION:
-        qpvs = qpvs.join(Department, Qpv.department_code == Department.code).where(
-            Department.region_code == territory.code
-        )
+    qpvs = scope.territory_qpv_codes(territory.kind, territory.code)
+    if qpvs is None:
+        qpvs = sa.select(Qpv.code)
     if qpv_code is not None:
         qpvs = qpvs.where(Qpv.code == qpv_code)
     columns = (

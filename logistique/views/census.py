@@ -13,9 +13,9 @@ from ..db import db
 from ..domain import allocation, census, scope
 from ..domain.errors import DomainError
 from ..exports import csv_bytes, download, xlsx_bytes
-from ..models import AllocationPlan, NeedKind, Region, Role
+from ..models import AllocationPlan, NeedKind, PlanStatus, Region, Role
 from .boundary import commit
-from .forms import Form, options
+from .forms import Form, options, parse_count
 
 bp = Blueprint("census", __name__)
 
@@ -103,14 +103,15 @@ def plan_detail(plan_id: int):
             raw = request.form.get(f"quota_{line.id}")
             if raw is None:
                 continue
-            if not (raw.strip().isascii() and raw.strip().isdigit()):
+            quota = parse_count(raw)
+            if quota is None:
                 problems.append(f"{line.qpv_code} : « {raw} » n'est pas un nombre")
             else:
-                quotas[line.id] = int(raw)
+                quotas[line.id] = quota
         def save() -> None:
             if problems:
                 raise DomainError("Quotas refusés — " + " ; ".join(problems) + ".")
-            if plan.status.value == "brouillon" and quotas:
+            if plan.status is PlanStatus.DRAFT and quotas:
                 allocation.adjust(db.session, plan, quotas, by=g.user)
             if form.apply.data:
                 allocation.apply(db.session, plan, by=g.user)

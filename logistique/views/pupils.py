@@ -17,19 +17,14 @@ from ..domain.pupils import PupilData
 from ..domain.referential import ImportRejected
 from ..models import (
     Assignment,
-    Department,
-    Device,
-    DeviceModel,
-    DeviceStatus,
     Need,
     NeedKind,
-    Organisation,
     Pupil,
     Qpv,
     Role,
 )
 from .boundary import commit
-from .forms import Form, options
+from .forms import Form, options, parse_count
 from .paging import paginate
 
 bp = Blueprint("pupils", __name__)
@@ -182,35 +177,6 @@ class AssignForm(Form):
     submit = SubmitField("Attribuer")
 
 
-def _available_devices(pupil: Pupil) -> dict[NeedKind, list[Device]]:
-    """Up to 30 devices of each needed kind in stock in the pupil's region, for a pick list."""
-    region = db.session.scalar(
-        sa.select(Department.region_code).where(Department.code == pupil.qpv.department_code)
-    )
-    offer: dict[NeedKind, list[Device]] = {}
-    for kind in pupil.needs:
-        if pupils.active_assignment(pupil, kind) is not None:
-            continue
-        offer[kind] = list(
-            db.session.scalars(
-                sa.select(Device)
-                .join(DeviceModel, Device.model_id == DeviceModel.id)
-                .join(Organisation, Device.warehouse_id == Organisation.id)
-                .join(Department, Organisation.department_code == Department.code)
-                .where(
-                    Device.status == DeviceStatus.IN_STOCK,
-                    DeviceModel.kind == kind.device_kind,
-                    Department.region_code == region,
-                    scope.device_filter(g.user),
-                )
-                .options(joinedload(Device.model), joinedload(Device.warehouse))
-                .order_by(Device.id)
-                .limit(30)
-            )
-        )
-    return offer
-
-
 @bp.route("/eleves/<int:pupil_id>", methods=["GET", "POST"])
 @roles(*COORDINATION)
 def pupil_detail(pupil_id: int):
@@ -234,7 +200,7 @@ def pupil_detail(pupil_id: int):
         "pupils/detail.html",
         pupil=pupil,
         form=form,
-        offer=_available_devices(pupil),
+        offer=assignments.available_devices(db.session, g.user, pupil),
         show_names=pupils.may_see_names(g.user, pupil),
         active=[a for a in pupil.assignments if a.cancelled_at is None],
     ), status
@@ -302,10 +268,11 @@ def needs():
         for qpv in qpvs:
             for kind in NeedKind:
                 raw = request.form.get(f"need_{qpv.code}_{kind.value}", "").strip() or "0"
-                if not (raw.isascii() and raw.isdigit()):
+                count = parse_count(raw)
+                if count is None:
                     problems.append(f"{qpv.code} {kind.label_lower} : « {raw} » n'est pas un nombre")
                 else:
-                    counts[(qpv.code, kind)] = int(raw)
+                    counts[(qpv.code, kind)] = count
         def declare() -> int:
             if problems:
                 raise DomainError("Besoins refusés — " + " ; ".join(problems) + ".")

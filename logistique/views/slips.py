@@ -27,11 +27,11 @@ from ..db import db
 from ..domain import handover as handover_domain
 from ..domain import paperwork, pupils, scope, slips
 from ..models import (
-    Assignment,
     Device,
     DeviceStatus,
     HandoverMode,
     Organisation,
+    OrganisationKind,
     Pupil,
     ReceptionState,
     Role,
@@ -103,7 +103,7 @@ def slip_list():
     if g.user.role in WAREHOUSE:
         warehouses = db.session.scalars(
             sa.select(Organisation)
-            .where(Organisation.kind == "entrepot", scope.organisation_filter(g.user))
+            .where(Organisation.kind == OrganisationKind.WAREHOUSE, scope.organisation_filter(g.user))
             .order_by(Organisation.name)
         ).all()
     return render_template(
@@ -126,7 +126,10 @@ def slip_new():
     """Pick assigned devices (one warehouse) for the organisation, and make a draft slip of them."""
     destinations = db.session.scalars(
         sa.select(Organisation)
-        .where(Organisation.kind.in_(["association", "ecole"]), scope.organisation_filter(g.user))
+        .where(
+            Organisation.kind.in_([OrganisationKind.ASSOCIATION, OrganisationKind.SCHOOL]),
+            scope.organisation_filter(g.user),
+        )
         .order_by(Organisation.name)
     ).all()
     chosen = request.values.get("destination", type=int) or (
@@ -147,13 +150,7 @@ def slip_new():
         status = done.status
     ready = []
     if destination is not None:
-        ready = db.session.execute(
-            sa.select(Device, Assignment)
-            .join(Assignment, sa.and_(Assignment.device_id == Device.id, Assignment.cancelled_at.is_(None)))
-            .where(Assignment.organisation_id == destination.id, Device.status == DeviceStatus.ASSIGNED)
-            .options(joinedload(Device.model), joinedload(Device.warehouse))
-            .order_by(Device.warehouse_id, Device.id)
-        ).all()
+        ready = slips.assignable_devices(db.session, destination)
     by_warehouse: dict[str, list] = {}
     for device, assignment in ready:
         by_warehouse.setdefault(device.warehouse.name, []).append((device, assignment))
@@ -404,13 +401,7 @@ class HandoverForm(Form):
 def handover_new(pupil_id: int):
     """Hand a pupil's received devices to the family: the guardian signs on the phone screen."""
     pupil = pupils.get_pupil(db.session, g.user, pupil_id=pupil_id)
-    ready = db.session.execute(
-        sa.select(Device, SlipLine)
-        .join(Assignment, sa.and_(Assignment.device_id == Device.id, Assignment.cancelled_at.is_(None)))
-        .join(SlipLine, sa.and_(SlipLine.device_id == Device.id, SlipLine.removed_at.is_(None)))
-        .where(Assignment.pupil_id == pupil.id, Device.status == DeviceStatus.RECEIVED)
-        .options(joinedload(Device.model))
-    ).all()
+    ready = handover_domain.ready_devices(db.session, pupil)
     form = HandoverForm()
     status = 200
     if form.validate_on_submit():

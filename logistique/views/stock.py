@@ -26,7 +26,6 @@ from ..models import (
     DeviceStatus,
     Lot,
     Organisation,
-    Role,
 )
 from .boundary import commit
 from .forms import Form as FlaskForm
@@ -131,11 +130,7 @@ def device_detail(device_id: int):
     assignment = db.session.scalar(
         sa.select(Assignment).where(Assignment.device_id == device.id, Assignment.cancelled_at.is_(None))
     )
-    can_open_pupil = (
-        assignment is not None
-        and g.user.role in scope.COORDINATION
-        and (g.user.role is Role.ADMIN or assignment.organisation_id == g.user.organisation_id)
-    )
+    can_open_pupil = assignment is not None and assignments.may_open_pupil(g.user, assignment)
     return render_template(
         "stock/device_detail.html",
         device=device,

@@ -81,11 +81,16 @@ class Database:
 
     def init_app(self, app: Flask) -> None:
         engine = make_engine(app.config["DATABASE_URL"])
-        app.extensions["logistique.db"] = _Factories(
+        factories = _Factories(
             engine,
             sessionmaker(engine, expire_on_commit=False),
             sessionmaker(engine.execution_options(write=True), expire_on_commit=False),
         )
+        from .domain import tallies  # the board's counters follow every session this app makes
+
+        tallies.install(factories.reader)
+        tallies.install(factories.writer)
+        app.extensions["logistique.db"] = factories
         app.teardown_appcontext(self._teardown)
 
     @staticmethod

@@ -23,7 +23,7 @@ from ..models import (
     TerritoryKind,
     User,
 )
-from . import audit, scope, tallies
+from . import audit, scope
 from .errors import Forbidden, ValidationFailed
 from .pupils import served_qpvs
 
@@ -133,7 +133,6 @@ def needs_by_qpv(
     """{(qpv, kind): (need, assigned)}. A need is, per organisation, the larger of what it declared and the
     pupils it registered with that need (``need_rows``); assigned counts the active assignments."""
     qpv_filter = _qpv_filter(session, region_code=region_code, department_code=department_code)
-    tallies.flush(session)
     rows = need_rows(qpv_filter)
     needs = {
         (qpv, NeedKind(kind)): int(n)

@@ -190,36 +190,7 @@ def transition(
         raise Conflict(
             f"L'équipement {device.serial} vient d'être modifié par quelqu'un d'autre ; rechargez la page."
         )
-    # the assignment carries its device's status (the status board reads assignments and their tallies)
-    active = session.execute(
-        sa.select(
-            Assignment.qpv_code,
-            Assignment.envelope_id,
-            Assignment.kind,
-            Assignment.device_status,
-            Assignment.unit_cost_cents,
-        ).where(Assignment.device_id == device.id, Assignment.cancelled_at.is_(None))
-    ).all()
-    if active:
-        ends = action in ENDS_ASSIGNMENT
-        values: dict = {"device_status": rule.target}
-        if rule.target is DeviceStatus.HANDED_OVER:
-            values["handed_over_at"] = now
-        if ends:
-            values.update(cancelled_at=now, cancelled_by_id=by.id if by else None)
-        session.execute(
-            sa.update(Assignment)
-            .where(Assignment.device_id == device.id, Assignment.cancelled_at.is_(None))
-            .values(**values)
-            .execution_options(synchronize_session="fetch")
-        )
-        for qpv, envelope, kind, status, cents in active:
-            tallies.move_assignment(
-                session,
-                (qpv, envelope, kind, status, True),
-                (qpv, envelope, kind, rule.target, not ends),
-                cents,
-            )
+    set_assignment_status(session, device, rule.target, ends=action in ENDS_ASSIGNMENT, by=by, now=now)
     set_committed_value(device, "status", rule.target)
     set_committed_value(device, "updated_at", now)
     event = DeviceEvent(
@@ -235,6 +206,42 @@ def transition(
     session.add(event)
     session.flush()
     return event
+
+
+def set_assignment_status(
+    session: Session, device: Device, target: DeviceStatus, *, ends: bool, by: User | None, now: datetime
+) -> None:
+    """The device's active assignment takes its new status (and ends when ``ends``), and the board's counters
+    move with it, in one place: the only writer of ``Assignment.device_status`` after its creation."""
+    # the assignment carries its device's status (the status board reads assignments and their tallies)
+    active = session.execute(
+        sa.select(
+            Assignment.qpv_code,
+            Assignment.envelope_id,
+            Assignment.kind,
+            Assignment.device_status,
+            Assignment.unit_cost_cents,
+        ).where(Assignment.device_id == device.id, Assignment.cancelled_at.is_(None))
+    ).all()
+    if active:
+        values: dict = {"device_status": target}
+        if target is DeviceStatus.HANDED_OVER:
+            values["handed_over_at"] = now
+        if ends:
+            values.update(cancelled_at=now, cancelled_by_id=by.id if by else None)
+        session.execute(
+            sa.update(Assignment)
+            .where(Assignment.device_id == device.id, Assignment.cancelled_at.is_(None))
+            .values(**values)
+            .execution_options(synchronize_session="fetch")
+        )
+        for qpv, envelope, kind, status, cents in active:
+            tallies.move_assignment(
+                session,
+                (qpv, envelope, kind, status, True),
+                (qpv, envelope, kind, target, not ends),
+                cents,
+            )
 
 
 # ---------------------------------------------------------------- receiving stock

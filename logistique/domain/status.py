@@ -34,7 +34,7 @@ from ..models import (
     TerritoryKind,
     User,
 )
-from . import scope, tallies
+from . import scope
 from .census import need_rows
 from .errors import Forbidden, NotFound
 from .money import cite_2020_cap, spendable_cents
@@ -209,7 +209,6 @@ _COMMITTED_SQL = sa.func.sum(
 def rows(session: Session, territory: Territory, by: str = "qpv") -> dict[str, StatusRow]:
     """One row per QPV (``by="qpv"``) or per department of the territory that has needs, quotas or devices,
     aggregated by the database from the counters (``tallies``)."""
-    tallies.flush(session)
     level = "qpv" if by == "qpv" else "department"
     found: dict[str, StatusRow] = {}
 
@@ -293,7 +292,6 @@ def money(session: Session, territory: Territory) -> list[EnvelopeRow]:
             == sa.select(Department.region_code).where(Department.code == territory.code).scalar_subquery()
         )
     envelopes = session.scalars(query).all()
-    tallies.flush(session)
     delivered = sa.case(
         (AssignmentTally.device_status == DeviceStatus.HANDED_OVER, AssignmentTally.cost_cents), else_=0
     )

@@ -13,8 +13,7 @@ from flask.cli import FlaskGroup, with_appcontext
 from . import migrate
 from .db import db
 from .domain import accounts, privacy, referential, tallies
-from .domain.errors import DomainError
-from .domain.referential import ImportRejected
+from .domain.errors import DomainError, ImportRejected
 from .domain.scope import get_lot
 from .domain.stock import import_stock as import_stock_file
 from .models import Role, User

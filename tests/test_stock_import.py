@@ -10,8 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from logistique.domain import money
-from logistique.domain.errors import NotFound
-from logistique.domain.referential import ImportRejected
+from logistique.domain.errors import ImportRejected, NotFound
 from logistique.domain.stock import import_stock
 from logistique.models import Device, DeviceCondition, DeviceEvent, DeviceKind, DeviceStatus, Lot
 

@@ -22,8 +22,7 @@ from ..models import (
     organisation_qpvs,
 )
 from . import audit, tallies
-from .errors import Conflict, Forbidden, NotFound, ValidationFailed
-from .referential import ImportRejected
+from .errors import Conflict, Forbidden, ImportRejected, NotFound, ValidationFailed
 
 GRADES = [
     "PS",

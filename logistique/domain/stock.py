@@ -17,8 +17,7 @@ from .devices import (
     clean_asset_tag,
     clean_serial,
 )
-from .errors import ValidationFailed
-from .referential import ImportRejected
+from .errors import ImportRejected, ValidationFailed
 
 STOCK_COLUMNS = {
     "numero_serie": {"numero_de_serie", "n_serie", "no_serie", "serie", "serial", "sn", "imei"},

@@ -12,9 +12,8 @@ from wtforms.validators import DataRequired, Length
 from ..access import roles
 from ..db import db
 from ..domain import assignments, census, pupils, scope
-from ..domain.errors import DomainError
+from ..domain.errors import DomainError, ImportRejected
 from ..domain.pupils import PupilData
-from ..domain.referential import ImportRejected
 from ..models import (
     Assignment,
     Need,

@@ -18,7 +18,8 @@ from wtforms.validators import DataRequired, Length, Optional
 from ..access import permission
 from ..db import db
 from ..domain import referential
-from ..domain.referential import ImportRejected, OrganisationData
+from ..domain.errors import ImportRejected
+from ..domain.referential import OrganisationData
 from ..domain.scope import Permission
 from ..models import (
     CiteEducative,

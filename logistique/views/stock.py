@@ -13,8 +13,7 @@ from ..access import permission
 from ..db import db
 from ..domain import assignments, scope
 from ..domain import devices as device_domain
-from ..domain.errors import DomainError
-from ..domain.referential import ImportRejected
+from ..domain.errors import DomainError, ImportRejected
 from ..domain.scope import Permission
 from ..domain.stock import import_stock as import_stock_file
 from ..models import (

@@ -15,7 +15,7 @@ from .db import db
 from .domain import accounts, privacy, referential, tallies
 from .domain.errors import DomainError, ImportRejected
 from .domain.scope import get_lot
-from .domain.stock import import_stock as import_stock_file
+from .domain.stock_import import import_stock as import_stock_file
 from .models import Role, User
 
 

@@ -15,7 +15,7 @@ from ..domain import assignments, scope
 from ..domain import devices as device_domain
 from ..domain.errors import DomainError, ImportRejected
 from ..domain.scope import Permission
-from ..domain.stock import import_stock as import_stock_file
+from ..domain.stock_import import import_stock as import_stock_file
 from ..models import (
     Assignment,
     Device,

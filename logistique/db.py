@@ -33,6 +33,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def rows_changed(result: Any) -> int:
+    """How many rows an UPDATE or DELETE changed: a guarded update's verdict (``Result`` of ``execute``)."""
+    return int(result.rowcount)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # Python's sqlite3 opens transactions lazily; let SQLAlchemy's "begin" event issue BEGIN instead.
     dbapi_connection.isolation_level = None

@@ -127,7 +127,7 @@ def qpv_slips(session: Session, user: User | None, qpv_code: str) -> tuple[list[
         .join(Assignment, Assignment.id == SlipLine.assignment_id)
         .where(Assignment.qpv_code == qpv_code, SlipLine.removed_at.is_(None))
     )
-    slip_rows = (
+    slip_rows = list(
         session.scalars(
             sa.select(Slip)
             .where(slip_filter(user), Slip.id.in_(in_qpv))
@@ -137,8 +137,8 @@ def qpv_slips(session: Session, user: User | None, qpv_code: str) -> tuple[list[
         .unique()
         .all()
     )
-    line_counts = dict(
-        session.execute(
+    line_counts: dict[int, int] = dict(
+        session.execute(  # type: ignore[arg-type]
             sa.select(SlipLine.slip_id, sa.func.count())
             .join(Assignment, Assignment.id == SlipLine.assignment_id)
             .where(
@@ -164,12 +164,12 @@ def qpv_devices(session: Session, user: User | None, qpv_code: str, *, limit: in
         .options(joinedload(Device.model))
         .limit(limit)
     )
-    return session.execute(query).all()
+    return list(session.execute(query).all())
 
 
 def qpv_lost_devices(session: Session, qpv_code: str) -> list[sa.Row]:
     """A QPV's devices reported missing or damaged at reception, with pupil reference and slip number."""
-    return session.execute(
+    rows = session.execute(
         sa.select(Device, SlipLine.reception_state, Pupil.reference, Slip.number)
         .join(SlipLine, SlipLine.device_id == Device.id)
         .join(Assignment, Assignment.id == SlipLine.assignment_id)
@@ -183,3 +183,4 @@ def qpv_lost_devices(session: Session, qpv_code: str) -> list[sa.Row]:
         .options(joinedload(Device.model))
         .order_by(SlipLine.id)
     ).all()
+    return list(rows)

@@ -10,11 +10,12 @@ import binascii
 import hashlib
 import struct
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, joinedload
 
-from ..db import utcnow
+from ..db import rows_changed, utcnow
 from ..models import Assignment, Device, Handover, HandoverMode, Pupil, SlipLine, User
 from . import devices, slips
 from .errors import BusinessRuleViolation, Conflict, Forbidden, NotFound, ValidationFailed
@@ -63,7 +64,7 @@ def is_blank(png: bytes) -> bool:
     from PIL import Image
 
     with Image.open(BytesIO(png)) as image:
-        extrema = image.convert("LA").getextrema()
+        extrema: Any = image.convert("LA").getextrema()
     return all(low == high for low, high in extrema)
 
 
@@ -182,7 +183,7 @@ def hand_over(
             .values(handover_id=handover.id)
             .execution_options(synchronize_session=False)
         )
-        if won.rowcount != 1:
+        if rows_changed(won) != 1:
             raise Conflict(
                 f"{device.serial} vient d'être remis par quelqu'un d'autre.", code="already_handed_over"
             )

@@ -64,7 +64,7 @@ def require(user: User | None, permission: Permission) -> None:
         raise Forbidden()
 
 
-def user_region(user: User) -> str | None:
+def user_region(user: User) -> str | sa.ScalarSelect | None:
     """The region a user belongs to (organisation's or territory's); None for admins."""
     if user.organisation is not None:
         return user.organisation.department.region_code

@@ -12,7 +12,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, joinedload
 
-from ..db import utcnow
+from ..db import rows_changed, utcnow
 from ..models import (
     Assignment,
     Device,
@@ -139,7 +139,7 @@ def _move(
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    if rows_changed(result) != 1:
         raise Conflict(
             f"Le bordereau {slip.number} vient d'être modifié par quelqu'un d'autre ; rechargez la page."
         )
@@ -402,12 +402,14 @@ def scan_for_pick(
         )
     now = now or utcnow()
     # guarded on the line: of two volunteers scanning the same device, one only picks it
-    won = session.execute(
-        sa.update(SlipLine)
-        .where(SlipLine.id == line.id, SlipLine.picked_at.is_(None))
-        .values(picked_at=now, picked_by_id=by.id if by else None)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    won = rows_changed(
+        session.execute(
+            sa.update(SlipLine)
+            .where(SlipLine.id == line.id, SlipLine.picked_at.is_(None))
+            .values(picked_at=now, picked_by_id=by.id if by else None)
+            .execution_options(synchronize_session=False)
+        )
+    )
     if won != 1:
         session.expire(line)
         return ScanResult(
@@ -489,12 +491,16 @@ def receive(
         raise ValidationFailed("Réception refusée — " + " ; ".join(problems) + ".")
     now = now or utcnow()
     for line, item in todo:
-        won = session.execute(
-            sa.update(SlipLine)
-            .where(SlipLine.id == line.id, SlipLine.reception_state.is_(None))
-            .values(reception_state=item.state, reception_comment=item.comment.strip()[:500], received_at=now)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        won = rows_changed(
+            session.execute(
+                sa.update(SlipLine)
+                .where(SlipLine.id == line.id, SlipLine.reception_state.is_(None))
+                .values(
+                    reception_state=item.state, reception_comment=item.comment.strip()[:500], received_at=now
+                )
+                .execution_options(synchronize_session=False)
+            )
+        )
         if won != 1:
             raise Conflict(
                 f"{line.device.serial} vient d'être réceptionné par quelqu'un d'autre ; rechargez."

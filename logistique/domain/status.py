@@ -175,7 +175,7 @@ def _grouped(territory: Territory, by: str, code_column, *aggregates) -> sa.Sele
 
 def _devices(*statuses: DeviceStatus, active_only: bool = True):
     """SUM of the counted devices in these statuses (of active assignments only, by default)."""
-    counted = AssignmentTally.device_status.in_(statuses)
+    counted: sa.ColumnElement[bool] = AssignmentTally.device_status.in_(statuses)
     if active_only:
         counted = sa.and_(AssignmentTally.active.is_(True), counted)
     return sa.func.sum(sa.case((counted, AssignmentTally.devices), else_=0))

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from ..csvfiles import CsvFileError, RowError, fold_accents, read_csv
 from ..db import utcnow
-from ..models import Device, DeviceCondition, DeviceKind, Lot, User
+from ..models import Device, DeviceCondition, DeviceKind, DeviceModel, Lot, User
 from .devices import (
     _free_asset_tag,
     add_to_stock,
@@ -72,7 +72,7 @@ def import_stock(session: Session, data: bytes, *, lot: Lot, by: User | None) ->
     models = {(uc.model.kind, uc.model.name.lower()): uc.model for uc in lot.unit_costs}
     serial_lines: dict[str, int] = {}
     tag_lines: dict[str, int] = {}
-    rows: list[tuple[int, str, str | None, object, DeviceCondition]] = []
+    rows: list[tuple[int, str, str | None, DeviceModel, DeviceCondition]] = []
     for line, row in table.rows:
         problems: list[str] = []
         serial = tag = None

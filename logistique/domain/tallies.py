@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -173,7 +174,7 @@ def _before_commit(session: Session) -> None:
 _TALLY_TABLES = frozenset({AssignmentTally.__table__, PupilTally.__table__})
 
 
-def _reads_tallies(statement: sa.Executable) -> bool:
+def _reads_tallies(statement: Any) -> bool:
     return any(element in _TALLY_TABLES for element in visitors.iterate(statement))
 
 
@@ -261,10 +262,10 @@ def differences(session: Session) -> list[str]:
         want, have = want_assignments.get(key, (0, 0)), have_assignments.get(key, (0, 0))
         if want != have:
             found.append(f"attributions {_sort_key(key)} : compté {have}, recompté {want}")
-    for key in sorted(set(want_pupils) | set(have_pupils), key=_sort_key):
-        want, have = want_pupils.get(key, 0), have_pupils.get(key, 0)
-        if want != have:
-            found.append(f"élèves {_sort_key(key)} : compté {have}, recompté {want}")
+    for pupil_key in sorted(set(want_pupils) | set(have_pupils), key=_sort_key):
+        want_n, have_n = want_pupils.get(pupil_key, 0), have_pupils.get(pupil_key, 0)
+        if want_n != have_n:
+            found.append(f"élèves {_sort_key(pupil_key)} : compté {have_n}, recompté {want_n}")
     return found
 
 

@@ -1,4 +1,4 @@
-"""Handover to the family (DESIGN §1.5, §6, §8): one signature on the phone covers a pupil's bundle, the
+"""Handover to the family: one signature on the phone covers a pupil's bundle, the
 devices become ``remis``, the family gets a receipt, the slip closes when every line is settled; the papers
 name pupils by reference only, and the purge keeps an anonymous proof. Each refusal proves nothing changed."""
 

@@ -1,4 +1,4 @@
-"""Delivery slips (DESIGN §4–§5, §8): creation from assigned devices, the signed QR token, preparation by
+"""Delivery slips: creation from assigned devices, the signed QR token, preparation by
 scanning, shipping, reception, cancellation, and the printed papers. Each refusal also proves that nothing
 changed: statuses, journals, lines."""
 

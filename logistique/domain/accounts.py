@@ -68,7 +68,8 @@ def resolve_territory(session: Session, code: str) -> tuple[TerritoryKind, str]:
 def validate_scope(
     session: Session, role: Role, organisation_id: int | None, territory: str | None
 ) -> tuple[Organisation | None, TerritoryKind | None, str | None]:
-    """Check that the scope fits the role (DESIGN §2) and return it resolved."""
+    """Check that the scope fits the role (docs/architecture.md, « Rôles et périmètres »); return it
+    resolved."""
     if role is Role.ADMIN:
         if organisation_id or territory:
             raise ValidationFailed("Un compte administrateur n'a ni structure ni territoire.")

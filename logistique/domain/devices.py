@@ -1,4 +1,5 @@
-"""The device lifecycle (DESIGN §4): one transition table, one function that applies it."""
+"""The device lifecycle (docs/architecture.md, « Cycle de vie »): one transition table, the only source of who
+may do what from which state; ``check`` applies it, ``transition`` changes the state."""
 
 from __future__ import annotations
 

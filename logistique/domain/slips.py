@@ -1,4 +1,5 @@
-"""Delivery slips (DESIGN §4–§5): create from assigned devices, issue, pick by scanning, ship, receive.
+"""Delivery slips (docs/architecture.md, « Cycle de vie »): create from assigned devices, issue, pick by
+scanning, ship, receive.
 
 Slip lifecycle: brouillon → emis → prepare → expedie → receptionne → cloture, and annule before any pick.
 Every change goes through ``_move`` (guarded update + slip event) and the device transitions of

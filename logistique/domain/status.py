@@ -1,4 +1,5 @@
-"""The prefecture's status board: delivery progress and money by territory (DESIGN §6, issue 5).
+"""The prefecture's status board: delivery progress and money by territory (docs/architecture.md,
+« Compteurs du tableau de bord »).
 
 Every device behind a row is counted in exactly one column: ``assigned`` (attribué, not yet on a slip),
 ``on_slips`` (sur bordereau or préparé), ``shipped``, ``received``, ``handed_over``, ``missing``, ``damaged``

@@ -2,9 +2,10 @@
 
 A POST view validates its form, calls the domain through :func:`commit`, and returns: ``commit`` commits once
 on success and flashes the success message, or rolls back and flashes the domain's French refusal. Domain
-functions never commit; views never write ``try/rollback/commit`` by hand. A ``DomainError`` that a view lets
-escape is rolled back by the error handler (``views/errors.py``), and Flask-SQLAlchemy's teardown discards
-whatever a request left uncommitted.
+functions never commit; views never write ``try/rollback/commit`` by hand. A ``DomainError`` that a view
+lets escape is rolled back by the error handler (``views/errors.py``), and the request's teardown (``db.py``)
+closes the session, discarding whatever was left uncommitted. See docs/architecture.md, « Une seule frontière
+de transaction par bord ».
 """
 
 from __future__ import annotations
@@ -41,11 +42,12 @@ def commit(
     action: Callable[[], T],
     success: str | Callable[[T], str] | None = None,
     *,
-    catch: type[DomainError] = DomainError,
+    catch: type[DomainError] | tuple[type[DomainError], ...] = DomainError,
     flash_error: bool = True,
 ) -> Outcome[T]:
     """Run one domain call as the request's unit of work: commit and flash ``success``, or roll back and
-    flash the refusal (``catch`` narrows which domain errors are shown here rather than as an error page)."""
+    flash the refusal (``catch`` narrows which domain errors are shown here rather than as an error page;
+    ``()`` shows none here)."""
     try:
         value = action()
     except catch as exc:

@@ -17,6 +17,7 @@ from wtforms.validators import DataRequired, Length
 from ..access import roles
 from ..db import db
 from ..domain import slips
+from .boundary import commit
 from .forms import Form
 from .slips import WAREHOUSE, ActionForm, _act, _slip, bp
 
@@ -68,8 +69,8 @@ def scan(number: str):
             return jsonify({"outcome": "refused", "message": message}), 400
         flash(message, "error")
         return redirect(url_for("slips.prepare", number=number))
-    result = slips.scan_for_pick(db.session, slip, form.code.data, by=g.user)
-    db.session.commit()
+    # a refused scan is an answer, not an error: it changes nothing and is committed like a pick
+    result = commit(lambda: slips.scan_for_pick(db.session, slip, form.code.data, by=g.user), catch=()).value
     if wants_json:
         return jsonify(
             {

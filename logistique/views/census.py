@@ -13,7 +13,7 @@ from ..db import db
 from ..domain import allocation, census, scope
 from ..domain.errors import DomainError
 from ..exports import csv_bytes, download, xlsx_bytes
-from ..models import AllocationPlan, NeedKind, PlanStatus, Region, Role
+from ..models import AllocationPlan, NeedKind, PlanStatus, Region
 from .boundary import commit
 from .forms import Form, options, parse_count
 
@@ -67,7 +67,7 @@ class ComputeForm(Form):
 
 
 @bp.route("/admin/repartition", methods=["GET", "POST"])
-@roles(Role.ADMIN)
+@roles(*scope.STAFF)
 def plans():
     """Allocation plans, and computing a new proposal from needs, stock and money left."""
     form = ComputeForm()
@@ -91,7 +91,7 @@ class PlanForm(Form):
 
 
 @bp.route("/admin/repartition/<int:plan_id>", methods=["GET", "POST"])
-@roles(Role.ADMIN)
+@roles(*scope.STAFF)
 def plan_detail(plan_id: int):
     """Review a plan line by line, adjust quotas, apply it."""
     plan = allocation.get_plan(db.session, plan_id)
@@ -136,7 +136,7 @@ def plan_detail(plan_id: int):
 
 
 @bp.route("/admin/repartition/<int:plan_id>.<any(csv, xlsx):fmt>")
-@roles(Role.ADMIN)
+@roles(*scope.STAFF)
 def plan_export(plan_id: int, fmt: str):
     """A plan as CSV or XLSX."""
     plan = allocation.get_plan(db.session, plan_id)

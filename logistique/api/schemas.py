@@ -253,6 +253,10 @@ class StatusRowOut(BaseModel):
     damaged: int
     devices: int = Field(description="Somme des colonnes précédentes.")
     committed_eur: float
+    reported: bool = Field(
+        description="false : aucun besoin déclaré, aucun quota ni équipement (un QPV ou un département à "
+        "relancer)."
+    )
 
 
 class StatusOut(BaseModel):

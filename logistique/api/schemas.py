@@ -222,6 +222,7 @@ class HandoverIn(Strict):
 
 
 class HandoverOut(BaseModel):
+    id: int
     number: str
     pupil: str
     mode: HandoverMode

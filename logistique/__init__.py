@@ -34,10 +34,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from . import formatting
     from .api import bp as api_bp
     from .cli import register_commands
-    from .views import admin, auth, board, census, distribution, main, pupils, slips, stock
+    from .views import admin, auth, board, bulk_assign, census, distribution, main, pupils, slips, stock
 
     formatting.register(app)
-    views = (auth, main, admin, stock, pupils, census, slips, board, distribution)
+    views = (auth, main, admin, stock, pupils, census, slips, board, distribution, bulk_assign)
     for blueprint in (*(view.bp for view in views), api_bp):
         app.register_blueprint(blueprint)
     csrf.exempt(api_bp)

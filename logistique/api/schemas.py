@@ -145,6 +145,31 @@ class AssignmentIn(Strict):
     pupil: str = Field(min_length=1, max_length=16, description="Référence de l'élève (E-59-000123).")
 
 
+class AssignmentBatchIn(Strict):
+    items: list[AssignmentIn] = Field(min_length=1, max_length=200)
+
+
+class AssignmentScanIn(Strict):
+    serial: str = Field(
+        min_length=1, max_length=200, description="Numéro de série, étiquette ou URL d'étiquette."
+    )
+
+
+class AssignmentItemOut(BaseModel):
+    serial: str
+    pupil: str | None
+    status: int = Field(description="201 attribué ; sinon le statut d'erreur qu'aurait eu POST /assignments.")
+    code: str | None = None
+    message: str | None = None
+    id: int | None = Field(None, description="Identifiant de l'attribution créée.")
+
+
+class AssignmentBatchOut(BaseModel):
+    assigned: int
+    refused: int
+    items: list[AssignmentItemOut]
+
+
 class Assignment(BaseModel):
     id: int
     serial: str

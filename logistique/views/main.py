@@ -16,6 +16,7 @@ _NAV: list[tuple[str, str, frozenset[Role]]] = [
     ("main.home", "Accueil", scope.ALL_ROLES),
     ("pupils.pupil_list", "Élèves", scope.COORDINATION),
     ("pupils.waiting_list", "Attente", scope.COORDINATION),
+    ("bulk.scan_assign", "Attribuer", frozenset({Role.COORDINATOR})),
     ("pupils.needs", "Besoins", frozenset({Role.COORDINATOR})),
     ("distribution.distribution_page", "Distribution", frozenset({Role.COORDINATOR})),
     ("slips.slip_list", "Bordereaux", scope.ALL_ROLES),

@@ -103,9 +103,12 @@ def coordinator_home(session: Session, user: User, now: datetime) -> Coordinator
     if user.role is not Role.COORDINATOR or not user.organisation_id:
         raise OutOfScope("Cette page est celle des coordinateurs d'une structure.")
     waiting_rows = waiting_list_query(user)
-    waiting = dict(
-        session.execute(sa.select(waiting_rows.c.kind, sa.func.count()).group_by(waiting_rows.c.kind)).all()
-    )
+    waiting: dict[str, int] = {
+        kind: count
+        for kind, count in session.execute(
+            sa.select(waiting_rows.c.kind, sa.func.count()).group_by(waiting_rows.c.kind)
+        )
+    }
     active = (Assignment.organisation_id == user.organisation_id, Assignment.cancelled_at.is_(None))
     received = session.scalar(
         sa.select(sa.func.count()).where(*active, Assignment.device_status == DeviceStatus.RECEIVED)

@@ -21,7 +21,7 @@ from sqlalchemy.orm import joinedload
 from wtforms import HiddenField, RadioField, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length
 
-from .. import pdf
+from .. import bounds, pdf
 from ..access import any_role, roles
 from ..db import db
 from ..domain import handover as handover_domain
@@ -129,7 +129,7 @@ def slip_new():
         .where(Organisation.kind.in_(["association", "ecole"]), scope.organisation_filter(g.user))
         .order_by(Organisation.name)
     ).all()
-    chosen = request.values.get("destination", type=int) or (
+    chosen = request.values.get("destination", type=bounds.ident) or (
         g.user.organisation_id or (destinations[0].id if destinations else None)
     )
     destination = next((d for d in destinations if d.id == chosen), None)
@@ -262,7 +262,9 @@ def slip_pdf_view(number: str):
 def slips_batch_pdf():
     """Every issued slip of a warehouse, ready to prepare, in one PDF."""
     warehouse_id = (
-        g.user.organisation_id if g.user.role is Role.WAREHOUSE else request.args.get("entrepot", type=int)
+        g.user.organisation_id
+        if g.user.role is Role.WAREHOUSE
+        else request.args.get("entrepot", type=bounds.ident)
     )
     query = (
         sa.select(Slip).where(slips.slip_filter(g.user), Slip.status == SlipStatus.ISSUED).order_by(Slip.id)
@@ -447,6 +449,9 @@ def handover_new(pupil_id: int):
             status = exc.status
         else:
             db.session.commit()
+            if g.user.role is not Role.COORDINATOR:  # the family's papers are the coordinators' alone
+                flash(f"Remise enregistrée ({handover.number}).", "success")
+                return redirect(url_for("pupils.pupil_detail", pupil_id=pupil.id))
             flash(f"Remise enregistrée ({handover.number}). Téléchargez le reçu de la famille.", "success")
             return redirect(url_for("slips.handover_detail", handover_id=handover.id))
     return render_template(
@@ -489,7 +494,7 @@ def labels():
         .options(joinedload(Device.model))
         .order_by(Device.id)
     )
-    lot = request.args.get("lot", type=int)
+    lot = request.args.get("lot", type=bounds.ident)
     if lot:
         query = query.where(Device.lot_id == lot)
     status = request.args.get("statut", "")

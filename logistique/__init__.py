@@ -27,6 +27,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     )
     app.config.update(config_module.load(app.instance_path, overrides))
 
+    from . import security
+
+    security.init_app(app)
     db.init_app(app)
     csrf.init_app(app)
     login_manager.init_app(app)
@@ -34,11 +37,12 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from . import formatting
     from .api import bp as api_bp
     from .cli import register_commands
-    from .views import admin, auth, board, census, main, pupils, slips, stock
+    from .views import admin, auth, board, census, main, pupils, slips, stock, tokens
 
     formatting.register(app)
     for blueprint in (auth.bp, main.bp, admin.bp, stock.bp, pupils.bp, census.bp, slips.bp, board.bp, api_bp):
         app.register_blueprint(blueprint)
+    app.register_blueprint(tokens.bp)
     csrf.exempt(api_bp)
     register_commands(app)
 

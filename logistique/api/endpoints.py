@@ -158,6 +158,9 @@ def create_device(user: User, *, body: schemas.DeviceIn) -> dict:
 _COORDINATION = {Role.COORDINATOR, Role.ADMIN}
 
 
+PUPIL_PERSONAL_FIELDS = ("first_name", "last_name", "guardian_name", "guardian_phone")
+
+
 def pupil_out(pupil: Pupil, user: User) -> dict:
     """A pupil as the API shows it: names only to the coordinators of the pupil's organisation."""
     named = pupils.may_see_names(user, pupil)
@@ -231,6 +234,8 @@ def list_pupils(user: User, *, query: schemas.PupilQuery) -> dict:
     status=201,
     errors=(400, 409),
     description="La référence pseudonyme est donnée par le serveur.",
+    personal=PUPIL_PERSONAL_FIELDS,
+    replay=lambda user, reference: pupil_out(pupils.get_pupil(db.session, user, reference=reference), user),
 )
 def create_pupil(user: User, *, body: schemas.PupilIn) -> dict:
     pupil = pupils.register_pupil(
@@ -442,6 +447,7 @@ def receive_slip(user: User, *, number: str, body: schemas.ReceptionIn) -> dict:
     status=201,
     errors=(400, 404, 409, 422),
     description="Une signature couvre le lot de l'élève (par exemple une tablette et sa clé 4G).",
+    personal=("receiver_name",),
 )
 def create_handover(user: User, *, body: schemas.HandoverIn) -> dict:
     serials = list(body.serials or []) + ([body.serial] if body.serial else [])

@@ -131,7 +131,8 @@ def user_new():
         if error:
             return error
         if not form.password.data:
-            flash(f"Mot de passe de {user.email}, à transmettre par un canal sûr : {password}", "warning")
+            # shown once on this page, never in a flashed message (the session cookie is readable)
+            return render_template("admin/user_password.html", user=user, password=password)
         return redirect(url_for("admin.users"))
     return render_template("admin/user_form.html", form=form, user=None)
 

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from wtforms import SelectField, SubmitField
 
+from .. import bounds
 from ..access import roles
 from ..db import db
 from ..domain import allocation, census
@@ -105,10 +106,13 @@ def plan_detail(plan_id: int):
             raw = request.form.get(f"quota_{line.id}")
             if raw is None:
                 continue
-            if not (raw.strip().isascii() and raw.strip().isdigit()):
-                problems.append(f"{line.qpv_code} : « {raw} » n'est pas un nombre")
+            value = bounds.count(raw)
+            if value is None:
+                problems.append(
+                    f"{line.qpv_code} : « {raw} » n'est pas un nombre entre 0 et {bounds.MAX_COUNT}"
+                )
             else:
-                quotas[line.id] = int(raw)
+                quotas[line.id] = value
         try:
             if problems:
                 raise DomainError("Quotas refusés — " + " ; ".join(problems) + ".")

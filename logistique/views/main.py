@@ -29,6 +29,7 @@ _NAV: list[tuple[str, str, set[Role]]] = [
     ("admin.envelopes", "Enveloppes", {Role.ADMIN}),
     ("admin.lots", "Lots", {Role.ADMIN}),
     ("admin.users", "Comptes", {Role.ADMIN}),
+    ("tokens.token_list", "Jetons d'API", {Role.ADMIN}),
 ]
 
 

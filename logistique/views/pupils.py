@@ -9,6 +9,7 @@ from sqlalchemy.orm import joinedload
 from wtforms import SelectField, SelectMultipleField, StringField, SubmitField, TextAreaField, widgets
 from wtforms.validators import DataRequired, Length
 
+from .. import bounds
 from ..access import roles
 from ..db import db
 from ..domain import assignments, census, pupils, scope
@@ -314,10 +315,14 @@ def needs():
         for qpv in qpvs:
             for kind in NeedKind:
                 raw = request.form.get(f"need_{qpv.code}_{kind.value}", "").strip() or "0"
-                if not (raw.isascii() and raw.isdigit()):
-                    problems.append(f"{qpv.code} {kind.label_lower} : « {raw} » n'est pas un nombre")
+                value = bounds.count(raw)
+                if value is None:
+                    problems.append(
+                        f"{qpv.code} {kind.label_lower} : « {raw} » n'est pas un nombre entre 0 et "
+                        f"{bounds.MAX_COUNT}"
+                    )
                 else:
-                    counts[(qpv.code, kind)] = int(raw)
+                    counts[(qpv.code, kind)] = value
         try:
             if problems:
                 raise DomainError("Besoins refusés — " + " ; ".join(problems) + ".")

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from logistique.db import Base
-from logistique.domain import accounts, slips
+from logistique.domain import accounts, allocation, slips
 from logistique.models import Assignment, Need, Role
 
 from .conftest import PASSWORD, login
@@ -33,7 +33,6 @@ from .factories import (
     shipped_slip,
     signature_png,
 )
-from .test_access_matrix import _add_pupils_and_plan
 
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 # write routes that change no shared state of the operation: the session cookie only (test_security_sessions)
@@ -169,6 +168,11 @@ def _organisation_form(name: str) -> dict:
         "qpvs": "QN05981M",
         "is_active": "y",
     }
+
+
+def _plan(w, s):
+    _kit(w, s)  # a pupil's needs and stock for the proposal to share
+    return allocation.compute_plan(s, "32", by=None)
 
 
 def _token_revoke(w, s, who):
@@ -383,7 +387,8 @@ CASES: dict[tuple[str, str], Case] = {
         lambda w, s, who: Request("POST", "/admin/repartition", {"region": "32"}), ADMIN
     ),
     ("census.plan_detail", "POST"): Case(
-        lambda w, s, who: Request("POST", f"/admin/repartition/{w.plan.id}", {"apply": "y"}), ADMIN
+        lambda w, s, who: Request("POST", f"/admin/repartition/{_commit(s, _plan(w, s)).id}", {"apply": "y"}),
+        ADMIN,
     ),
     # stock
     ("api.create_device", "POST"): Case(
@@ -535,7 +540,6 @@ def _state(case: Case, world, session):
 @pytest.fixture
 def accounts_of(session, world):
     """Every account of ACCOUNTS (a coordinator of the Amiens association added), with an API token each."""
-    _add_pupils_and_plan(world)
     world.coordinator_amiens = accounts.create_user(
         session,
         email="coord.amiens@test.fr",

@@ -7,6 +7,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -60,22 +61,24 @@ def delete_stale_throttles(session: Session, *, now: datetime | None = None) -> 
 # ---------------------------------------------------------------- redaction
 
 
+@lru_cache(maxsize=65536)
 def _fold(text: str) -> str:
+    if text.isascii():
+        return text.casefold()
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
-_WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
+_WORD = re.compile(r"[^\W\d_]+")  # a name's parts (Jean-Baptiste, N'Diaye) are looked up one by one
 
 
 def name_words(names: Iterable[str | None]) -> set[str]:
     """The words of people's names, folded (case and accents), as ``redact`` looks for them."""
     words: set[str] = set()
     for name in names:
-        for match in _WORD.finditer(name or ""):
-            for part in re.split(r"['’-]", match.group()):
-                if len(part) >= _SHORTEST_NAME:
-                    words.add(_fold(part))
+        for part in _WORD.findall(name or ""):
+            if len(part) >= _SHORTEST_NAME:
+                words.add(_fold(part))
     return words
 
 
@@ -86,8 +89,7 @@ def redact(text: str, words: set[str]) -> str:
 
     def replace(match: re.Match[str]) -> str:
         token = match.group()
-        parts = re.split(r"['’-]", token)
-        return REDACTED if any(_fold(p) in words for p in parts) else token
+        return REDACTED if _fold(token) in words else token
 
     return _WORD.sub(replace, text)
 

@@ -7,7 +7,7 @@ from werkzeug.routing import IntegerConverter
 
 MAX_ID = 2**31 - 1  # the largest value of a 32-bit INTEGER column (PostgreSQL), and far below SQLite's limit
 MAX_PAGE = 1_000_000
-MAX_COUNT = 1_000_000  # a number of pupils or devices typed in a form
+MAX_COUNT = 1_000_000  # a number of pupils or devices typed in a form (views.forms.parse_count)
 
 
 class BoundedIntConverter(IntegerConverter):
@@ -31,11 +31,3 @@ def ident(raw: str | int | None) -> int:
     if not 1 <= value <= MAX_ID:
         raise ValueError(raw)
     return value
-
-
-def count(raw: str) -> int | None:
-    """A non-negative whole number typed in a form, at most MAX_COUNT; None when it is not one."""
-    text = (raw or "").strip()
-    if not (text.isascii() and text.isdigit()) or len(text) > 7 or int(text) > MAX_COUNT:
-        return None
-    return int(text)

@@ -12,7 +12,7 @@ from functools import lru_cache
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ..db import utcnow
+from ..db import rows_changed, utcnow
 from ..models import AuditEvent, DeviceEvent, IdempotencyRecord, LoginThrottle, SlipEvent, SlipLine
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
@@ -55,7 +55,7 @@ def delete_stale_throttles(session: Session, *, now: datetime | None = None) -> 
         )
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount or 0
+    return rows_changed(result)
 
 
 # ---------------------------------------------------------------- redaction

@@ -8,6 +8,8 @@ from typing import Any
 from flask_wtf import FlaskForm
 from wtforms.fields.choices import SelectChoice
 
+from .. import bounds
+
 
 class Form(FlaskForm):
     class Meta:
@@ -17,3 +19,12 @@ class Form(FlaskForm):
 def options(pairs: Iterable[tuple[Any, str]]) -> list[SelectChoice]:
     """(value, label) pairs as WTForms select choices."""
     return [SelectChoice(value, label) for value, label in pairs]
+
+
+def parse_count(raw: str) -> int | None:
+    """A whole number typed in a table cell (spaces around allowed), at most bounds.MAX_COUNT, or None when
+    it is not one (a huge number never reaches the database)."""
+    text = raw.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 7 or int(text) > bounds.MAX_COUNT:
+        return None
+    return int(text)

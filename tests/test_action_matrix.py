@@ -194,17 +194,21 @@ def _qpv_csv(w) -> tuple:
 
 
 def _new_assignment(w, s, who):
+    pupil, device = _waiting(w, s)
+    return Request("POST", "/api/v1/assignments", json={"serial": device.serial, "pupil": pupil.reference})
+
+
+def _waiting(w, s):
+    """A Roubaix pupil waiting for a tablet and a free Lille tablet, new on each call."""
     pupil = add_pupil(s, w, "Inès", f"Sans{chr(65 + _n(w))}", needs="tablette")
     device = add_device(s, w, f"SN-LIBRE-{w.seq}", "tablet")
-    return _commit(
-        s, Request("POST", "/api/v1/assignments", json={"serial": device.serial, "pupil": pupil.reference})
-    )
+    s.commit()
+    return pupil, device
 
 
 def _pupil_to_assign(w, s, who):
-    pupil = add_pupil(s, w, "Inès", f"Sans{chr(65 + _n(w))}", needs="tablette")
-    device = add_device(s, w, f"SN-LIBRE-{w.seq}", "tablet")
-    return _commit(s, Request("POST", f"/eleves/{pupil.id}", {"serial": device.serial}))
+    pupil, device = _waiting(w, s)
+    return Request("POST", f"/eleves/{pupil.id}", {"serial": device.serial})
 
 
 def _assignment_id(w, s) -> int:
@@ -444,6 +448,44 @@ CASES: dict[tuple[str, str], Case] = {
     ("pupils.pupil_detail", "POST"): Case(_pupil_to_assign, COORDINATION),
     ("api.delete_assignment", "DELETE"): Case(
         lambda w, s, who: Request("DELETE", f"/api/v1/assignments/{_assignment_id(w, s)}"), COORDINATION
+    ),
+    ("api.create_assignments", "POST"): Case(
+        lambda w, s, who: (
+            lambda pupil, device: Request(
+                "POST",
+                "/api/v1/assignments/batch",
+                json={"items": [{"serial": device.serial, "pupil": pupil.reference}]},
+            )
+        )(*_waiting(w, s)),
+        COORDINATION,
+    ),
+    # scan to assign and its proposal go to the sender's own organisation's pupils: an admin has none
+    ("api.scan_assignment", "POST"): Case(
+        lambda w, s, who: Request(
+            "POST", "/api/v1/assignments/scan", json={"serial": _waiting(w, s)[1].serial}
+        ),
+        {"coordinator"},
+    ),
+    ("bulk.scan_assign", "POST"): Case(
+        lambda w, s, who: Request("POST", "/attributions/scan", {"code": _waiting(w, s)[1].serial}),
+        {"coordinator"},
+    ),
+    ("bulk.scan_undo", "POST"): Case(
+        lambda w, s, who: Request("POST", f"/attributions/scan/{_assignment_id(w, s)}/annuler"),
+        {"coordinator"},
+    ),
+    # a proposal is computed, shown and rolled back: nobody changes anything with it
+    ("bulk.proposal", "POST"): Case(
+        lambda w, s, who: (_waiting(w, s), Request("POST", "/attributions/proposition", {"count": "1"}))[1],
+        set(),
+    ),
+    ("bulk.proposal_confirm", "POST"): Case(
+        lambda w, s, who: (
+            lambda pupil, device: Request(
+                "POST", "/attributions/proposition/confirmer", {"ligne": f"{pupil.reference}|{device.serial}"}
+            )
+        )(*_waiting(w, s)),
+        {"coordinator"},
     ),
     ("pupils.assignment_cancel", "POST"): Case(
         lambda w, s, who: Request("POST", f"/attributions/{_assignment_id(w, s)}/annuler"), COORDINATION

@@ -27,6 +27,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     )
     app.config.update(config_module.load(app.instance_path, overrides))
 
+    from . import security
+
+    security.init_app(app)
     db.init_app(app)
     csrf.init_app(app)
     login_manager.init_app(app)
@@ -34,10 +37,22 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from . import formatting
     from .api import bp as api_bp
     from .cli import register_commands
-    from .views import admin, auth, board, bulk_assign, census, distribution, main, pupils, slips, stock
+    from .views import (
+        admin,
+        auth,
+        board,
+        bulk_assign,
+        census,
+        distribution,
+        main,
+        pupils,
+        slips,
+        stock,
+        tokens,
+    )
 
     formatting.register(app)
-    views = (auth, main, admin, stock, pupils, census, slips, board, distribution, bulk_assign)
+    views = (auth, main, admin, stock, pupils, census, slips, board, distribution, bulk_assign, tokens)
     for blueprint in (*(view.bp for view in views), api_bp):
         app.register_blueprint(blueprint)
     csrf.exempt(api_bp)

@@ -117,15 +117,20 @@ def create_user(
 @click.command("create-token")
 @click.argument("email")
 @click.option("--label", default="", help="À quoi sert ce jeton.")
+@click.option(
+    "--expires-in-days", type=click.IntRange(min=1, max=3650), help="Durée de validité (sans : illimitée)."
+)
 @with_appcontext
-def create_token(email: str, label: str) -> None:
+def create_token(email: str, label: str, expires_in_days: int | None) -> None:
     """Print a new API token for that account (only its hash is stored)."""
+    from .cli_security import token_expiry
+
     try:
         user = accounts.get_user_by_email(db.session, email)
     except DomainError as exc:
         _fail(exc.message)
         return
-    token = accounts.create_token(db.session, user, label)
+    token = accounts.create_token(db.session, user, label, expires_at=token_expiry(expires_in_days))
     db.session.commit()
     click.echo(token)
 
@@ -303,7 +308,9 @@ COMMANDS = [
 
 def register_commands(app: Flask) -> None:
     """Attach the commands to ``app.cli``."""
-    for command in COMMANDS:
+    from .cli_security import COMMANDS as SECURITY_COMMANDS
+
+    for command in COMMANDS + SECURITY_COMMANDS:
         app.cli.add_command(command)
 
 

@@ -17,6 +17,8 @@ DEFAULTS: dict[str, Any] = {
     "PAGE_SIZE": 50,
     "LOGIN_MAX_FAILURES": 5,  # failures before an account or address is slowed down
     "LOGIN_LOCK_SECONDS": 60,  # first delay; doubles with each further failure
+    "TRUSTED_PROXIES": 0,  # reverse proxies in front whose X-Forwarded-For / -Proto entries are believed
+    "SESSION_LIFETIME_HOURS": 12,  # a session cookie is refused after this long, even if copied
     "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
     "WTF_CSRF_TIME_LIMIT": None,
     "WTF_I18N_ENABLED": False,  # forms carry French messages through their Meta locales
@@ -27,7 +29,14 @@ DEFAULTS: dict[str, Any] = {
 }
 
 _BOOLEAN = {"DEMO_MODE", "TESTING", "SESSION_COOKIE_SECURE"}
-_INTEGER = {"PAGE_SIZE", "LOGIN_MAX_FAILURES", "LOGIN_LOCK_SECONDS", "MAX_CONTENT_LENGTH"}
+_INTEGER = {
+    "PAGE_SIZE",
+    "LOGIN_MAX_FAILURES",
+    "LOGIN_LOCK_SECONDS",
+    "MAX_CONTENT_LENGTH",
+    "TRUSTED_PROXIES",
+    "SESSION_LIFETIME_HOURS",
+}
 
 
 class ConfigError(RuntimeError):

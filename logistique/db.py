@@ -59,12 +59,15 @@ def _sqlite_begin(conn: Any) -> None:
 
 def make_engine(url: str) -> Engine:
     """Create the engine for ``url`` with the per-backend settings the app relies on."""
+    # hide_parameters: a database error never writes a statement's values (a pupil's name) into a log
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 10, "check_same_thread": False})
+        engine = create_engine(
+            url, connect_args={"timeout": 10, "check_same_thread": False}, hide_parameters=True
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, hide_parameters=True)
 
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 import sqlalchemy as sa
-from flask import current_app
+from flask import current_app, session
 from flask_login import LoginManager
 from flask_wtf import CSRFProtect
 
@@ -27,4 +29,27 @@ def load_user(user_id: str):
     user = db.session.scalar(sa.select(User).where(User.id == int(user_id)))
     if user is None or not user.is_active or (user.is_demo and not current_app.config["DEMO_MODE"]):
         return None
+    if not session_is_current(user):
+        return None
     return user
+
+
+SESSION_VERSION = "_sv"
+LOGGED_IN_AT = "_at"
+
+
+def start_session(user) -> None:
+    """Stamp the session cookie with the account's session version and the login time."""
+    session.permanent = True
+    session[SESSION_VERSION] = user.session_version
+    session[LOGGED_IN_AT] = int(time.time())
+
+
+def session_is_current(user) -> bool:
+    """A session cookie is refused once the account's sessions were ended (logout, password change,
+    deactivation) or once it is older than the session lifetime, even if it was copied elsewhere."""
+    if session.get(SESSION_VERSION) != user.session_version:
+        return False
+    started = session.get(LOGGED_IN_AT)
+    lifetime = current_app.permanent_session_lifetime.total_seconds()
+    return isinstance(started, int) and 0 <= time.time() - started <= lifetime

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.routing import Rule
@@ -18,8 +19,8 @@ from logistique import create_app
 from logistique.access import Access, access_of
 from logistique.api.framework import OPERATIONS
 from logistique.db import db
-from logistique.domain import allocation, assignments, devices, handover, pupils, slips
-from logistique.models import DeviceCondition, HandoverMode, ReceptionState
+from logistique.domain import accounts, allocation, assignments, devices, handover, pupils, slips
+from logistique.models import ApiToken, DeviceCondition, HandoverMode, ReceptionState
 
 from .conftest import PASSWORD
 
@@ -41,6 +42,7 @@ PATH_VALUES: dict[str, Callable[[SimpleNamespace], Any]] = {
     "token": lambda w: w.slip_token,
     "line_id": lambda w: w.slip.active_lines[0].id,
     "handover_id": lambda w: w.handover.id,
+    "token_id": lambda w: w.api_token_id,
     "department_code": lambda w: "59",
     "qpv_code": lambda w: "QN05981M",
 }
@@ -57,7 +59,8 @@ VISIBLE_TO = {
     "assignment_id": SEES_ROUBAIX_PUPIL,
     "number": SEES_LILLE_DEVICE,  # world.slip goes from the Lille warehouse to the Roubaix association
     "token": SEES_LILLE_DEVICE,
-    "handover_id": SEES_ROUBAIX_PUPIL,
+    # a family's receipt and handover page carry the guardian's name and signature: the coordinators alone
+    "handover_id": {"coordinator"},
     # the boards of the Nord department and of a Roubaix QPV: admin, and the prefectures of Nord and region 32
     "department_code": {"admin", "prefecture", "prefecture_nord"},
     "qpv_code": {"admin", "prefecture", "prefecture_nord"},
@@ -256,6 +259,11 @@ def _add_pupils_and_plan(world: SimpleNamespace) -> None:
         mode=HandoverMode.LOAN,
         signature=signature_png(),
         by=world.coordinator,
+    )
+    # an API token of an account the matrix does not use (revoking it leaves the matrix's own tokens alone)
+    accounts.create_token(session, world.warehouse_idf, "matrice")
+    world.api_token_id = session.scalar(
+        sa.select(ApiToken.id).where(ApiToken.user_id == world.warehouse_idf.id, ApiToken.label == "matrice")
     )
     session.commit()
 

@@ -81,10 +81,14 @@ def _phone(browser, server: LiveServer, **options):
 
 @pytest.fixture
 def phone(browser, server) -> Iterator:
-    """A fresh phone (browser context: no cookies) and its page."""
+    """A fresh phone (browser context: no cookies) and its page; the page must break no security policy."""
     context = _phone(browser, server)
-    yield context.new_page()
+    page = context.new_page()
+    blocked: list[str] = []
+    page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
+    yield page
     context.close()
+    assert blocked == [], f"the Content-Security-Policy blocked: {blocked}"
 
 
 def _log_in(page, user) -> None:

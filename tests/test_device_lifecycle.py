@@ -8,10 +8,10 @@ import pytest
 import sqlalchemy as sa
 
 from logistique.db import db
-from logistique.domain import devices
+from logistique.domain import assignments, devices, pupils
 from logistique.domain.devices import TRANSITIONS
 from logistique.domain.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
-from logistique.models import Device, DeviceCondition, DeviceEvent, DeviceStatus, Role
+from logistique.models import Assignment, Device, DeviceCondition, DeviceEvent, DeviceStatus, Pupil, Role
 
 ROLE_USER = {
     Role.ADMIN: "admin",
@@ -39,6 +39,27 @@ def _events(session, device: Device) -> list[DeviceEvent]:
 ACTIONS = sorted(TRANSITIONS)
 
 
+def _assigned_to_roubaix(session, world, device: Device) -> None:
+    """Give the device an active assignment to a pupil of the Roubaix association, if it has none."""
+    active = session.scalar(
+        sa.select(Assignment.id).where(Assignment.device_id == device.id, Assignment.cancelled_at.is_(None))
+    )
+    if active is not None:
+        return
+    pupil = session.scalar(sa.select(Pupil).where(Pupil.organisation_id == world.assoc_roubaix.id))
+    if pupil is None:
+        pupil = pupils.register_pupil(
+            session,
+            pupils.PupilData(
+                "Léa", "Martin", "CM2", "0750654D", "QN05981M", "Sophie Martin", "0612345678", "tablette"
+            ),
+            by=world.coordinator,
+        )
+    _force_status(session, device, DeviceStatus.IN_STOCK)
+    assignments.assign(session, pupil=pupil, device=device, by=world.coordinator)
+    session.commit()
+
+
 @pytest.mark.parametrize("action", ACTIONS)
 def test_allowed_transition_changes_status_and_journals_it(session, world, action):
     """From each source state, by each role the rule allows: new state, one event with who/from/to/why."""
@@ -46,6 +67,8 @@ def test_allowed_transition_changes_status_and_journals_it(session, world, actio
     device = world.device
     for source in sorted(rule.sources):
         for role in sorted(rule.roles):
+            if role is Role.COORDINATOR and action != "assign":
+                _assigned_to_roubaix(session, world, device)  # a coordinator acts on its own pupils' devices
             _force_status(session, device, source)
             user = getattr(world, ROLE_USER[role])
             before = len(_events(session, device))

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..access import Access, public
 from ..db import db
-from ..domain import accounts
+from ..domain import accounts, retention
 from ..domain.errors import DomainError
 from ..models import IdempotencyRecord, Role, User
 from ..views.errors import api_error
@@ -114,8 +114,14 @@ def operation(
     path_params: dict[str, str] | None = None,
     description: str = "",
     raw: bool = False,
+    personal: tuple[str, ...] = (),
+    replay: Callable[[User, str], Any] | None = None,
 ) -> Callable:
-    """Declare an API endpoint: ``handler(user, *, query=, body=, **path)`` returns data for ``response``."""
+    """Declare an API endpoint: ``handler(user, *, query=, body=, **path)`` returns data for ``response``.
+
+    ``personal`` names the body fields holding personal data: a stored answer (Idempotency-Key) never keeps
+    their values. ``replay(user, reference)`` rebuilds a successful answer from the ``reference`` it returned,
+    so that nothing of it is stored but that reference."""
 
     def decorate(handler: Callable) -> Callable:
         endpoint = handler.__name__
@@ -133,7 +139,9 @@ def operation(
                 if query is not None:
                     kwargs["query"] = query.model_validate(request.args.to_dict())
                 if method == "POST":
-                    return _idempotent(user, lambda: _run(handler, user, kwargs))
+                    return _idempotent(
+                        user, lambda: _run(handler, user, kwargs), personal=personal, replay=replay, dump=_out
+                    )
                 response = _run(handler, user, kwargs)
                 if method != "GET":
                     _finish(response)
@@ -159,6 +167,9 @@ def operation(
             db.session.flush()
             if isinstance(result, Response):  # a file (PDF): sent as it is
                 return result
+            return _json(_dump(result, response), status)
+
+        def _out(result: Any) -> Response:
             return _json(_dump(result, response), status)
 
         view.__name__ = endpoint
@@ -200,8 +211,16 @@ def _request_hash() -> str:
     ).hexdigest()
 
 
-def _idempotent(user: User, run: Callable[[], Response]) -> Response:
-    """Commit the change with the stored answer; a retry with the same key gets that answer again."""
+def _idempotent(
+    user: User,
+    run: Callable[[], Response],
+    *,
+    personal: tuple[str, ...] = (),
+    replay: Callable[[User, str], Any] | None = None,
+    dump: Callable[[Any], Response] | None = None,
+) -> Response:
+    """Commit the change with the stored answer; a retry with the same key (within a day) gets that answer
+    again. What is stored keeps no personal data: a reference to read again, or the answer redacted."""
     key = request.headers.get("Idempotency-Key", "").strip()
     if not key:
         response = run()
@@ -212,13 +231,25 @@ def _idempotent(user: User, run: Callable[[], Response]) -> Response:
     digest = _request_hash()
     stored = _stored(user, key)
     if stored is not None:
-        return _replay(stored, digest)
+        return _replay(user, stored, digest, replay, dump)
     response = run()
     if response.status_code >= 500:
         db.session.rollback()
         return response
     if response.status_code >= 400:
         db.session.rollback()  # the refused change is undone; the refusal itself is remembered
+    reference, body = _storable(response, personal, replay)
+    # the expired record of a reused key, and a bounded batch of the others, go on the way
+    db.session.execute(
+        sa.delete(IdempotencyRecord)
+        .where(
+            IdempotencyRecord.user_id == user.id,
+            IdempotencyRecord.key == key,
+            IdempotencyRecord.created_at < retention.idempotency_cutoff(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    retention.delete_expired_idempotency(db.session, limit=retention.CLEANUP_BATCH)
     db.session.add(
         IdempotencyRecord(
             user_id=user.id,
@@ -227,7 +258,8 @@ def _idempotent(user: User, run: Callable[[], Response]) -> Response:
             path=request.path,
             request_hash=digest,
             status_code=response.status_code,
-            response_body=response.get_data(as_text=True),
+            response_body=body,
+            resource_reference=reference,
         )
     )
     try:
@@ -238,8 +270,35 @@ def _idempotent(user: User, run: Callable[[], Response]) -> Response:
         stored = _stored(user, key)
         if stored is None:
             raise
-        return _replay(stored, digest)
+        return _replay(user, stored, digest, replay, dump)
     return response
+
+
+def _storable(
+    response: Response, personal: tuple[str, ...], replay: Callable[[User, str], Any] | None
+) -> tuple[str | None, str]:
+    """(reference, body) to keep for a replay: the reference alone when it can rebuild the answer, else the
+    body with the values of the request's personal fields blanked out."""
+    text = response.get_data(as_text=True)
+    if replay is not None and response.status_code < 400:
+        reference = (json.loads(text) or {}).get("reference")
+        if reference:
+            return str(reference), ""
+    payload = request.get_json(silent=True)
+    if personal and isinstance(payload, dict):
+        for name in personal:
+            value = payload.get(name)
+            if isinstance(value, str) and value.strip():
+                stripped = value.strip()
+                forms = {
+                    value,
+                    stripped,
+                    json.dumps(stripped)[1:-1],
+                    json.dumps(stripped, ensure_ascii=False)[1:-1],
+                }
+                for form in sorted(forms, key=len, reverse=True):
+                    text = text.replace(form, retention.REDACTED)
+    return None, text
 
 
 def _finish(response: Response) -> None:
@@ -251,18 +310,35 @@ def _finish(response: Response) -> None:
 
 def _stored(user: User, key: str) -> IdempotencyRecord | None:
     return db.session.scalar(
-        sa.select(IdempotencyRecord).where(IdempotencyRecord.user_id == user.id, IdempotencyRecord.key == key)
+        sa.select(IdempotencyRecord).where(
+            IdempotencyRecord.user_id == user.id,
+            IdempotencyRecord.key == key,
+            IdempotencyRecord.created_at >= retention.idempotency_cutoff(),
+        )
     )
 
 
-def _replay(stored: IdempotencyRecord, digest: str) -> Response:
+def _replay(
+    user: User,
+    stored: IdempotencyRecord,
+    digest: str,
+    replay: Callable[[User, str], Any] | None = None,
+    dump: Callable[[Any], Response] | None = None,
+) -> Response:
     if stored.request_hash != digest:
         return api_error(
             422, "Cette clé Idempotency-Key a déjà servi pour une autre requête.", "idempotency_key_reused"
         )
-    response = current_app.response_class(
-        stored.response_body, status=stored.status_code, mimetype="application/json"
-    )
+    if stored.resource_reference and replay is not None and dump is not None:
+        try:
+            response = dump(replay(user, stored.resource_reference))
+        except DomainError as exc:
+            return api_error(exc.status, exc.message, exc.code)
+        response.status_code = stored.status_code
+    else:
+        response = current_app.response_class(
+            stored.response_body, status=stored.status_code, mimetype="application/json"
+        )
     response.headers["Idempotent-Replayed"] = "true"
     return response
 

@@ -26,6 +26,7 @@ from .framework import operation
     status=201,
     errors=(400, 404, 409, 422),
     description="Une signature couvre le lot de l'élève (par exemple une tablette et sa clé 4G).",
+    personal=("receiver_name",),
 )
 def create_handover(user: User, *, body: schemas.HandoverIn) -> dict:
     serials = list(body.serials or []) + ([body.serial] if body.serial else [])

@@ -12,6 +12,8 @@ from ..models import Pupil, Role, User
 from . import schemas
 from .framework import operation
 
+PUPIL_PERSONAL_FIELDS = ("first_name", "last_name", "guardian_name", "guardian_phone")
+
 
 def pupil_out(pupil: Pupil, user: User) -> dict:
     """A pupil as the API shows it: names only to the coordinators of the pupil's organisation."""
@@ -33,7 +35,6 @@ def pupil_out(pupil: Pupil, user: User) -> dict:
         ],
         "created_at": pupil.created_at,
     }
-
 
 
 @operation(
@@ -74,6 +75,8 @@ def list_pupils(user: User, *, query: schemas.PupilQuery) -> dict:
     status=201,
     errors=(400, 409),
     description="La référence pseudonyme est donnée par le serveur.",
+    personal=PUPIL_PERSONAL_FIELDS,
+    replay=lambda user, reference: pupil_out(pupils.get_pupil(db.session, user, reference=reference), user),
 )
 def create_pupil(user: User, *, body: schemas.PupilIn) -> dict:
     pupil = pupils.register_pupil(

@@ -46,8 +46,11 @@ class OrganisationList(BaseModel):
     items: list[Organisation]
 
 
+MAX_ID = 2**31 - 1  # logistique.bounds.MAX_ID
+
+
 class PageQuery(Strict):
-    page: int = Field(1, ge=1)
+    page: int = Field(1, ge=1, le=1_000_000)
     per_page: int = Field(50, ge=1, le=500)
 
 
@@ -182,7 +185,9 @@ class Assignment(BaseModel):
 
 
 class SlipIn(Strict):
-    destination: int = Field(description="Identifiant de la structure destinataire (association ou école).")
+    destination: int = Field(
+        ge=1, le=MAX_ID, description="Identifiant de la structure destinataire (association ou école)."
+    )
     serials: list[str] = Field(min_length=1, max_length=500)
 
 

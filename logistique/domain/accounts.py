@@ -144,15 +144,23 @@ def update_user(
     user.organisation = org
     user.territory_kind = territory_kind
     user.territory_code = territory_code
+    if user.is_active and not is_active:
+        end_sessions(user)
     user.is_active = is_active
     if password:
         set_password(user, password)
 
 
 def set_password(user: User, password: str) -> None:
-    """Replace the password after checking its strength."""
+    """Replace the password after checking its strength; every open session of the account ends."""
     check_password_strength(password)
     user.password_hash = generate_password_hash(password, PASSWORD_METHOD)
+    end_sessions(user)
+
+
+def end_sessions(user: User) -> None:
+    """End every session of the account, on every device (the cookies carry an older version)."""
+    user.session_version = (user.session_version or 0) + 1
 
 
 # ---------------------------------------------------------------- login
@@ -162,6 +170,19 @@ def set_password(user: User, password: str) -> None:
 class LoginResult:
     user: User | None
     message: str | None  # French refusal, None on success
+    delay: float = 0.0  # seconds the answer waits: an address that failed too often is slowed down
+
+
+MAX_ADDRESS_DELAY = 3.0
+
+
+def _address_delay(row: LoginThrottle | None, now: datetime, max_failures: int) -> float:
+    """How long an answer to this client address waits: nothing, then 0.25 s doubling per failure past the
+    limit, at most 3 s. Many people may share an address (a school's network, a proxy not configured): the
+    address slows guessing down but never refuses a correct password; the per-account lock refuses."""
+    if row is None or row.locked_until is None or row.locked_until <= now:
+        return 0.0
+    return min(0.25 * 2 ** max(row.failures - max_failures, 0), MAX_ADDRESS_DELAY)
 
 
 def _throttle_key(kind: str, value: str) -> str:
@@ -202,12 +223,14 @@ def authenticate(
     lock_seconds: int = 60,
     now: datetime | None = None,
 ) -> LoginResult:
-    """Check credentials; unknown account and wrong password get the same answer; failures slow down."""
+    """Check credentials; unknown account and wrong password get the same answer. Too many failures lock
+    the account for a while (even its right password is refused meanwhile) and slow the address down."""
     now = now or utcnow()
     normalized = (email or "").strip().lower()
     keys = [_throttle_key("email", normalized), _throttle_key("ip", client)]
-    if _locked(session, keys, now):
-        return LoginResult(None, LOGIN_THROTTLED)
+    delay = _address_delay(session.get(LoginThrottle, keys[1]), now, max_failures)
+    if _locked(session, keys[:1], now):
+        return LoginResult(None, LOGIN_THROTTLED, delay)
     user = session.scalar(sa.select(User).where(User.email == normalized))
     valid = (
         user is not None and user.password_hash and check_password_hash(user.password_hash, password or "")
@@ -217,10 +240,10 @@ def authenticate(
         check_password_hash(_DUMMY_HASH, password or "")
     if not valid or not user.is_active or (user.is_demo and not demo_mode):
         _record_failure(session, keys, now, max_failures, lock_seconds)
-        return LoginResult(None, LOGIN_REFUSED)
+        return LoginResult(None, LOGIN_REFUSED, delay)
     session.execute(sa.delete(LoginThrottle).where(LoginThrottle.key == keys[0]))
     user.last_login_at = now
-    return LoginResult(user, None)
+    return LoginResult(user, None, delay)
 
 
 _DUMMY_HASH = generate_password_hash("x" * 16)
@@ -236,10 +259,18 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(session: Session, user: User, label: str = "") -> str:
+def create_token(session: Session, user: User, label: str = "", *, expires_at: datetime | None = None) -> str:
     """Create an API token for ``user`` and return it in clear (shown once, only its hash is stored)."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    session.add(ApiToken(user=user, token_hash=hash_token(token), prefix=token[:10], label=label[:100]))
+    session.add(
+        ApiToken(
+            user=user,
+            token_hash=hash_token(token),
+            prefix=token[:10],
+            label=label[:100],
+            expires_at=expires_at,
+        )
+    )
     session.flush()
     return token
 
@@ -250,12 +281,17 @@ def user_for_token(
     """The active account behind a bearer token, or None."""
     if not token or not token.startswith(TOKEN_PREFIX):
         return None
+    now = now or utcnow()
     row = session.scalar(
-        sa.select(ApiToken).where(ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None))
+        sa.select(ApiToken).where(
+            ApiToken.token_hash == hash_token(token),
+            ApiToken.revoked_at.is_(None),
+            sa.or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now),
+        )
     )
     if row is None or not row.user.is_active or (row.user.is_demo and not demo_mode):
         return None
-    row.last_used_at = now or utcnow()
+    row.last_used_at = now
     return row.user
 
 

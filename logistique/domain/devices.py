@@ -131,19 +131,43 @@ def sources(action: str) -> list[DeviceStatus]:
 
 def allowed_actions(device: Device, user: User | None) -> list[Transition]:
     """The transitions this user could apply to this device now (for buttons and API hints)."""
-    return [t for t in TRANSITIONS.values() if allows(t.action, device.status) and may(t.action, user)]
+    return [
+        t
+        for t in TRANSITIONS.values()
+        if allows(t.action, device.status) and may(t.action, user) and _in_scope(device, user, t)
+    ]
 
 
-def _check_write_scope(device: Device, user: User | None) -> None:
-    """Writers act only on what they own: a warehouse on its stock, a coordinator on its region's."""
+def _in_scope(device: Device, user: User | None, rule: Transition) -> bool:
+    try:
+        check_write_scope(device, user, rule.action)
+    except NotFound:
+        return False
+    return True
+
+
+def check_write_scope(device: Device, user: User | None, action: str) -> None:
+    """Writers act only on what they own: a warehouse on its stock; a coordinator assigns from its region's
+    stock, and every other move of theirs concerns a device whose active assignment is their organisation's
+    (a device of another association of the region is as unknown to them as one that does not exist)."""
     if user is None or user.role is Role.ADMIN:
         return
     session = sa.inspect(device).session
-    visible = session.scalar(
-        sa.select(sa.func.count())
-        .select_from(Device)
-        .where(Device.id == device.id, scope.device_filter(user))
-    )
+    if user.role is Role.COORDINATOR and action != "assign":
+        mine = sa.select(Assignment.id).where(
+            Assignment.device_id == device.id,
+            Assignment.cancelled_at.is_(None),
+            Assignment.organisation_id == user.organisation_id,
+        )
+        visible = user.organisation_id is not None and session.scalar(mine.limit(1)) is not None
+    else:
+        visible = bool(
+            session.scalar(
+                sa.select(sa.func.count())
+                .select_from(Device)
+                .where(Device.id == device.id, scope.device_filter(user))
+            )
+        )
     if not visible:
         raise NotFound("Équipement introuvable, ou hors de votre périmètre.")
 
@@ -156,7 +180,7 @@ def check(action: str, device: Device, user: User | None, *, reason: str = "") -
         raise ValidationFailed(f"Action inconnue : {action}.")
     if not may(action, user):
         raise Forbidden(f"Votre rôle ne permet pas de {rule.label}.")
-    _check_write_scope(device, user)
+    check_write_scope(device, user, action)
     if rule.needs_reason and not reason.strip():
         raise ValidationFailed(f"Un commentaire est obligatoire pour {rule.label}.")
     if not allows(action, device.status):

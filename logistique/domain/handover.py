@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, joinedload
 
 from ..db import rows_changed, utcnow
-from ..models import Assignment, Device, Handover, HandoverMode, Pupil, SlipLine, User
+from ..models import Assignment, Device, Handover, HandoverMode, Pupil, Role, SlipLine, User
 from . import devices, slips
 from .errors import BusinessRuleViolation, Conflict, Forbidden, NotFound, ValidationFailed
 from .pupils import pupil_filter
@@ -196,12 +196,19 @@ def hand_over(
 
 
 def get_handover(session: Session, user: User | None, handover_id: int) -> Handover:
-    """A handover whose pupil is in the user's scope, or NotFound."""
+    """A handover for its papers (receipt, handover page), or NotFound.
+
+    They carry the guardian's name and drawn signature, so only the coordinators of the pupil's organisation
+    (and the command line) reach them: an admin sees pupils by reference only everywhere else, and the
+    anonymous proof (number, dates, devices, signature hash) is in the journals they can read."""
     handover = session.scalar(
         sa.select(Handover)
         .join(Pupil, Handover.pupil_id == Pupil.id)
         .where(Handover.id == handover_id, pupil_filter(user))
     )
-    if handover is None:
+    if handover is None or (
+        user is not None
+        and (user.role is not Role.COORDINATOR or user.organisation_id != handover.organisation_id)
+    ):
         raise NotFound("Remise introuvable, ou hors de votre périmètre.")
     return handover

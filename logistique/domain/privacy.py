@@ -6,8 +6,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ..db import rows_changed, utcnow
-from ..models import Handover, OperationState, Pupil, User
-from . import audit, scope
+from ..models import Handover, IdempotencyRecord, OperationState, Pupil, User
+from . import audit, retention, scope
 from .errors import InvalidTransition
 
 
@@ -36,13 +36,24 @@ def purge_personal_data(session: Session, *, by: User | None) -> int:
     """Erase names and guardian data of every pupil once the operation is closed; journal it (no commit).
 
     References, QPV, school, grade, dates, assignments and the devices' journals stay: they prove what
-    happened without saying who the child was."""
+    happened without saying who the child was. The names erased are also taken out of the free-text fields
+    (reception comments, reasons), and the stored answers of idempotent API requests are deleted."""
     scope.require(by, scope.Permission.MANAGE_USERS)
     if state(session).closed_at is None:
         raise InvalidTransition(
             "L'opération n'est pas close : fermez-la d'abord (logistique close-operation)."
         )
     now = utcnow()
+    # the names being erased, to take them out of the comments and reasons people typed too
+    words = retention.name_words(
+        name
+        for row in session.execute(
+            sa.select(Pupil.first_name, Pupil.last_name, Pupil.guardian_name).where(Pupil.purged_at.is_(None))
+        )
+        for name in row
+    ) | retention.name_words(
+        session.scalars(sa.select(Handover.receiver_name).where(Handover.receiver_name.is_not(None)))
+    )
     result = session.execute(
         sa.update(Pupil)
         .where(Pupil.purged_at.is_(None))
@@ -58,6 +69,14 @@ def purge_personal_data(session: Session, *, by: User | None) -> int:
         .values(receiver_name=None, signature_png=None)
         .execution_options(synchronize_session=False)
     )
-    audit.record(session, "personal_data_purged", by=by, detail=f"{count} élève(s) anonymisé(s)")
+    # stored answers of API retries may hold what was posted: none survives the purge
+    session.execute(sa.delete(IdempotencyRecord).execution_options(synchronize_session=False))
+    redacted = retention.redact_free_texts(session, words)
+    audit.record(
+        session,
+        "personal_data_purged",
+        by=by,
+        detail=f"{count} élève(s) anonymisé(s), {redacted} commentaire(s) expurgé(s)",
+    )
     session.flush()
     return count

@@ -27,6 +27,8 @@ class User(Base):
     is_demo: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column()
+    # stamped in the session cookie at login; bumping it ends every session of the account
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
     organisation: Mapped[Organisation | None] = relationship()
 
@@ -76,7 +78,12 @@ class ApiToken(Base):
     label: Mapped[str] = mapped_column(sa.String(100), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column()
+    expires_at: Mapped[datetime | None] = mapped_column()
     revoked_at: Mapped[datetime | None] = mapped_column()
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
 
     user: Mapped[User] = relationship()
 

@@ -21,5 +21,8 @@ class IdempotencyRecord(Base):
     path: Mapped[str] = mapped_column(sa.String(500))
     request_hash: Mapped[str] = mapped_column(sa.String(64))
     status_code: Mapped[int] = mapped_column()
+    # the answer to replay, its personal values redacted; empty when ``resource_reference`` suffices
     response_body: Mapped[str] = mapped_column(sa.Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # what the answer described (a pupil's reference): the replay reads it again instead of keeping names
+    resource_reference: Mapped[str | None] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)  # expired after a day

@@ -93,8 +93,8 @@ def user_new():
         if not done:
             return render_template("admin/user_form.html", form=form, user=None), 422
         if not form.password.data:
-            email = done.value.email
-            flash(f"Mot de passe de {email}, à transmettre par un canal sûr : {password}", "warning")
+            # shown once on this page, never in a flashed message (the session cookie is readable)
+            return render_template("admin/user_password.html", user=done.value, password=password)
         return redirect(url_for("admin.users"))
     return render_template("admin/user_form.html", form=form, user=None)
 

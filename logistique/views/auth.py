@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 from wtforms import EmailField, PasswordField, SubmitField
 from wtforms.validators import DataRequired, Length
@@ -12,6 +13,7 @@ from wtforms.validators import DataRequired, Length
 from ..access import any_role, public
 from ..db import db
 from ..domain import accounts
+from ..extensions import start_session
 from .forms import Form as FlaskForm
 
 bp = Blueprint("auth", __name__)
@@ -48,6 +50,12 @@ def safe_next(target: str | None) -> str | None:
     return target
 
 
+def pause(seconds: float) -> None:
+    """Make a throttled address wait before its answer (a test replaces this to measure it)."""
+    if seconds > 0:
+        time.sleep(seconds)
+
+
 @bp.route("/login", methods=["GET", "POST"])
 @public
 def login():
@@ -67,10 +75,12 @@ def login():
             lock_seconds=current_app.config["LOGIN_LOCK_SECONDS"],
         )
         db.session.commit()  # failures are recorded too: they slow down guessing
+        pause(result.delay)
         if result.user is None:
             flash(result.message, "error")
             return render_template("auth/login.html", form=form), 401
         login_user(result.user)
+        start_session(result.user)
         flash(f"Bonjour {result.user.display_name}.", "success")
         return redirect(next_url or url_for("main.home"))
     return render_template("auth/login.html", form=form)
@@ -79,7 +89,11 @@ def login():
 @bp.route("/logout", methods=["POST"])
 @any_role
 def logout():
-    """Log out (POST with CSRF, so that a link elsewhere cannot log the user out)."""
+    """Log out (POST with CSRF, so that a link elsewhere cannot log the user out), on every device: a
+    session lives in a signed cookie, so the server ends them all at once by bumping the account's session
+    version; a copy of the cookie is refused from now on."""
+    accounts.end_sessions(g.user)
+    db.session.commit()
     logout_user()
     session.clear()  # nothing of this user (flashed messages included) is left for the next one
     flash("Vous êtes déconnecté.", "info")

@@ -109,6 +109,7 @@ def plan_detail(plan_id: int):
                 problems.append(f"{line.qpv_code} : « {raw} » n'est pas un nombre")
             else:
                 quotas[line.id] = quota
+
         def save() -> None:
             if problems:
                 raise DomainError("Quotas refusés — " + " ; ".join(problems) + ".")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from ..db import db
@@ -16,14 +16,38 @@ _API_MESSAGES = {
     405: ("method_not_allowed", "Méthode non autorisée sur cette adresse."),
     409: ("conflict", "Conflit avec l'état actuel."),
     413: ("too_large", "Fichier ou requête trop volumineux."),
+    429: ("too_many_requests", "Trop de requêtes : patientez un instant."),
     422: ("business_rule", "Règle de gestion non respectée."),
     500: ("internal", "Erreur interne ; l'équipe technique a été prévenue."),
 }
 
 
+# the other HTTP errors, in French (Werkzeug's own pages are in English)
+_PAGES = {
+    400: (
+        "Requête invalide",
+        "La requête envoyée est invalide ou incomplète. Rechargez la page et recommencez.",
+    ),
+    405: ("Action impossible", "Cette adresse ne permet pas cette action."),
+    413: (
+        "Fichier trop volumineux",
+        "Le fichier ou le formulaire envoyé dépasse la taille permise ({limit}). Découpez le fichier et "
+        "envoyez-le en plusieurs fois.",
+    ),
+    429: ("Trop de requêtes", "Trop de requêtes en peu de temps : patientez un instant puis recommencez."),
+}
+
+
+def _limit() -> str:
+    size = current_app.config.get("MAX_CONTENT_LENGTH") or 0
+    return f"{size / 1024 / 1024:.0f} Mo" if size >= 1024 * 1024 else f"{size / 1024:.0f} Ko"
+
+
 def api_error(status: int, message: str | None = None, code: str | None = None):
     """The API's error body: {"error": {"code", "message"}} with ``status``."""
     default_code, default_message = _API_MESSAGES.get(status, ("error", "Erreur."))
+    if status == 413 and message is None:
+        message = f"Fichier ou requête trop volumineux (au plus {_limit()})."
     response = jsonify({"error": {"code": code or default_code, "message": message or default_message}})
     response.status_code = status
     return response
@@ -49,9 +73,15 @@ def register_error_handlers(app: Flask) -> None:
         if _is_api():
             return api_error(exc.code or 500)
         template = {403: "errors/403.html", 404: "errors/404.html"}.get(exc.code)
-        if template is None:
-            return exc
-        return render_template(template), exc.code
+        if template is not None:
+            return render_template(template), exc.code
+        if exc.code in _PAGES:
+            title, message = _PAGES[exc.code]
+            page = render_template(
+                "errors/http.html", code=exc.code, title=title, message=message.format(limit=_limit())
+            )
+            return page, exc.code
+        return exc
 
     @app.errorhandler(500)
     def internal_error(exc: Exception):

@@ -8,6 +8,8 @@ from typing import Any
 from flask_wtf import FlaskForm
 from wtforms.fields.choices import SelectChoice
 
+from .. import bounds
+
 
 class Form(FlaskForm):
     class Meta:
@@ -20,6 +22,9 @@ def options(pairs: Iterable[tuple[Any, str]]) -> list[SelectChoice]:
 
 
 def parse_count(raw: str) -> int | None:
-    """A whole number typed in a table cell (spaces around allowed), or None when it is not one."""
+    """A whole number typed in a table cell (spaces around allowed), at most bounds.MAX_COUNT, or None when
+    it is not one (a huge number never reaches the database)."""
     text = raw.strip()
-    return int(text) if text.isascii() and text.isdigit() else None
+    if not (text.isascii() and text.isdigit()) or len(text) > 7 or int(text) > bounds.MAX_COUNT:
+        return None
+    return int(text)

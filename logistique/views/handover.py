@@ -22,6 +22,7 @@ from ..domain import paperwork, pupils, slips
 from ..models import (
     HandoverMode,
     ReceptionState,
+    Role,
 )
 from .boundary import commit
 from .forms import Form, options
@@ -106,6 +107,8 @@ def handover_new(pupil_id: int):
             ),
             lambda handover: f"Remise enregistrée ({handover.number}). Téléchargez le reçu de la famille.",
         )
+        if done and g.user.role is not Role.COORDINATOR:  # the family's papers are the coordinators' alone
+            return redirect(url_for("pupils.pupil_detail", pupil_id=pupil.id))
         if done:
             return redirect(url_for("slips.handover_detail", handover_id=done.value.id))
         status = done.status

@@ -31,6 +31,7 @@ _NAV: list[tuple[str, str, frozenset[Role]]] = [
     ("admin.envelopes", "Enveloppes", scope.STAFF),
     ("admin.lots", "Lots", scope.STAFF),
     ("admin.users", "Comptes", scope.STAFF),
+    ("tokens.token_list", "Jetons d'API", scope.STAFF),
 ]
 
 

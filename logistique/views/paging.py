@@ -48,11 +48,9 @@ def paginate(
 ) -> Page:
     """Run ``query`` for the page named in ``?page=`` (clamped to the existing pages)."""
     total = session.scalar(sa.select(sa.func.count()).select_from(query.order_by(None).subquery())) or 0
-    try:
-        page = max(1, int(request.args.get("page", 1)))
-    except ValueError:
-        page = 1
-    page = min(page, max(1, -(-total // per_page)))
+    raw = request.args.get("page", "1").strip()
+    page = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 7 else 1
+    page = min(max(1, page), max(1, -(-total // per_page)))
     items = list(session.scalars(query.limit(per_page).offset((page - 1) * per_page)))
     clean = {k: v for k, v in args.items() if v not in (None, "")}
     return Page(items, page, per_page, total, endpoint, clean)

@@ -189,8 +189,10 @@ def pupil_detail(pupil_id: int):
             lambda: assignments.assign(
                 db.session, pupil=pupil, device=scope.get_device(db.session, g.user, serial=serial), by=g.user
             ),
-            lambda assignment: f"{assignment.device.model.kind.label} {assignment.device.serial} "
-            f"attribué(e) à {pupil.reference}.",
+            lambda assignment: (
+                f"{assignment.device.model.kind.label} {assignment.device.serial} "
+                f"attribué(e) à {pupil.reference}."
+            ),
         )
         if done:
             return redirect(url_for("pupils.pupil_detail", pupil_id=pupil.id))
@@ -272,6 +274,7 @@ def needs():
                     problems.append(f"{qpv.code} {kind.label_lower} : « {raw} » n'est pas un nombre")
                 else:
                     counts[(qpv.code, kind)] = count
+
         def declare() -> int:
             if problems:
                 raise DomainError("Besoins refusés — " + " ; ".join(problems) + ".")

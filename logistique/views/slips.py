@@ -20,7 +20,7 @@ from flask import (
 from sqlalchemy.orm import joinedload
 from wtforms import SubmitField
 
-from .. import pdf
+from .. import bounds, pdf
 from ..access import any_role, roles
 from ..db import db
 from ..domain import paperwork, scope, slips
@@ -128,7 +128,7 @@ def slip_new():
         )
         .order_by(Organisation.name)
     ).all()
-    chosen = request.values.get("destination", type=int) or (
+    chosen = request.values.get("destination", type=bounds.ident) or (
         g.user.organisation_id or (destinations[0].id if destinations else None)
     )
     destination = next((d for d in destinations if d.id == chosen), None)
@@ -245,7 +245,9 @@ def slip_pdf_view(number: str):
 def slips_batch_pdf():
     """Every issued slip of a warehouse, ready to prepare, in one PDF."""
     warehouse_id = (
-        g.user.organisation_id if g.user.role is Role.WAREHOUSE else request.args.get("entrepot", type=int)
+        g.user.organisation_id
+        if g.user.role is Role.WAREHOUSE
+        else request.args.get("entrepot", type=bounds.ident)
     )
     query = (
         sa.select(Slip).where(slips.slip_filter(g.user), Slip.status == SlipStatus.ISSUED).order_by(Slip.id)
@@ -272,7 +274,7 @@ def labels():
         .options(joinedload(Device.model))
         .order_by(Device.id)
     )
-    lot = request.args.get("lot", type=int)
+    lot = request.args.get("lot", type=bounds.ident)
     if lot:
         query = query.where(Device.lot_id == lot)
     status = request.args.get("statut", "")

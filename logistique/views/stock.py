@@ -9,6 +9,7 @@ from sqlalchemy.orm import joinedload
 from wtforms import SelectField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
+from .. import bounds
 from ..access import permission
 from ..db import db
 from ..domain import assignments, scope
@@ -61,10 +62,11 @@ def device_list():
         )
     else:
         args["type"] = ""
-    if args["lot"].isascii() and args["lot"].isdigit():
-        query = query.where(Device.lot_id == int(args["lot"]))
-    if args["entrepot"].isascii() and args["entrepot"].isdigit():
-        query = query.where(Device.warehouse_id == int(args["entrepot"]))
+    lot_id, warehouse_id = (request.args.get(k, type=bounds.ident) for k in ("lot", "entrepot"))
+    if lot_id:
+        query = query.where(Device.lot_id == lot_id)
+    if warehouse_id:
+        query = query.where(Device.warehouse_id == warehouse_id)
     if args["q"]:
         needle = args["q"].upper()
         query = query.where(
@@ -99,7 +101,8 @@ class TransitionForm(FlaskForm):
     reason = TextAreaField(
         "Commentaire",
         validators=[Length(max=500)],
-        description="Obligatoire pour un équipement défectueux, perdu ou retourné.",
+        description="Obligatoire pour un équipement défectueux, perdu ou retourné. Ne nommez ni l'élève ni "
+        "sa famille : ce commentaire est conservé dans le journal.",
     )
     submit = SubmitField("Enregistrer")
 
@@ -114,6 +117,8 @@ def device_detail(device_id: int):
     form = TransitionForm()
     form.action.choices = options([(t.action, t.label[0].upper() + t.label[1:]) for t in actions])
     if request.method == "POST":
+        # a device of another organisation answers 404, like an unknown one
+        device_domain.check_write_scope(device, g.user, request.form.get("action", ""))
         if not actions:
             raise DomainError("Aucune action possible sur cet équipement dans son état actuel.")
         if form.validate_on_submit() and commit(
@@ -168,9 +173,11 @@ def import_stock():
         lot = scope.get_lot(db.session, g.user, lot_id=form.lot.data)
         done = commit(
             lambda: import_stock_file(db.session, form.file.data.read(), lot=lot, by=g.user),
-            lambda report: f"{report.created} équipements ajoutés au lot {lot.reference} ("
-            + ", ".join(f"{n} {k.label_lower}{'s' if n > 1 else ''}" for k, n in report.by_kind.items())
-            + ").",
+            lambda report: (
+                f"{report.created} équipements ajoutés au lot {lot.reference} ("
+                + ", ".join(f"{n} {k.label_lower}{'s' if n > 1 else ''}" for k, n in report.by_kind.items())
+                + ")."
+            ),
             catch=ImportRejected,
         )
         if done:
@@ -209,12 +216,12 @@ def receive():
     lots = _visible_lots()
     form = ReceiveForm()
     form.lot.choices = options([(lot.id, lot.reference) for lot in lots])
-    lot_id = form.lot.data if request.method == "POST" else request.args.get("lot", type=int)
+    lot_id = form.lot.data if request.method == "POST" else request.args.get("lot", type=bounds.ident)
     lot = next((lot for lot in lots if lot.id == lot_id), lots[0] if lots else None)
     form.model.choices = options([(uc.model.id, uc.model.label) for uc in lot.unit_costs] if lot else [])
     if request.method == "GET":
         form.lot.data = lot.id if lot else None
-        form.model.data = request.args.get("model", type=int)
+        form.model.data = request.args.get("model", type=bounds.ident)
         form.condition.data = request.args.get("etat", DeviceCondition.REFURBISHED.value)
     feedback = None
     status = 200

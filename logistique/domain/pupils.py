@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from .. import codes
 from ..csvfiles import CsvFileError, RowError, read_csv
+from ..db import utcnow
 from ..models import (
     Assignment,
     NeedKind,
@@ -21,7 +22,7 @@ from ..models import (
     User,
     organisation_qpvs,
 )
-from . import audit, tallies
+from . import audit, bulk, tallies
 from .errors import Conflict, Forbidden, NotFound, ValidationFailed
 from .referential import ImportRejected
 
@@ -219,22 +220,36 @@ def _existing_identities(session: Session, organisation_id: int) -> dict[tuple[s
     return {(_fold(f), _fold(la), p): ref for f, la, p, ref in rows}
 
 
-def _insert(session: Session, clean: CleanPupil, organisation_id: int, department: str) -> Pupil:
-    pupil = Pupil(
-        organisation_id=organisation_id,
-        qpv_code=clean.qpv_code,
-        school_uai=clean.school_uai,
-        grade=clean.grade,
-        first_name=clean.first_name,
-        last_name=clean.last_name,
-        guardian_name=clean.guardian_name,
-        guardian_phone=clean.guardian_phone,
-    )
-    pupil.needs = clean.needs
+def _reference(department: str, pupil_id: int) -> str:
+    # derived from the row id: unique without a race, and says nothing about the child
+    return f"E-{department}-{pupil_id:06d}"
+
+
+def _row(clean: CleanPupil, organisation_id: int, pupil_id: int, now) -> dict:
+    """The columns of a new pupil, whether registered alone or with a whole file."""
+    return {
+        "id": pupil_id,
+        "reference": _reference(codes.qpv_department(clean.qpv_code), pupil_id),
+        "organisation_id": organisation_id,
+        "qpv_code": clean.qpv_code,
+        "school_uai": clean.school_uai,
+        "grade": clean.grade,
+        "first_name": clean.first_name,
+        "last_name": clean.last_name,
+        "guardian_name": clean.guardian_name,
+        "guardian_phone": clean.guardian_phone,
+        "needs_tablet": NeedKind.TABLET in clean.needs,
+        "needs_laptop": NeedKind.LAPTOP in clean.needs,
+        "needs_connection": NeedKind.CONNECTION in clean.needs,
+        "created_at": now,
+    }
+
+
+def _insert(session: Session, clean: CleanPupil, organisation_id: int) -> Pupil:
+    (pupil_id,) = bulk.reserve_ids(session, Pupil.__table__, 1)
+    pupil = Pupil(**_row(clean, organisation_id, pupil_id, utcnow()))
     session.add(pupil)
     session.flush()
-    # the reference is derived from the row id: unique without a race, and says nothing about the child
-    pupil.reference = f"E-{department}-{pupil.id:06d}"
     tallies.pupil_registered(session, organisation_id, clean.qpv_code, pupil.needs)
     return pupil
 
@@ -251,18 +266,48 @@ def register_pupil(
     existing = _existing_identities(session, org.id).get(clean.identity())
     if existing:
         raise Conflict(f"Cet élève est déjà enregistré ({existing}).", code="duplicate_pupil")
-    pupil = _insert(session, clean, org.id, codes.qpv_department(clean.qpv_code))
+    pupil = _insert(session, clean, org.id)
     audit.record(session, "pupil_registered", by=by, subject=pupil.reference)
     return pupil
 
 
+@dataclass
+class PupilImportReport:
+    created: int
+    first_reference: str
+    last_reference: str
+
+
+@dataclass
+class CheckedPupils:
+    """A pupil file that passed every check: what ``write_pupils`` inserts."""
+
+    organisation: Organisation
+    pupils: list[CleanPupil]
+
+
 def import_pupils(
-    session: Session, data: bytes, *, by: User | None, organisation: Organisation | None = None
-) -> list[Pupil]:
+    session: Session,
+    data: bytes,
+    *,
+    by: User | None,
+    organisation: Organisation | None = None,
+    progress: bulk.Progress | None = None,
+) -> PupilImportReport:
     """Register the pupils of a CSV for the coordinator's organisation; any bad row refuses the whole file."""
+    checked = check_pupils(session, data, by=by, organisation=organisation)
+    return write_pupils(session, checked, by=by, progress=progress)
+
+
+def check_pupils(
+    session: Session, data: bytes, *, by: User | None, organisation: Organisation | None = None
+) -> CheckedPupils:
+    """Read and check a pupil file (reads only); ``ImportRejected`` lists the faulty rows, duplicates of a
+    registered pupil or of another row of the file included."""
     org = _require_coordinator(by) or organisation
     if org is None:
         raise ValidationFailed("Structure manquante.")
+    bulk.check_upload(data, what="élèves")
     try:
         table = read_csv(data, columns=PUPIL_COLUMNS, required=set(PUPIL_COLUMNS))
     except CsvFileError as exc:
@@ -301,21 +346,36 @@ def import_pupils(
             seen[identity] = line
             cleaned.append(clean)
     if errors:
-        errors.sort(key=lambda e: e.line)
-        raise ImportRejected(
-            f"Fichier refusé : {len(errors)} ligne(s) en erreur, aucun élève n'a été importé.", errors
-        )
+        raise bulk.refuse(errors, "aucun élève")
     if not cleaned:
         raise ImportRejected("Le fichier ne contient aucun élève.", [])
-    pupils = [_insert(session, c, org.id, codes.qpv_department(c.qpv_code)) for c in cleaned]
+    return CheckedPupils(organisation=org, pupils=cleaned)
+
+
+def write_pupils(
+    session: Session, checked: CheckedPupils, *, by: User | None, progress: bulk.Progress | None = None
+) -> PupilImportReport:
+    """Insert a checked pupil file by batches, with their references and the board's counters (no commit)."""
+    org = checked.organisation
+    if by is not None and _require_coordinator(by).id != org.id:
+        raise Forbidden()
+    cleaned = checked.pupils
+    ids = bulk.reserve_ids(session, Pupil.__table__, len(cleaned))
+    now = utcnow()
+    rows = []
+    for pupil_id, clean in zip(ids, cleaned, strict=True):
+        rows.append(_row(clean, org.id, pupil_id, now))
+        tallies.pupil_registered(session, org.id, clean.qpv_code, clean.needs)
+    bulk.insert_rows(session, Pupil.__table__, rows, progress=progress)
+    report = PupilImportReport(len(rows), rows[0]["reference"], rows[-1]["reference"])
     audit.record(
         session,
         "pupils_imported",
         by=by,
         subject=org.name,
-        detail=f"{len(pupils)} élèves : {pupils[0].reference} à {pupils[-1].reference}",
+        detail=f"{report.created} élèves : {report.first_reference} à {report.last_reference}",
     )
-    return pupils
+    return report
 
 
 # ---------------------------------------------------------------- scope and privacy

@@ -24,13 +24,22 @@ from ..models import (
 from . import scope
 from .errors import Conflict, ValidationFailed
 
+MAX_REPORTED_ERRORS = 100
+
 
 class ImportRejected(ValidationFailed):
-    """A file was refused whole; ``errors`` lists every bad row."""
+    """A file was refused whole; ``errors`` lists its first bad rows (at most ``MAX_REPORTED_ERRORS``, so that
+    a file of bad rows never makes a huge page) and ``error_count`` says how many there are in all."""
 
     def __init__(self, message: str, errors: list[RowError]) -> None:
         super().__init__(message, code="import_rejected")
-        self.errors = errors
+        self.error_count = len(errors)
+        self.errors = errors[:MAX_REPORTED_ERRORS]
+
+    @property
+    def unreported(self) -> int:
+        """Bad rows found but not listed."""
+        return self.error_count - len(self.errors)
 
 
 @dataclass
@@ -72,6 +81,9 @@ def _split(value: str, pattern: re.Pattern[str]) -> list[str]:
 def import_qpv(session: Session, data: bytes, *, by: User | None) -> ImportReport:
     """Load or update QPVs (and their departments and regions) from a CSV; all or nothing."""
     scope.require(by, scope.Permission.MANAGE_REFERENTIAL)
+    from .bulk import check_upload
+
+    check_upload(data, what="QPV")
     try:
         table = read_csv(data, columns=QPV_COLUMNS, required={"code_qp", "lib_qp"})
     except CsvFileError as exc:
@@ -114,18 +126,32 @@ def import_qpv(session: Session, data: bytes, *, by: User | None) -> ImportRepor
             }
         )
     regions_in_file = {item["dep"]: item["region"] for item in parsed if item["region"]}
+    known_departments = set(session.scalars(sa.select(Department.code)))
     for item in parsed:
         item["region"] = item["region"] or regions_in_file.get(item["dep"])
-        if session.get(Department, item["dep"]) is None and not item["region"]:
+        if item["dep"] not in known_departments and not item["region"]:
             errors.append(
                 RowError(item["line"], f"département {item['dep']} inconnu et région (insee_reg) absente")
             )
     if errors:
         raise ImportRejected(_rejected_message(errors), sorted(errors, key=lambda e: e.line))
+    _add_territories(session, parsed, known_departments)
+    stored = {
+        row.code: row
+        for row in session.execute(
+            sa.select(
+                Qpv.code,
+                Qpv.name,
+                Qpv.department_code,
+                Qpv.list_year,
+                Qpv.commune_codes,
+                Qpv.commune_names,
+            )
+        )
+    }
     report = ImportReport()
+    new_rows, changed_rows = [], []
     for item in parsed:
-        _ensure_territory(session, item)
-        qpv = session.get(Qpv, item["code"])
         values = {
             "name": item["name"],
             "department_code": item["dep"],
@@ -133,16 +159,26 @@ def import_qpv(session: Session, data: bytes, *, by: User | None) -> ImportRepor
             "commune_codes": ";".join(item["communes"]),
             "commune_names": ";".join(item["names"]),
         }
-        if qpv is None:
-            session.add(Qpv(code=item["code"], **values))
-            report.created += 1
-        elif any(getattr(qpv, k) != v for k, v in values.items()):
-            for k, v in values.items():
-                setattr(qpv, k, v)
-            report.updated += 1
+        old = stored.get(item["code"])
+        if old is None:
+            new_rows.append({"code": item["code"], **values})
+        elif any(getattr(old, k) != v for k, v in values.items()):
+            changed_rows.append({"b_code": item["code"], **values})
         else:
             report.unchanged += 1
-    session.flush()
+    # one executemany each: the national list (~1 500 rows) is written in a few statements
+    if new_rows:
+        session.execute(sa.insert(Qpv), new_rows)
+    if changed_rows:
+        table = Qpv.__table__
+        session.execute(
+            sa.update(table)
+            .where(table.c.code == sa.bindparam("b_code"))
+            .values({k: sa.bindparam(k) for k in changed_rows[0] if k != "b_code"}),
+            changed_rows,
+        )
+        session.expire_all()  # QPVs already loaded in the session now read their new values
+    report.created, report.updated = len(new_rows), len(changed_rows)
     return report
 
 
@@ -150,21 +186,24 @@ def _rejected_message(errors: list[RowError]) -> str:
     return f"Fichier refusé : {len(errors)} ligne(s) en erreur, rien n'a été importé."
 
 
-def _ensure_territory(session: Session, item: dict) -> None:
-    dep = session.get(Department, item["dep"])
-    if dep is not None:
-        return
-    region = session.get(Region, item["region"])
-    if region is None:
-        region = Region(code=item["region"], name=item["lib_reg"].strip() or f"Région {item['region']}")
-        session.add(region)
-    session.add(
-        Department(
-            code=item["dep"],
-            name=item["lib_dep"].strip() or f"Département {item['dep']}",
-            region_code=region.code,
+def _add_territories(session: Session, parsed: list[dict], known_departments: set[str]) -> None:
+    """The regions and departments of the file that the referential does not have yet."""
+    known_regions = set(session.scalars(sa.select(Region.code)))
+    for item in parsed:
+        if item["dep"] in known_departments:
+            continue
+        if item["region"] not in known_regions:
+            name = item["lib_reg"].strip() or f"Région {item['region']}"
+            session.add(Region(code=item["region"], name=name))
+            known_regions.add(item["region"])
+        session.add(
+            Department(
+                code=item["dep"],
+                name=item["lib_dep"].strip() or f"Département {item['dep']}",
+                region_code=item["region"],
+            )
         )
-    )
+        known_departments.add(item["dep"])
     session.flush()
 
 

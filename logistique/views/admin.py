@@ -297,15 +297,17 @@ class QpvImportForm(FlaskForm):
 def qpvs():
     """The QPV referential, searchable, with its CSV import."""
     form = QpvImportForm()
-    errors = []
+    rejection = None
     status = 200
     if form.validate_on_submit():
+        data = form.file.data.read()
+        db.session.commit()  # the file is read and checked before the write lock is taken (imports.py)
         try:
-            report = referential.import_qpv(db.session, form.file.data.read(), by=g.user)
+            report = referential.import_qpv(db.session, data, by=g.user)
         except ImportRejected as exc:
             db.session.rollback()
             flash(exc.message, "error")
-            errors, status = exc.errors, 422
+            rejection, status = exc, 422
         else:
             db.session.commit()
             flash(
@@ -326,7 +328,7 @@ def qpvs():
     )
     deps = db.session.scalars(sa.select(Department).order_by(Department.code)).all()
     return render_template(
-        "admin/qpvs.html", page=page, args=args, form=form, errors=errors, departments=deps
+        "admin/qpvs.html", page=page, args=args, form=form, rejection=rejection, departments=deps
     ), status
 
 

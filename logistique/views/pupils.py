@@ -29,6 +29,7 @@ from ..models import (
     Role,
 )
 from .forms import Form, options
+from .imports import check_then_write
 from .paging import paginate
 
 bp = Blueprint("pupils", __name__)
@@ -156,19 +157,23 @@ class ImportForm(Form):
 def pupil_import():
     """Import pupils from a CSV: all or nothing, every bad row reported by line."""
     form = ImportForm()
-    errors = []
+    rejection = None
     if form.validate_on_submit():
+        data = form.file.data.read()
         try:
-            created = pupils.import_pupils(db.session, form.file.data.read(), by=g.user)
+            report = check_then_write(
+                lambda session, user: pupils.check_pupils(session, data, by=user),
+                lambda session, checked: pupils.write_pupils(session, checked, by=g.user),
+            )
         except ImportRejected as exc:
             db.session.rollback()
             flash(exc.message, "error")
-            errors = exc.errors
+            rejection = exc
         else:
             db.session.commit()
-            flash(f"{len(created)} élèves importés.", "success")
+            flash(f"{report.created} élèves importés.", "success")
             return redirect(url_for("pupils.pupil_list"))
-    return render_template("pupils/import.html", form=form, errors=errors), (422 if errors else 200)
+    return render_template("pupils/import.html", form=form, rejection=rejection), (422 if rejection else 200)
 
 
 class AssignForm(Form):

@@ -13,10 +13,10 @@ from ..access import permission
 from ..db import db
 from ..domain import assignments, scope
 from ..domain import devices as device_domain
-from ..domain.errors import DomainError
+from ..domain import stock as stock_import
+from ..domain.errors import Conflict, DomainError
 from ..domain.referential import ImportRejected
 from ..domain.scope import Permission
-from ..domain.stock import import_stock as import_stock_file
 from ..models import (
     Assignment,
     Device,
@@ -30,6 +30,7 @@ from ..models import (
 )
 from .forms import Form as FlaskForm
 from .forms import options
+from .imports import check_then_write
 from .paging import paginate
 
 bp = Blueprint("stock", __name__)
@@ -173,24 +174,34 @@ def import_stock():
     lots = _visible_lots()
     form = ImportForm()
     form.lot.choices = options([(lot.id, f"{lot.reference} — {lot.warehouse.name}") for lot in lots])
-    errors = []
+    rejection = None
     if form.validate_on_submit():
-        lot = scope.get_lot(db.session, g.user, lot_id=form.lot.data)
+        data = form.file.data.read()
         try:
-            report = import_stock_file(db.session, form.file.data.read(), lot=lot, by=g.user)
+            report = check_then_write(
+                lambda session, user: stock_import.check_stock(
+                    session, data, lot=scope.get_lot(session, user, lot_id=form.lot.data), by=user
+                ),
+                lambda session, checked: stock_import.write_stock(session, checked, by=g.user),
+            )
         except ImportRejected as exc:
             db.session.rollback()
             flash(exc.message, "error")
-            errors = exc.errors
+            rejection = exc
+        except Conflict as exc:  # another import registered some of these devices since the check
+            db.session.rollback()
+            flash(exc.message, "error")
         else:
             db.session.commit()
             detail = ", ".join(
                 f"{n} {k.label_lower}{'s' if n > 1 else ''}" for k, n in report.by_kind.items()
             )
-            flash(f"{report.created} équipements ajoutés au lot {lot.reference} ({detail}).", "success")
-            return redirect(url_for("stock.device_list", lot=lot.id))
-    status = 422 if errors else 200
-    return render_template("stock/import.html", form=form, errors=errors), status
+            flash(
+                f"{report.created} équipements ajoutés au lot {report.lot.reference} ({detail}).", "success"
+            )
+            return redirect(url_for("stock.device_list", lot=report.lot.id))
+    status = 422 if rejection else 200
+    return render_template("stock/import.html", form=form, rejection=rejection), status
 
 
 class ReceiveForm(FlaskForm):

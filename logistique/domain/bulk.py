@@ -1,0 +1,109 @@
+"""Bulk writes at database speed, for imports of whole files (stock, pupils, QPV).
+
+An import has two phases. The check reads the file and compares it with the database (reads only: a web
+upload does it without holding SQLite's write lock); the write inserts the checked rows with one
+``executemany`` per batch of rows, never one ORM object at a time. Identifiers that other rows must point to
+(a device's first journal event) or that a value is derived from (a pupil's reference) are reserved before
+the insert, so that nothing has to be read back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from ..csvfiles import RowError
+from .referential import ImportRejected
+
+# What one import accepts: past that, a file is refused before being read (French message).
+MAX_FILE_BYTES = 16 * 1024 * 1024
+MAX_ROWS = 200_000
+BATCH_ROWS = 5_000
+
+Progress = Callable[[int], None]  # called with the number of rows just written
+
+
+def check_upload(data: bytes, *, what: str = "lignes") -> None:
+    """Refuse a file too big to be imported at once, before parsing it."""
+    if len(data) > MAX_FILE_BYTES:
+        raise ImportRejected(
+            f"Fichier refusé : {len(data) / 1024 / 1024:.1f} Mo, au-delà de la limite de "
+            f"{MAX_FILE_BYTES // 1024 // 1024} Mo par import. Découpez-le en plusieurs fichiers.",
+            [],
+        )
+    # a line count is an upper bound of the rows (a quoted cell may span lines): cheap and never too strict
+    # by more than those few cells
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1) - 1
+    if lines > MAX_ROWS:
+        raise ImportRejected(
+            f"Fichier refusé : {lines:,} {what}, au-delà de la limite de {MAX_ROWS:,} par import. "
+            "Découpez-le en plusieurs fichiers.".replace(",", " "),
+            [],
+        )
+
+
+def refuse(errors: list[RowError], what: str) -> ImportRejected:
+    """The refusal of a file with these faulty rows (sorted, one entry per line, reasons joined)."""
+    by_line: dict[int, list[str]] = {}
+    for error in errors:
+        by_line.setdefault(error.line, []).append(error.message)
+    merged = [RowError(line, " ; ".join(messages)) for line, messages in sorted(by_line.items())]
+    return ImportRejected(
+        f"Fichier refusé : {len(merged)} ligne(s) en erreur, {what} n'a été importé.", merged
+    )
+
+
+def reserve_ids(session: Session, table: sa.Table, count: int) -> Sequence[int]:
+    """``count`` new primary keys of ``table``, for rows this transaction is about to insert.
+
+    PostgreSQL hands them out from the table's sequence. SQLite gives a new row max(id) + 1: the ids after
+    the current maximum are the ones it would have chosen; a racing writer cannot take them because SQLite
+    has one writer at a time (and if this transaction began reading before another one wrote, its insert is
+    refused as a stale snapshot rather than clashing)."""
+    if count <= 0:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        sequence = sa.func.pg_get_serial_sequence(table.name, "id")
+        numbers = sa.select(sa.func.nextval(sequence)).select_from(sa.func.generate_series(1, count))
+        return list(session.scalars(numbers))
+    start = session.scalar(sa.select(sa.func.coalesce(sa.func.max(table.c.id), 0))) + 1
+    return range(start, start + count)
+
+
+def insert_rows(
+    session: Session,
+    table: sa.Table,
+    rows: Iterable[dict[str, Any]],
+    *,
+    progress: Progress | None = None,
+) -> int:
+    """Insert ``rows`` into ``table`` with one executemany per batch (no ORM objects, no commit)."""
+    written = 0
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == BATCH_ROWS:
+            written += _insert_batch(session, table, batch, progress)
+            batch = []
+    if batch:
+        written += _insert_batch(session, table, batch, progress)
+    return written
+
+
+def _insert_batch(session: Session, table: sa.Table, batch: list[dict], progress: Progress | None) -> int:
+    session.execute(sa.insert(table), batch)
+    if progress is not None:
+        progress(len(batch))
+    return len(batch)
+
+
+def existing_values(session: Session, column: sa.ColumnElement, values: Iterable[str]) -> set[str]:
+    """Which of ``values`` the column already holds (looked up by chunks on its unique index)."""
+    values = list(values)
+    found: set[str] = set()
+    for start in range(0, len(values), 2_000):
+        found.update(session.scalars(sa.select(column).where(column.in_(values[start : start + 2_000]))))
+    return found

@@ -339,7 +339,9 @@ COMMANDS = [
 
 def register_commands(app: Flask) -> None:
     """Attach the commands to ``app.cli``."""
-    for command in COMMANDS:
+    from .jobs import worker_command
+
+    for command in [*COMMANDS, worker_command]:
         app.cli.add_command(command)
 
 

@@ -18,6 +18,15 @@ DEFAULTS: dict[str, Any] = {
     "LOGIN_MAX_FAILURES": 5,  # failures before an account or address is slowed down
     "LOGIN_LOCK_SECONDS": 60,  # first delay; doubles with each further failure
     "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
+    # background jobs (logistique/jobs.py): huey on SQLite in the instance folder unless a Redis URL is given
+    "QUEUE_URL": "",  # e.g. redis://127.0.0.1:6379/0
+    "QUEUE_NAME": "logistique",
+    "QUEUE_FILE": "",  # default: instance/queue.sqlite3
+    "JOBS_DIR": "",  # where workers write the files; shared by every machine (default: instance/jobs)
+    "JOB_FILE_HOURS": 24,
+    "JOB_STALL_SECONDS": 120,
+    "EXPORT_INLINE_MAX_ROWS": 20_000,  # a bigger XLSX export is a background job (CSV always streams)
+    "SLIPS_INLINE_MAX": 200,  # a bigger batch of slips to print is a background job
     "WTF_CSRF_TIME_LIMIT": None,
     "WTF_I18N_ENABLED": False,  # forms carry French messages through their Meta locales
     "SESSION_COOKIE_HTTPONLY": True,
@@ -27,7 +36,16 @@ DEFAULTS: dict[str, Any] = {
 }
 
 _BOOLEAN = {"DEMO_MODE", "TESTING", "SESSION_COOKIE_SECURE"}
-_INTEGER = {"PAGE_SIZE", "LOGIN_MAX_FAILURES", "LOGIN_LOCK_SECONDS", "MAX_CONTENT_LENGTH"}
+_INTEGER = {
+    "PAGE_SIZE",
+    "LOGIN_MAX_FAILURES",
+    "LOGIN_LOCK_SECONDS",
+    "MAX_CONTENT_LENGTH",
+    "JOB_FILE_HOURS",
+    "JOB_STALL_SECONDS",
+    "EXPORT_INLINE_MAX_ROWS",
+    "SLIPS_INLINE_MAX",
+}
 
 
 class ConfigError(RuntimeError):

@@ -5,17 +5,19 @@ summary. Aggregates and pupil references only: no name ever reaches these pages 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import sqlalchemy as sa
-from flask import Blueprint, Response, g, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, g, render_template, request, url_for
 from sqlalchemy.orm import aliased, joinedload
 
-from .. import charts, pdf
+from .. import charts, jobs, pdf
 from ..access import roles
 from ..db import db, utcnow
 from ..domain import status
 from ..domain.errors import NotFound
 from ..domain.slips import slip_filter
-from ..exports import EUROS, csv_bytes, download, xlsx_bytes
+from ..exports import EUROS, csv_bytes, csv_chunks, download, download_stream, write_xlsx, xlsx_bytes
 from ..formatting import percent_fr, to_paris
 from ..models import (
     Assignment,
@@ -35,6 +37,7 @@ from ..models import (
     SlipLine,
     TerritoryKind,
 )
+from .jobs import confirm, start
 
 bp = Blueprint("board", __name__)
 
@@ -384,10 +387,10 @@ DEVICE_HEADERS = [
 ]
 
 
-def device_rows(territory: status.Territory, qpv_code: str | None = None) -> list[list]:
+def device_query(territory: status.Territory, qpv_code: str | None = None) -> sa.Select:
     """The devices behind the board of a territory: actively assigned ones (by their pupil's QPV) and those
-    reported missing or damaged at reception — the same devices the board counts. References, never names."""
-    session = db.session
+    reported missing or damaged at reception — the same devices the board counts — by QPV, status and serial.
+    References, never names."""
     warehouse = aliased(Organisation)
     qpvs = sa.select(Qpv.code)
     if territory.kind is TerritoryKind.DEPARTMENT:
@@ -399,17 +402,17 @@ def device_rows(territory: status.Territory, qpv_code: str | None = None) -> lis
     if qpv_code is not None:
         qpvs = qpvs.where(Qpv.code == qpv_code)
     columns = (
-        Device.serial,
-        Device.asset_tag,
-        DeviceModel.kind,
-        DeviceModel.name,
-        Device.status,
-        Lot.reference,
-        warehouse.name,
-        Assignment.qpv_code,
-        Pupil.reference,
-        Slip.number,
-        Device.updated_at,
+        Device.serial.label("serial"),
+        Device.asset_tag.label("asset_tag"),
+        DeviceModel.kind.label("kind"),
+        DeviceModel.name.label("model"),
+        Device.status.label("status"),
+        Lot.reference.label("lot"),
+        warehouse.name.label("warehouse"),
+        Assignment.qpv_code.label("qpv_code"),
+        Pupil.reference.label("pupil"),
+        Slip.number.label("slip"),
+        Device.updated_at.label("updated_at"),
     )
 
     def base(query):
@@ -437,10 +440,27 @@ def device_rows(territory: status.Territory, qpv_code: str | None = None) -> lis
         SlipLine.removed_at.is_(None),
         SlipLine.reception_state.in_([ReceptionState.MISSING, ReceptionState.DAMAGED]),
     )
-    rows = [*session.execute(active), *session.execute(lost)]
-    rows.sort(key=lambda r: (r.qpv_code, r[4].value, r.serial))
-    return [
-        [
+    both = sa.union_all(active, lost).subquery()
+    return sa.select(both).order_by(both.c.qpv_code, both.c.status, both.c.serial)
+
+
+def device_rows(territory: status.Territory, qpv_code: str | None = None) -> Iterator[list]:
+    """The rows of ``device_query`` as exported, read from a server-side cursor a few thousand at a time."""
+    result = db.session.execute(device_query(territory, qpv_code), execution_options={"yield_per": 2_000})
+    for (
+        serial,
+        tag,
+        kind,
+        model,
+        device_status,
+        lot,
+        warehouse_name,
+        qpv,
+        reference,
+        number,
+        updated,
+    ) in result:
+        yield [
             serial,
             tag,
             kind.label,
@@ -453,26 +473,51 @@ def device_rows(territory: status.Territory, qpv_code: str | None = None) -> lis
             number or "",
             to_paris(updated).date(),
         ]
-        for serial, tag, kind, model, device_status, lot, warehouse_name, qpv, reference, number, updated in (
-            rows
-        )
-    ]
 
 
-@bp.route("/tableau/equipements.<any(csv, xlsx):fmt>")
+@bp.route("/tableau/equipements.<any(csv, xlsx):fmt>", methods=["GET", "POST"])
 @roles(*PREFECTS)
 def devices_export(fmt: str):
-    """The devices of the territory (or of one QPV, ``?qpv=``) as CSV or XLSX, with pupil references only."""
+    """The devices of the territory (or of one QPV, ``?qpv=``) as CSV or XLSX, with pupil references only.
+    The CSV streams whatever its size; an XLSX too big to build inside a request is offered as a background
+    job (confirmed by a POST to the same URL), whose page then offers the file."""
     qpv_code = request.args.get("qpv", "").strip().upper() or None
     if qpv_code is not None:
         territory = _territory(f"departement:{_qpv(qpv_code).department_code}")
     else:
         territory = _territory()
-    body = device_rows(territory, qpv_code)
     name = f"equipements-{qpv_code or _slug(territory)}-{_today():%Y%m%d}.{fmt}"
     if fmt == "csv":
-        return download(csv_bytes(DEVICE_HEADERS, body), name)
-    return download(xlsx_bytes("Équipements", DEVICE_HEADERS, body, {10: "DD/MM/YYYY"}), name)
+        if request.method == "POST":
+            abort(405)
+        return download_stream(csv_chunks(DEVICE_HEADERS, device_rows(territory, qpv_code)), name)
+    query = device_query(territory, qpv_code)
+    count = db.session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
+    if count <= current_app.config["EXPORT_INLINE_MAX_ROWS"]:
+        rows = device_rows(territory, qpv_code)
+        return download(xlsx_bytes("Équipements", DEVICE_HEADERS, rows, DEVICE_FORMATS), name)
+    title = f"Équipements — {territory.label}" + (f", QPV {qpv_code}" if qpv_code else "") + " (XLSX)"
+    if request.method == "GET":
+        return confirm(title, f"{count:,} équipements à exporter.".replace(",", "\u202f"))
+    params = {"territory": territory_param(territory), "qpv": qpv_code}
+    job = jobs.submit(
+        db.session, DEVICES_XLSX, by=g.user, title=title, file_name=name, params=params, total=count
+    )
+    return start(job)
+
+
+DEVICES_XLSX = "devices_xlsx"
+
+
+@jobs.handler(DEVICES_XLSX)
+def build_devices_xlsx(session, user, params: dict, out, progress) -> None:
+    """The device export of a background job: the same rows, in the owner's scope at the time it runs."""
+    territory = status.resolve(session, user, params["territory"])
+    rows = device_rows(territory, params["qpv"])
+    write_xlsx(out, "Équipements", DEVICE_HEADERS, rows, DEVICE_FORMATS, progress=progress)
+
+
+DEVICE_FORMATS = {10: "DD/MM/YYYY"}
 
 
 @bp.route("/tableau/synthese.pdf")

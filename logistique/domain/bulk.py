@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ..csvfiles import RowError
+from ..formatting import number_fr
 from .referential import ImportRejected
 
 # What one import accepts: past that, a file is refused before being read (French message).
@@ -30,7 +31,7 @@ def check_upload(data: bytes, *, what: str = "lignes") -> None:
     """Refuse a file too big to be imported at once, before parsing it."""
     if len(data) > MAX_FILE_BYTES:
         raise ImportRejected(
-            f"Fichier refusé : {len(data) / 1024 / 1024:.1f} Mo, au-delà de la limite de "
+            f"Fichier refusé : {number_fr(len(data) / 1024 / 1024, 1)} Mo, au-delà de la limite de "
             f"{MAX_FILE_BYTES // 1024 // 1024} Mo par import. Découpez-le en plusieurs fichiers.",
             [],
         )
@@ -39,8 +40,8 @@ def check_upload(data: bytes, *, what: str = "lignes") -> None:
     lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1) - 1
     if lines > MAX_ROWS:
         raise ImportRejected(
-            f"Fichier refusé : {lines:,} {what}, au-delà de la limite de {MAX_ROWS:,} par import. "
-            "Découpez-le en plusieurs fichiers.".replace(",", " "),
+            f"Fichier refusé : {number_fr(lines)} {what}, au-delà de la limite de {number_fr(MAX_ROWS)} par "
+            "import. Découpez-le en plusieurs fichiers.",
             [],
         )
 
@@ -52,7 +53,7 @@ def refuse(errors: list[RowError], what: str) -> ImportRejected:
         by_line.setdefault(error.line, []).append(error.message)
     merged = [RowError(line, " ; ".join(messages)) for line, messages in sorted(by_line.items())]
     return ImportRejected(
-        f"Fichier refusé : {len(merged)} ligne(s) en erreur, {what} n'a été importé.", merged
+        f"Fichier refusé : {number_fr(len(merged))} ligne(s) en erreur, {what} n'a été importé.", merged
     )
 
 

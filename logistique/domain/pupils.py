@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from dataclasses import dataclass, field
 
@@ -91,7 +92,8 @@ PUPIL_COLUMNS = {
 
 
 def _fold(text: str) -> str:
-    text = unicodedata.normalize("NFKD", text or "").encode("ascii", "ignore").decode()
+    if not text.isascii():
+        text = unicodedata.normalize("NFKD", text or "").encode("ascii", "ignore").decode()
     return " ".join(text.lower().replace("_", " ").replace("-", " ").split())
 
 
@@ -127,7 +129,8 @@ def _name(raw: str, what: str, max_length: int = 100) -> str:
         raise ValidationFailed(f"{what} obligatoire")
     if len(value) > max_length:
         raise ValidationFailed(f"{what} trop long ({max_length} caractères au plus)")
-    if any(c.isdigit() for c in value) or any(unicodedata.category(c).startswith("C") for c in value):
+    # control and format characters (category C) make a string unprintable; spaces were normalised above
+    if not value.isprintable() or any(map(str.isdigit, value)):
         raise ValidationFailed(f"{what} invalide : {value!r}")
     return value
 
@@ -171,6 +174,14 @@ def served_qpvs(session: Session, organisation_id: int) -> set[str]:
     )
 
 
+# a file of 50 000 pupils names a few schools, QPVs, grades and needs: each distinct value is checked once
+# (a refused value raises each time: exceptions are not cached)
+_cached_grade = functools.lru_cache(maxsize=1024)(parse_grade)
+_cached_uai = functools.lru_cache(maxsize=4096)(codes.normalize_uai)
+_cached_qpv = functools.lru_cache(maxsize=4096)(codes.normalize_qpv)
+_cached_needs = functools.lru_cache(maxsize=1024)(lambda raw: tuple(parse_needs(raw)))
+
+
 def _clean(data: PupilData, served: set[str], known_qpvs: set[str]) -> CleanPupil:
     """Validate one pupil; every problem is collected into one French message."""
     problems: list[str] = []
@@ -184,9 +195,9 @@ def _clean(data: PupilData, served: set[str], known_qpvs: set[str]) -> CleanPupi
 
     first = check(_name, data.first_name, "prénom")
     last = check(_name, data.last_name, "nom")
-    grade = check(parse_grade, data.grade)
-    uai = check(codes.normalize_uai, data.school_uai)
-    qpv = check(codes.normalize_qpv, data.qpv)
+    grade = check(_cached_grade, data.grade)
+    uai = check(_cached_uai, data.school_uai)
+    qpv = check(_cached_qpv, data.qpv)
     if qpv is not None:
         if qpv not in known_qpvs:
             problems.append(f"QPV inconnu : {qpv}")
@@ -194,10 +205,10 @@ def _clean(data: PupilData, served: set[str], known_qpvs: set[str]) -> CleanPupi
             problems.append(f"le QPV {qpv} n'est pas desservi par votre structure")
     guardian = check(_name, data.guardian_name, "nom du responsable légal", 200)
     phone = check(codes.normalize_phone, data.guardian_phone)
-    needs = check(parse_needs, data.needs)
+    needs = check(_cached_needs if isinstance(data.needs, str) else parse_needs, data.needs)
     if problems:
         raise ValidationFailed(" ; ".join(problems))
-    return CleanPupil(first, last, grade, uai, qpv, guardian, phone, needs)
+    return CleanPupil(first, last, grade, uai, qpv, guardian, phone, list(needs))
 
 
 def _require_coordinator(by: User | None) -> Organisation | None:

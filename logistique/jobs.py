@@ -106,8 +106,12 @@ def _build_queue(app: Flask) -> Huey:
 
 def enqueue(job: Job) -> None:
     """Hand a committed job to the workers."""
+    _send(job.id)
+
+
+def _send(job_id: int) -> None:
     queue()
-    current_app.extensions["logistique.run_job"](job.id)
+    current_app.extensions["logistique.run_job"](job_id)
 
 
 # ---------------------------------------------------------------- asking and reading
@@ -250,7 +254,7 @@ def housekeeping() -> dict[str, int]:
             if row.rowcount:
                 requeued += 1
                 session.commit()
-                current_app.extensions["logistique.run_job"](job_id)
+                _send(job_id)
         old = session.scalars(sa.select(Job).where(Job.status == JobStatus.DONE, Job.expires_at < now)).all()
         for job in old:
             if job.file_path:
@@ -274,4 +278,5 @@ def worker_command(workers: int) -> None:
     huey = queue()
     where = "Redis" if current_app.config["QUEUE_URL"] else "SQLite dans le dossier instance"
     click.echo(f"Travaux en arrière-plan : file « {huey.name} » ({where}), {workers} en parallèle.")
-    huey.create_consumer(workers=workers, worker_type="thread", periodic=True).run()
+    # an idle worker looks at the queue at least every 2 s (huey backs off to 10 s by default)
+    huey.create_consumer(workers=workers, worker_type="thread", periodic=True, max_delay=2.0).run()

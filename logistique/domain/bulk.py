@@ -9,6 +9,7 @@ the insert, so that nothing has to be read back.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -77,28 +78,41 @@ def reserve_ids(session: Session, table: sa.Table, count: int) -> Sequence[int]:
 def insert_rows(
     session: Session,
     table: sa.Table,
-    rows: Iterable[dict[str, Any]],
+    columns: Sequence[str],
+    rows: Iterable[tuple],
     *,
+    constants: dict[str, Any] | None = None,
     progress: Progress | None = None,
 ) -> int:
-    """Insert ``rows`` into ``table`` with one executemany per batch (no ORM objects, no commit)."""
+    """Insert ``rows`` into ``table`` with the driver's executemany, one call per batch (no commit).
+
+    ``rows`` hold the values of ``columns`` as every driver takes them (str, int, bool, None: enum members
+    as their value); ``constants`` are the same for every row and go through their column's type once.
+    Converting each value of each row through SQLAlchemy's types would cost as much as the insert itself."""
+    dialect = session.get_bind().dialect
+    fixed = [(name, _to_database(table.c[name], value, dialect)) for name, value in (constants or {}).items()]
+    names = [*columns, *(name for name, _value in fixed)]
+    tail = tuple(value for _name, value in fixed)
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    quote = dialect.identifier_preparer.quote
+    sql = (
+        f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "  # noqa: S608 (our names)
+        f"VALUES ({', '.join([mark] * len(names))})"
+    )
+    connection = session.connection()
     written = 0
-    batch: list[dict[str, Any]] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) == BATCH_ROWS:
-            written += _insert_batch(session, table, batch, progress)
-            batch = []
-    if batch:
-        written += _insert_batch(session, table, batch, progress)
+    iterator = iter(rows)
+    while batch := [(*row, *tail) for row in itertools.islice(iterator, BATCH_ROWS)]:
+        connection.exec_driver_sql(sql, batch)
+        written += len(batch)
+        if progress is not None:
+            progress(len(batch))
     return written
 
 
-def _insert_batch(session: Session, table: sa.Table, batch: list[dict], progress: Progress | None) -> int:
-    session.execute(sa.insert(table), batch)
-    if progress is not None:
-        progress(len(batch))
-    return len(batch)
+def _to_database(column: sa.Column, value: Any, dialect: sa.Dialect) -> Any:
+    process = column.type.bind_processor(dialect)
+    return process(value) if process is not None and value is not None else value
 
 
 def existing_values(session: Session, column: sa.ColumnElement, values: Iterable[str]) -> set[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -228,11 +229,21 @@ _TAG_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base 32: no I, L
 
 def new_asset_tag() -> str:
     """A short random asset tag such as ``EQ-7K3M9P2X`` (40 bits: collisions are checked anyway)."""
-    bits = int.from_bytes(secrets.token_bytes(5))
-    return "EQ-" + "".join(_TAG_ALPHABET[(bits >> shift) & 31] for shift in range(35, -5, -5))
+    return new_asset_tags(1)[0]
+
+
+def new_asset_tags(count: int) -> list[str]:
+    """``count`` random asset tags (from one call to the system's random source)."""
+    random = secrets.token_bytes(5 * count)
+    tags = []
+    for start in range(0, 5 * count, 5):
+        bits = int.from_bytes(random[start : start + 5])
+        tags.append("EQ-" + "".join([_TAG_ALPHABET[(bits >> shift) & 31] for shift in range(35, -5, -5)]))
+    return tags
 
 
 MAX_SERIAL = 64
+_SERIAL = re.compile(r"[0-9A-Za-z_./-]+")
 
 
 def clean_serial(raw: str) -> str:
@@ -242,7 +253,7 @@ def clean_serial(raw: str) -> str:
         raise ValidationFailed("Le numéro de série est vide.")
     if len(serial) > MAX_SERIAL:
         raise ValidationFailed(f"Le numéro de série dépasse {MAX_SERIAL} caractères.")
-    if not all(c.isalnum() and c.isascii() or c in "-_./" for c in serial):
+    if not _SERIAL.fullmatch(serial):
         raise ValidationFailed(
             f"Numéro de série invalide : {serial!r} (lettres, chiffres et - _ . / seulement)."
         )
@@ -312,7 +323,7 @@ def receive_device(
 
 
 def _stock_values(
-    *, lot: Lot, model_id: int, serial: str, asset_tag: str, condition: DeviceCondition, now: datetime
+    *, lot: Lot, model_id: int, serial: str, asset_tag: str, condition: DeviceCondition | None, now: datetime
 ) -> dict:
     """The columns of a device entering its lot's warehouse: en_stock."""
     return {
@@ -389,28 +400,24 @@ def add_many_to_stock(
     from . import bulk
 
     ids = bulk.reserve_ids(session, Device.__table__, len(items))
+    varying = ("id", "serial", "asset_tag", "model_id", "condition")
+    template = _stock_values(lot=lot, model_id=0, serial="", asset_tag="", condition=None, now=now)
     event = _reception_values(by=by, now=now, reason=reason)
     for start in range(0, len(items), bulk.BATCH_ROWS):
         chunk = range(start, min(start + bulk.BATCH_ROWS, len(items)))
         bulk.insert_rows(
             session,
             Device.__table__,
+            varying,
             (
-                {
-                    "id": ids[i],
-                    **_stock_values(
-                        lot=lot,
-                        model_id=items[i].model_id,
-                        serial=items[i].serial,
-                        asset_tag=items[i].asset_tag,
-                        condition=items[i].condition,
-                        now=now,
-                    ),
-                }
+                (ids[i], items[i].serial, items[i].asset_tag, items[i].model_id, items[i].condition.value)
                 for i in chunk
             ),
+            constants={k: v for k, v in template.items() if k not in varying},
         )
-        bulk.insert_rows(session, DeviceEvent.__table__, ({"device_id": ids[i], **event} for i in chunk))
+        bulk.insert_rows(
+            session, DeviceEvent.__table__, ("device_id",), ((ids[i],) for i in chunk), constants=event
+        )
         if progress is not None:
             progress(len(chunk))
     return len(items)

@@ -373,12 +373,25 @@ def write_pupils(
     cleaned = checked.pupils
     ids = bulk.reserve_ids(session, Pupil.__table__, len(cleaned))
     now = utcnow()
+    columns = [c for c in _row(cleaned[0], org.id, ids[0], now) if c not in ("organisation_id", "created_at")]
     rows = []
     for pupil_id, clean in zip(ids, cleaned, strict=True):
-        rows.append(_row(clean, org.id, pupil_id, now))
+        row = _row(clean, org.id, pupil_id, now)
+        rows.append(tuple(row[c] for c in columns))
         tallies.pupil_registered(session, org.id, clean.qpv_code, clean.needs)
-    bulk.insert_rows(session, Pupil.__table__, rows, progress=progress)
-    report = PupilImportReport(len(rows), rows[0]["reference"], rows[-1]["reference"])
+    bulk.insert_rows(
+        session,
+        Pupil.__table__,
+        columns,
+        rows,
+        constants={"organisation_id": org.id, "created_at": now},
+        progress=progress,
+    )
+    first, last = (
+        _reference(codes.qpv_department(c.qpv_code), i)
+        for c, i in ((cleaned[0], ids[0]), (cleaned[-1], ids[-1]))
+    )
+    report = PupilImportReport(len(rows), first, last)
     audit.record(
         session,
         "pupils_imported",

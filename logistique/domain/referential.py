@@ -81,7 +81,7 @@ def _split(value: str, pattern: re.Pattern[str]) -> list[str]:
 def import_qpv(session: Session, data: bytes, *, by: User | None) -> ImportReport:
     """Load or update QPVs (and their departments and regions) from a CSV; all or nothing."""
     scope.require(by, scope.Permission.MANAGE_REFERENTIAL)
-    from .bulk import check_upload
+    from .bulk import check_upload, insert_rows
 
     check_upload(data, what="QPV")
     try:
@@ -168,7 +168,8 @@ def import_qpv(session: Session, data: bytes, *, by: User | None) -> ImportRepor
             report.unchanged += 1
     # one executemany each: the national list (~1 500 rows) is written in a few statements
     if new_rows:
-        session.execute(sa.insert(Qpv), new_rows)
+        columns = list(new_rows[0])
+        insert_rows(session, Qpv.__table__, columns, [tuple(row[c] for c in columns) for row in new_rows])
     if changed_rows:
         table = Qpv.__table__
         session.execute(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from dataclasses import dataclass
 
@@ -18,7 +19,7 @@ from .devices import (
     check_can_receive,
     clean_asset_tag,
     clean_serial,
-    new_asset_tag,
+    new_asset_tags,
 )
 from .errors import Conflict, ValidationFailed
 from .referential import ImportRejected
@@ -56,6 +57,17 @@ _CONDITIONS = {
 def _word(value: str) -> str:
     text = unicodedata.normalize("NFKD", value or "").encode("ascii", "ignore").decode().lower().strip()
     return "_".join(text.replace("/", " ").replace("-", " ").split())
+
+
+# a file of 100 000 devices spells its types and conditions a few ways: each spelling is read once
+@functools.lru_cache(maxsize=256)
+def _kind(text: str) -> DeviceKind | None:
+    return _KINDS.get(_word(text))
+
+
+@functools.lru_cache(maxsize=256)
+def _condition(text: str) -> DeviceCondition | None:
+    return _CONDITIONS.get(_word(text))
 
 
 @dataclass
@@ -108,15 +120,15 @@ def check_stock(session: Session, data: bytes, *, lot: Lot, by: User | None) -> 
                 tag = clean_asset_tag(row["etiquette"])
             except ValidationFailed as exc:
                 problems.append(exc.message.replace("numéro de série", "étiquette"))
-        kind = _KINDS.get(_word(row.get("type", "")))
+        kind = _kind(row.get("type", ""))
         if kind is None:
             problems.append(f"type inconnu : {row.get('type', '')!r} (tablette, ordinateur ou cle_4g)")
         model = None
         if kind is not None:
-            model = models.get((kind, " ".join(row.get("modele", "").split()).lower()))
+            model = models.get((kind, _model_key(row.get("modele", ""))))
             if model is None:
                 problems.append(_unknown_model(row.get("modele", ""), kind, models.values()))
-        condition = _CONDITIONS.get(_word(row.get("etat", "")))
+        condition = _condition(row.get("etat", ""))
         if condition is None:
             problems.append(f"état inconnu : {row.get('etat', '')!r} (neuf ou reconditionne)")
         if serial:
@@ -183,9 +195,14 @@ def _free_asset_tags(session: Session, count: int, *, taken: set[str]) -> list[s
         wanted = count - len(tags)
         if not wanted:
             return list(tags)
-        candidates = {new_asset_tag() for _ in range(wanted)} - taken - tags
+        candidates = set(new_asset_tags(wanted)) - taken - tags
         tags |= candidates - bulk.existing_values(session, Device.asset_tag, candidates)
     raise Conflict("Impossible de générer des étiquettes libres ; réessayez.")
+
+
+@functools.lru_cache(maxsize=1024)
+def _model_key(name: str) -> str:
+    return " ".join(name.split()).lower()
 
 
 def _unknown_model(name: str, kind: DeviceKind, models) -> str:

@@ -11,9 +11,10 @@ import pytest
 import sqlalchemy as sa
 
 from logistique.csvfiles import read_csv
-from logistique.domain import bulk, pupils, stock, tallies
+from logistique.domain import bulk, devices, pupils, stock, tallies
+from logistique.domain.errors import Conflict
 from logistique.domain.referential import MAX_REPORTED_ERRORS, ImportRejected
-from logistique.models import Device, DeviceEvent, DeviceStatus, Pupil, PupilTally
+from logistique.models import Device, DeviceCondition, DeviceEvent, DeviceStatus, Pupil, PupilTally
 
 from .test_stock_import import page_text, upload
 
@@ -296,3 +297,38 @@ def test_a_large_bad_pupil_file_reports_duplicates_in_the_file_and_in_the_databa
     assert refusal.error_count == 3
     assert session.scalar(sa.select(sa.func.count(Pupil.id))) == before == 1
     assert tallies.differences(session) == []
+
+
+# ---------------------------------------------------------------- between the check and the write
+
+
+def test_a_device_registered_between_the_check_and_the_write_refuses_the_whole_file(session, world):
+    rows = [good_stock_row(i) for i in range(50)]
+    checked = stock.check_stock(session, stock_csv(rows), lot=world.lot, by=world.warehouse)
+    session.rollback()
+    devices.receive_device(
+        session,
+        lot=world.lot,
+        model=world.tablet,
+        serial="BULK-000030",
+        condition=DeviceCondition.NEW,
+        by=None,
+    )
+    session.commit()
+    before = counts(session)
+    with pytest.raises(Conflict, match="viennent d'être enregistrés"):
+        stock.write_stock(session, checked, by=world.warehouse)
+    session.rollback()
+    assert counts(session) == before
+
+
+def test_a_pupil_registered_between_the_check_and_the_write_refuses_the_whole_file(session, world):
+    rows = [pupil_row(i) for i in range(40)]
+    checked = pupils.check_pupils(session, pupil_csv(rows), by=world.coordinator)
+    session.rollback()
+    pupils.import_pupils(session, pupil_csv(rows[25:26]), by=world.coordinator)
+    session.commit()
+    with pytest.raises(Conflict, match="viennent d'être enregistrés"):
+        pupils.write_pupils(session, checked, by=world.coordinator)
+    session.rollback()
+    assert session.scalar(sa.select(sa.func.count(Pupil.id))) == 1

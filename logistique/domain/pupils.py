@@ -371,6 +371,14 @@ def write_pupils(
     if by is not None and _require_coordinator(by).id != org.id:
         raise Forbidden()
     cleaned = checked.pupils
+    # checked on a reading session: children registered since then (another import, the form) are refused
+    existing = _existing_identities(session, org.id)
+    if any(clean.identity() in existing for clean in cleaned):
+        raise Conflict(
+            "Des élèves de ce fichier viennent d'être enregistrés par ailleurs ; rien n'a été importé. "
+            "Importez à nouveau le fichier pour voir les lignes en cause.",
+            code="duplicate_pupil",
+        )
     ids = bulk.reserve_ids(session, Pupil.__table__, len(cleaned))
     now = utcnow()
     columns = [c for c in _row(cleaned[0], org.id, ids[0], now) if c not in ("organisation_id", "created_at")]

@@ -12,7 +12,7 @@ from wtforms.validators import DataRequired, Length
 from ..access import roles
 from ..db import db
 from ..domain import assignments, census, pupils, scope
-from ..domain.errors import DomainError
+from ..domain.errors import Conflict, DomainError
 from ..domain.pupils import PupilData
 from ..domain.referential import ImportRejected
 from ..models import (
@@ -169,6 +169,9 @@ def pupil_import():
             db.session.rollback()
             flash(exc.message, "error")
             rejection = exc
+        except Conflict as exc:  # children registered by someone else since the check
+            db.session.rollback()
+            flash(exc.message, "error")
         else:
             db.session.commit()
             flash(f"{report.created} élèves importés.", "success")

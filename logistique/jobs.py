@@ -189,7 +189,7 @@ def run(job_id: int) -> None:
         user = session.get(User, job.owner_id)
         folder = _jobs_dir() / job.key
         folder.mkdir(parents=True, exist_ok=True)
-        partial = folder / (job.file_name + ".part")
+        partial = folder / (Path(job.file_name).name + ".part")
         done = 0
         last = time.monotonic()
 
@@ -205,7 +205,7 @@ def run(job_id: int) -> None:
                 raise PermissionError("the owner's account is gone or disabled")
             with partial.open("wb") as out:
                 HANDLERS[job.kind].build(session, user, json.loads(job.params), out, progress)
-            final = partial.with_name(job.file_name)
+            final = partial.with_name(Path(job.file_name).name)
             partial.replace(final)
         except Exception:
             log.exception("job %s (%s) failed", job_id, job.kind)

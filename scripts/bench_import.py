@@ -19,6 +19,7 @@ Run through ``scripts/bench import [options]``."""
 
 from __future__ import annotations
 
+import io
 import os
 import random
 import statistics
@@ -34,8 +35,8 @@ import sqlalchemy as sa
 import logistique.models  # noqa: F401  (registers every table)
 from logistique import create_app, migrate
 from logistique.db import db
-from logistique.domain import money, referential
-from logistique.models import DeviceKind, EnvelopeKind, OrganisationKind, Qpv
+from logistique.domain import accounts, money, referential
+from logistique.models import DeviceKind, EnvelopeKind, Lot, OrganisationKind, Qpv, Role, User
 
 PG_DATABASE = "logistique_bench_import"
 LOT = "BENCH-IMPORT-01"
@@ -160,11 +161,35 @@ def bench_one(
     }
 
 
+def web_upload(app, path: Path, n: int) -> dict:
+    """The same stock file uploaded on the import page (Flask test client, an admin logged in), once."""
+    lot_id = db.session.scalar(sa.select(Lot.id).where(Lot.reference == LOT))
+    email, password = "bench-import@bench.invalid", "bench-import-mot-de-passe"
+    if db.session.scalar(sa.select(User.id).where(User.email == email)) is None:
+        accounts.create_user(db.session, email=email, role=Role.ADMIN, password=password)
+        db.session.commit()
+    execute("DELETE FROM device_events", "DELETE FROM devices")
+    client = app.test_client()
+    assert client.post("/login", data={"email": email, "password": password}).status_code == 302
+    data = path.read_bytes()
+    started = time.perf_counter()
+    response = client.post(
+        "/stock/import",
+        data={"lot": str(lot_id), "file": (io.BytesIO(data), "stock.csv")},
+        content_type="multipart/form-data",
+    )
+    seconds = time.perf_counter() - started
+    if response.status_code != 302:
+        raise click.ClickException(f"upload refused: {response.status_code}")
+    click.echo(f"  page d'import : {seconds:.2f} s", err=True)
+    return {"label": f"page d'import de stock ({n:,} lignes)".replace(",", " "), "seconds": seconds}
+
+
 def bench_engine(name: str, url: str, n_devices: int, n_pupils: int, runs: int, workdir: Path) -> list[dict]:
     engine = sa.create_engine(url)
     migrate.upgrade(engine)
     engine.dispose()
-    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench-import", "TESTING": False})
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench-import", "WTF_CSRF_ENABLED": False})
     rng = random.Random(11)
     results = []
     with app.app_context():
@@ -228,6 +253,7 @@ def bench_engine(name: str, url: str, n_devices: int, n_pupils: int, runs: int, 
                 [("devices", ""), ("device_events", "")],
             )
         )
+        results.append(web_upload(app, stock_path, n_devices))
         pupils_path = workdir / "pupils.csv"
         pupils_path.write_bytes(pupil_file(n_pupils, qpvs, rng))
         results.append(
@@ -285,6 +311,9 @@ def main(engines, n_devices, n_pupils, runs, pg_server) -> None:
                         conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
                     admin.dispose()
         for r in results:
+            if "seconds" in r:
+                notes.append(f"{name} : {r['label']} : {r['seconds']:.1f} s, redirection comprise")
+                continue
             if "ok" in r:
                 notes.append(f"{name} : `logistique recount --check` après les imports : {r['output']}")
                 continue

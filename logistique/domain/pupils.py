@@ -179,6 +179,7 @@ def served_qpvs(session: Session, organisation_id: int) -> set[str]:
 _cached_grade = functools.lru_cache(maxsize=1024)(parse_grade)
 _cached_uai = functools.lru_cache(maxsize=4096)(codes.normalize_uai)
 _cached_qpv = functools.lru_cache(maxsize=4096)(codes.normalize_qpv)
+_cached_department = functools.lru_cache(maxsize=4096)(codes.qpv_department)
 _cached_needs = functools.lru_cache(maxsize=1024)(lambda raw: tuple(parse_needs(raw)))
 
 
@@ -240,7 +241,7 @@ def _row(clean: CleanPupil, organisation_id: int, pupil_id: int, now) -> dict:
     """The columns of a new pupil, whether registered alone or with a whole file."""
     return {
         "id": pupil_id,
-        "reference": _reference(codes.qpv_department(clean.qpv_code), pupil_id),
+        "reference": _reference(_cached_department(clean.qpv_code), pupil_id),
         "organisation_id": organisation_id,
         "qpv_code": clean.qpv_code,
         "school_uai": clean.school_uai,

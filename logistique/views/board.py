@@ -5,7 +5,9 @@ summary. Aggregates and pupil references only: no name ever reaches these pages 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, g, render_template, request, url_for
@@ -23,6 +25,7 @@ from ..models import (
     Assignment,
     Department,
     Device,
+    DeviceKind,
     DeviceModel,
     DeviceStatus,
     EnvelopeKind,
@@ -447,6 +450,8 @@ def device_query(territory: status.Territory, qpv_code: str | None = None) -> sa
 def device_rows(territory: status.Territory, qpv_code: str | None = None) -> Iterator[list]:
     """The rows of ``device_query`` as exported, read from a server-side cursor a few thousand at a time."""
     result = db.session.execute(device_query(territory, qpv_code), execution_options={"yield_per": 2_000})
+    kinds = {kind: kind.label for kind in DeviceKind}
+    statuses = {s: s.label for s in DeviceStatus}
     for (
         serial,
         tag,
@@ -463,16 +468,22 @@ def device_rows(territory: status.Territory, qpv_code: str | None = None) -> Ite
         yield [
             serial,
             tag,
-            kind.label,
+            kinds[kind],
             model,
-            device_status.label,
+            statuses[device_status],
             lot,
             warehouse_name,
             qpv,
             reference,
             number or "",
-            to_paris(updated).date(),
+            _paris_day(updated.replace(minute=0, second=0, microsecond=0)),
         ]
+
+
+@functools.lru_cache(maxsize=65_536)
+def _paris_day(hour: datetime) -> date:
+    """The day in Paris of a UTC hour (offsets are whole hours: every moment of the hour has the same day)."""
+    return to_paris(hour).date()
 
 
 @bp.route("/tableau/equipements.<any(csv, xlsx):fmt>", methods=["GET", "POST"])

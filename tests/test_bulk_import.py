@@ -11,9 +11,9 @@ import pytest
 import sqlalchemy as sa
 
 from logistique.csvfiles import read_csv
-from logistique.domain import bulk, devices, pupils, stock, tallies
-from logistique.domain.errors import Conflict
-from logistique.domain.referential import MAX_REPORTED_ERRORS, ImportRejected
+from logistique.domain import bulk, devices, pupils, tallies
+from logistique.domain import stock_import as stock
+from logistique.domain.errors import MAX_REPORTED_ERRORS, Conflict, ImportRejected
 from logistique.models import Device, DeviceCondition, DeviceEvent, DeviceStatus, Pupil, PupilTally
 
 from .test_stock_import import page_text, upload

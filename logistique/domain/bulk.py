@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ..csvfiles import RowError
 from ..formatting import number_fr
-from .referential import ImportRejected
+from .errors import ImportRejected
 
 # What one import accepts: past that, a file is refused before being read (French message).
 MAX_FILE_BYTES = 16 * 1024 * 1024
@@ -58,8 +58,12 @@ def refuse(errors: list[RowError], what: str) -> ImportRejected:
     )
 
 
-def reserve_ids(session: Session, table: sa.Table, count: int) -> Sequence[int]:
-    """``count`` new primary keys of ``table``, for rows this transaction is about to insert.
+def _table(model: type[Any]) -> sa.Table:
+    return cast(sa.Table, model.__table__)
+
+
+def reserve_ids(session: Session, model: type[Any], count: int) -> Sequence[int]:
+    """``count`` new primary keys of ``model``'s table, for rows this transaction is about to insert.
 
     PostgreSQL hands them out from the table's sequence. SQLite gives a new row max(id) + 1: the ids after
     the current maximum are the ones it would have chosen; a racing writer cannot take them because SQLite
@@ -67,6 +71,7 @@ def reserve_ids(session: Session, table: sa.Table, count: int) -> Sequence[int]:
     refused as a stale snapshot rather than clashing)."""
     if count <= 0:
         return []
+    table = _table(model)
     if session.get_bind().dialect.name == "postgresql":
         sequence = sa.func.pg_get_serial_sequence(table.name, "id")
         numbers = sa.select(sa.func.nextval(sequence)).select_from(sa.func.generate_series(1, count))
@@ -77,21 +82,22 @@ def reserve_ids(session: Session, table: sa.Table, count: int) -> Sequence[int]:
 
 def insert_rows(
     session: Session,
-    table: sa.Table,
+    model: type[Any],
     columns: Sequence[str],
     rows: Iterable[tuple],
     *,
     constants: dict[str, Any] | None = None,
     progress: Progress | None = None,
 ) -> int:
-    """Insert ``rows`` into ``table`` in batches, within the session's transaction (no commit): the driver's
-    executemany on SQLite, COPY on PostgreSQL (an executemany there pays a round trip per row).
+    """Insert ``rows`` into ``model``'s table in batches, within the session's transaction (no commit): the
+    driver's executemany on SQLite, COPY on PostgreSQL (an executemany there pays a round trip per row).
 
     ``rows`` hold the values of ``columns`` as every driver takes them (str, int, bool, None: enum members
     as their value); ``constants`` are the same for every row and go through their column's type once.
     Converting each value of each row through SQLAlchemy's types would cost as much as the insert itself.
     Constraints are checked as for any insert: a duplicate fails the whole transaction."""
     dialect = session.get_bind().dialect
+    table = _table(model)
     fixed = [(name, _to_database(table.c[name], value, dialect)) for name, value in (constants or {}).items()]
     names = [*columns, *(name for name, _value in fixed)]
     tail = tuple(value for _name, value in fixed)
@@ -130,7 +136,7 @@ def _to_database(column: sa.Column, value: Any, dialect: sa.Dialect) -> Any:
     return process(value) if process is not None and value is not None else value
 
 
-def existing_values(session: Session, column: sa.ColumnElement, values: Iterable[str]) -> set[str]:
+def existing_values(session: Session, column: Any, values: Iterable[str]) -> set[str]:
     """Which of ``values`` the column already holds (looked up by chunks on its unique index)."""
     values = list(values)
     found: set[str] = set()

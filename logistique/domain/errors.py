@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..csvfiles import RowError
+
 
 class DomainError(Exception):
     """A refused operation; ``message`` is shown to the user as is."""
@@ -42,6 +47,24 @@ class Forbidden(DomainError):
 
     def __init__(self, message: str = "Votre rôle ne permet pas cette action.", **kw: str) -> None:
         super().__init__(message, **kw)
+
+
+MAX_REPORTED_ERRORS = 100
+
+
+class ImportRejected(ValidationFailed):
+    """A file was refused whole; ``errors`` lists its first bad rows (at most ``MAX_REPORTED_ERRORS``, so that
+    a file of bad rows never makes a huge page) and ``error_count`` says how many there are in all."""
+
+    def __init__(self, message: str, errors: list[RowError]) -> None:
+        super().__init__(message, code="import_rejected")
+        self.error_count = len(errors)
+        self.errors = errors[:MAX_REPORTED_ERRORS]
+
+    @property
+    def unreported(self) -> int:
+        """Bad rows found but not listed."""
+        return self.error_count - len(self.errors)
 
 
 class InvalidTransition(DomainError):

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import functools
-import unicodedata
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from .. import codes
-from ..csvfiles import CsvFileError, RowError, read_csv
+from ..csvfiles import CsvFileError, RowError, fold_accents, read_csv
 from ..db import utcnow
 from ..models import (
     Assignment,
@@ -24,8 +23,7 @@ from ..models import (
     organisation_qpvs,
 )
 from . import audit, bulk, tallies
-from .errors import Conflict, Forbidden, NotFound, ValidationFailed
-from .referential import ImportRejected
+from .errors import Conflict, Forbidden, ImportRejected, NotFound, ValidationFailed
 
 GRADES = [
     "PS",
@@ -92,8 +90,9 @@ PUPIL_COLUMNS = {
 
 
 def _fold(text: str) -> str:
+    text = text or ""
     if not text.isascii():
-        text = unicodedata.normalize("NFKD", text or "").encode("ascii", "ignore").decode()
+        text = fold_accents(text)
     return " ".join(text.lower().replace("_", " ").replace("-", " ").split())
 
 
@@ -258,7 +257,7 @@ def _row(clean: CleanPupil, organisation_id: int, pupil_id: int, now) -> dict:
 
 
 def _insert(session: Session, clean: CleanPupil, organisation_id: int) -> Pupil:
-    (pupil_id,) = bulk.reserve_ids(session, Pupil.__table__, 1)
+    (pupil_id,) = bulk.reserve_ids(session, Pupil, 1)
     pupil = Pupil(**_row(clean, organisation_id, pupil_id, utcnow()))
     session.add(pupil)
     session.flush()
@@ -380,7 +379,7 @@ def write_pupils(
             "Importez à nouveau le fichier pour voir les lignes en cause.",
             code="duplicate_pupil",
         )
-    ids = bulk.reserve_ids(session, Pupil.__table__, len(cleaned))
+    ids = bulk.reserve_ids(session, Pupil, len(cleaned))
     now = utcnow()
     columns = [c for c in _row(cleaned[0], org.id, ids[0], now) if c not in ("organisation_id", "created_at")]
     rows = []
@@ -390,7 +389,7 @@ def write_pupils(
         tallies.pupil_registered(session, org.id, clean.qpv_code, clean.needs)
     bulk.insert_rows(
         session,
-        Pupil.__table__,
+        Pupil,
         columns,
         rows,
         constants={"organisation_id": org.id, "created_at": now},

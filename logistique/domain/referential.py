@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from importlib import resources
+from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -22,24 +23,7 @@ from ..models import (
     User,
 )
 from . import scope
-from .errors import Conflict, ValidationFailed
-
-MAX_REPORTED_ERRORS = 100
-
-
-class ImportRejected(ValidationFailed):
-    """A file was refused whole; ``errors`` lists its first bad rows (at most ``MAX_REPORTED_ERRORS``, so that
-    a file of bad rows never makes a huge page) and ``error_count`` says how many there are in all."""
-
-    def __init__(self, message: str, errors: list[RowError]) -> None:
-        super().__init__(message, code="import_rejected")
-        self.error_count = len(errors)
-        self.errors = errors[:MAX_REPORTED_ERRORS]
-
-    @property
-    def unreported(self) -> int:
-        """Bad rows found but not listed."""
-        return self.error_count - len(self.errors)
+from .errors import Conflict, ImportRejected, ValidationFailed
 
 
 @dataclass
@@ -169,12 +153,12 @@ def import_qpv(session: Session, data: bytes, *, by: User | None) -> ImportRepor
     # one executemany each: the national list (~1 500 rows) is written in a few statements
     if new_rows:
         columns = list(new_rows[0])
-        insert_rows(session, Qpv.__table__, columns, [tuple(row[c] for c in columns) for row in new_rows])
+        insert_rows(session, Qpv, columns, [tuple(row[c] for c in columns) for row in new_rows])
     if changed_rows:
-        table = Qpv.__table__
+        qpvs = cast(sa.Table, Qpv.__table__)
         session.execute(
-            sa.update(table)
-            .where(table.c.code == sa.bindparam("b_code"))
+            sa.update(qpvs)
+            .where(qpvs.c.code == sa.bindparam("b_code"))
             .values({k: sa.bindparam(k) for k in changed_rows[0] if k != "b_code"}),
             changed_rows,
         )

@@ -5,55 +5,31 @@ summary. Aggregates and pupil references only: no name ever reaches these pages 
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Iterator
-from datetime import date, datetime
-
 import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, g, render_template, request, url_for
-from sqlalchemy.orm import aliased, joinedload
 
 from .. import charts, jobs, pdf
 from ..access import roles
 from ..db import db, utcnow
-from ..domain import status
+from ..domain import board, scope, status
+from ..domain.board import DEVICE_HEADERS, device_rows
 from ..domain.errors import NotFound
-from ..domain.slips import slip_filter
 from ..exports import EUROS, csv_bytes, csv_chunks, download, download_stream, write_xlsx, xlsx_bytes
 from ..formatting import percent_fr, to_paris
 from ..models import (
-    Assignment,
     Department,
-    Device,
-    DeviceKind,
-    DeviceModel,
-    DeviceStatus,
     EnvelopeKind,
-    Lot,
-    Organisation,
-    Pupil,
     Qpv,
-    ReceptionState,
     Region,
     Role,
-    Slip,
-    SlipLine,
     TerritoryKind,
 )
 from .jobs import confirm, start
 
 bp = Blueprint("board", __name__)
 
-PREFECTS = (Role.PREFECTURE, Role.ADMIN)
+PREFECTS = scope.OVERSIGHT
 SEGMENTS = [(column, status.COLUMN_LABELS[column]) for column in status.COLUMNS]
-BOARD_STATUSES = (
-    DeviceStatus.ASSIGNED,
-    DeviceStatus.ON_SLIP,
-    DeviceStatus.PREPARED,
-    DeviceStatus.SHIPPED,
-    DeviceStatus.RECEIVED,
-    DeviceStatus.HANDED_OVER,
-)
 MAX_DEVICES_ON_PAGE = 500
 PACE_DAYS = 30
 
@@ -243,57 +219,9 @@ def qpv_page(qpv_code: str):
     row = status.rows(session, territory, "qpv").get(qpv.code) or status.StatusRow(
         "qpv", qpv.code, qpv.name, qpv.department_code
     )
-    in_qpv = (
-        sa.select(SlipLine.slip_id)
-        .join(Assignment, Assignment.id == SlipLine.assignment_id)
-        .where(Assignment.qpv_code == qpv.code, SlipLine.removed_at.is_(None))
-    )
-    slip_rows = (
-        session.scalars(
-            sa.select(Slip)
-            .where(slip_filter(g.user), Slip.id.in_(in_qpv))
-            .options(joinedload(Slip.destination), joinedload(Slip.warehouse))
-            .order_by(Slip.id.desc())
-        )
-        .unique()
-        .all()
-    )
-    line_counts = dict(
-        session.execute(
-            sa.select(SlipLine.slip_id, sa.func.count())
-            .join(Assignment, Assignment.id == SlipLine.assignment_id)
-            .where(
-                Assignment.qpv_code == qpv.code,
-                SlipLine.removed_at.is_(None),
-                SlipLine.slip_id.in_([s.id for s in slip_rows]),
-            )
-            .group_by(SlipLine.slip_id)
-        ).all()
-    )
-    query = (
-        status.qpv_devices_query(g.user, qpv.code)
-        .join(Pupil, Pupil.id == Assignment.pupil_id)
-        .outerjoin(SlipLine, sa.and_(SlipLine.assignment_id == Assignment.id, SlipLine.removed_at.is_(None)))
-        .outerjoin(Slip, Slip.id == SlipLine.slip_id)
-        .add_columns(Pupil.reference, Slip.number)
-        .options(joinedload(Device.model))
-        .limit(MAX_DEVICES_ON_PAGE + 1)
-    )
-    device_rows = session.execute(query).all()
-    lost = session.execute(
-        sa.select(Device, SlipLine.reception_state, Pupil.reference, Slip.number)
-        .join(SlipLine, SlipLine.device_id == Device.id)
-        .join(Assignment, Assignment.id == SlipLine.assignment_id)
-        .join(Pupil, Pupil.id == Assignment.pupil_id)
-        .join(Slip, Slip.id == SlipLine.slip_id)
-        .where(
-            Assignment.qpv_code == qpv.code,
-            SlipLine.removed_at.is_(None),
-            SlipLine.reception_state.in_([ReceptionState.MISSING, ReceptionState.DAMAGED]),
-        )
-        .options(joinedload(Device.model))
-        .order_by(SlipLine.id)
-    ).all()
+    slip_rows, line_counts = board.qpv_slips(session, g.user, qpv.code)
+    on_page = board.qpv_devices(session, g.user, qpv.code, limit=MAX_DEVICES_ON_PAGE + 1)
+    lost = board.qpv_lost_devices(session, qpv.code)
     return render_template(
         "board/qpv.html",
         qpv=qpv,
@@ -301,8 +229,8 @@ def qpv_page(qpv_code: str):
         territory=territory,
         slips=slip_rows,
         line_counts=line_counts,
-        devices=device_rows[:MAX_DEVICES_ON_PAGE],
-        devices_cut=len(device_rows) > MAX_DEVICES_ON_PAGE,
+        devices=on_page[:MAX_DEVICES_ON_PAGE],
+        devices_cut=len(on_page) > MAX_DEVICES_ON_PAGE,
         lost=lost,
         crumbs=_crumbs(territory, qpv),
         columns=status.COLUMNS,
@@ -375,117 +303,6 @@ def board_export(fmt: str):
     return download(xlsx_bytes("Tableau de bord", headers, body, formats), name)
 
 
-DEVICE_HEADERS = [
-    "N° de série",
-    "Étiquette",
-    "Type",
-    "Modèle",
-    "Statut",
-    "Lot",
-    "Entrepôt",
-    "QPV",
-    "Élève (référence)",
-    "N° de bordereau",
-    "Mis à jour le",
-]
-
-
-def device_query(territory: status.Territory, qpv_code: str | None = None) -> sa.Select:
-    """The devices behind the board of a territory: actively assigned ones (by their pupil's QPV) and those
-    reported missing or damaged at reception — the same devices the board counts — by QPV, status and serial.
-    References, never names."""
-    warehouse = aliased(Organisation)
-    qpvs = sa.select(Qpv.code)
-    if territory.kind is TerritoryKind.DEPARTMENT:
-        qpvs = qpvs.where(Qpv.department_code == territory.code)
-    elif territory.kind is TerritoryKind.REGION:
-        qpvs = qpvs.join(Department, Qpv.department_code == Department.code).where(
-            Department.region_code == territory.code
-        )
-    if qpv_code is not None:
-        qpvs = qpvs.where(Qpv.code == qpv_code)
-    columns = (
-        Device.serial.label("serial"),
-        Device.asset_tag.label("asset_tag"),
-        DeviceModel.kind.label("kind"),
-        DeviceModel.name.label("model"),
-        Device.status.label("status"),
-        Lot.reference.label("lot"),
-        warehouse.name.label("warehouse"),
-        Assignment.qpv_code.label("qpv_code"),
-        Pupil.reference.label("pupil"),
-        Slip.number.label("slip"),
-        Device.updated_at.label("updated_at"),
-    )
-
-    def base(query):
-        return (
-            query.join(Device, Device.id == Assignment.device_id)
-            .join(DeviceModel, DeviceModel.id == Device.model_id)
-            .join(Lot, Lot.id == Device.lot_id)
-            .join(warehouse, warehouse.id == Device.warehouse_id)
-            .join(Pupil, Pupil.id == Assignment.pupil_id)
-            .where(Assignment.qpv_code.in_(qpvs))
-        )
-
-    active = base(
-        sa.select(*columns)
-        .select_from(Assignment)
-        .outerjoin(SlipLine, sa.and_(SlipLine.assignment_id == Assignment.id, SlipLine.removed_at.is_(None)))
-        .outerjoin(Slip, Slip.id == SlipLine.slip_id)
-    ).where(Assignment.cancelled_at.is_(None), Device.status.in_(BOARD_STATUSES))
-    lost = base(
-        sa.select(*columns)
-        .select_from(SlipLine)
-        .join(Assignment, Assignment.id == SlipLine.assignment_id)
-        .join(Slip, Slip.id == SlipLine.slip_id)
-    ).where(
-        SlipLine.removed_at.is_(None),
-        SlipLine.reception_state.in_([ReceptionState.MISSING, ReceptionState.DAMAGED]),
-    )
-    both = sa.union_all(active, lost).subquery()
-    return sa.select(both).order_by(both.c.qpv_code, both.c.status, both.c.serial)
-
-
-def device_rows(territory: status.Territory, qpv_code: str | None = None) -> Iterator[list]:
-    """The rows of ``device_query`` as exported, read from a server-side cursor a few thousand at a time."""
-    result = db.session.execute(device_query(territory, qpv_code), execution_options={"yield_per": 2_000})
-    kinds = {kind: kind.label for kind in DeviceKind}
-    statuses = {s: s.label for s in DeviceStatus}
-    for (
-        serial,
-        tag,
-        kind,
-        model,
-        device_status,
-        lot,
-        warehouse_name,
-        qpv,
-        reference,
-        number,
-        updated,
-    ) in result:
-        yield [
-            serial,
-            tag,
-            kinds[kind],
-            model,
-            statuses[device_status],
-            lot,
-            warehouse_name,
-            qpv,
-            reference,
-            number or "",
-            _paris_day(updated.replace(minute=0, second=0, microsecond=0)),
-        ]
-
-
-@functools.lru_cache(maxsize=65_536)
-def _paris_day(hour: datetime) -> date:
-    """The day in Paris of a UTC hour (offsets are whole hours: every moment of the hour has the same day)."""
-    return to_paris(hour).date()
-
-
 @bp.route("/tableau/equipements.<any(csv, xlsx):fmt>", methods=["GET", "POST"])
 @roles(*PREFECTS)
 def devices_export(fmt: str):
@@ -501,11 +318,11 @@ def devices_export(fmt: str):
     if fmt == "csv":
         if request.method == "POST":
             abort(405)
-        return download_stream(csv_chunks(DEVICE_HEADERS, device_rows(territory, qpv_code)), name)
-    query = device_query(territory, qpv_code)
+        return download_stream(csv_chunks(DEVICE_HEADERS, device_rows(db.session, territory, qpv_code)), name)
+    query = board.device_query(territory, qpv_code)
     count = db.session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
     if count <= current_app.config["EXPORT_INLINE_MAX_ROWS"]:
-        rows = device_rows(territory, qpv_code)
+        rows = device_rows(db.session, territory, qpv_code)
         return download(xlsx_bytes("Équipements", DEVICE_HEADERS, rows, DEVICE_FORMATS), name)
     title = f"Équipements — {territory.label}" + (f", QPV {qpv_code}" if qpv_code else "") + " (XLSX)"
     if request.method == "GET":
@@ -524,7 +341,7 @@ DEVICES_XLSX = "devices_xlsx"
 def build_devices_xlsx(session, user, params: dict, out, progress) -> None:
     """The device export of a background job: the same rows, in the owner's scope at the time it runs."""
     territory = status.resolve(session, user, params["territory"])
-    rows = device_rows(territory, params["qpv"])
+    rows = device_rows(session, territory, params["qpv"])
     write_xlsx(out, "Équipements", DEVICE_HEADERS, rows, DEVICE_FORMATS, progress=progress)
 
 

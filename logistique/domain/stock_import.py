@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import functools
-import unicodedata
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ..csvfiles import CsvFileError, RowError, read_csv
+from ..csvfiles import CsvFileError, RowError, fold_accents, read_csv
 from ..db import utcnow
-from ..models import Device, DeviceCondition, DeviceKind, Lot, User
+from ..models import Device, DeviceCondition, DeviceKind, DeviceModel, Lot, User
 from . import bulk
 from .devices import (
     NewDevice,
@@ -21,8 +20,7 @@ from .devices import (
     clean_serial,
     new_asset_tags,
 )
-from .errors import Conflict, ValidationFailed
-from .referential import ImportRejected
+from .errors import Conflict, ImportRejected, ValidationFailed
 
 STOCK_COLUMNS = {
     "numero_serie": {"numero_de_serie", "n_serie", "no_serie", "serie", "serial", "sn", "imei"},
@@ -55,7 +53,7 @@ _CONDITIONS = {
 
 
 def _word(value: str) -> str:
-    text = unicodedata.normalize("NFKD", value or "").encode("ascii", "ignore").decode().lower().strip()
+    text = fold_accents(value).lower().strip()
     return "_".join(text.replace("/", " ").replace("-", " ").split())
 
 
@@ -107,7 +105,7 @@ def check_stock(session: Session, data: bytes, *, lot: Lot, by: User | None) -> 
     models = {(uc.model.kind, uc.model.name.lower()): uc.model for uc in lot.unit_costs}
     serial_lines: dict[str, int] = {}
     tag_lines: dict[str, int] = {}
-    rows: list[tuple[str, str | None, object, DeviceCondition]] = []
+    rows: list[tuple[str, str | None, DeviceModel, DeviceCondition]] = []
     for line, row in table.rows:
         problems: list[str] = []
         serial = tag = None

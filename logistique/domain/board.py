@@ -1,0 +1,202 @@
+"""The board's read model: the queries behind the prefecture's pages and exports (``views/board.py``), on top
+of the aggregated counts of ``status``. Pupil references only: no name ever leaves here."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from datetime import date, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, aliased, joinedload
+
+from ..formatting import to_paris
+from ..models import (
+    Assignment,
+    Device,
+    DeviceKind,
+    DeviceModel,
+    DeviceStatus,
+    Lot,
+    Organisation,
+    Pupil,
+    Qpv,
+    ReceptionState,
+    Slip,
+    SlipLine,
+    User,
+)
+from . import scope, status
+from .slips import slip_filter
+
+BOARD_STATUSES = (
+    DeviceStatus.ASSIGNED,
+    DeviceStatus.ON_SLIP,
+    DeviceStatus.PREPARED,
+    DeviceStatus.SHIPPED,
+    DeviceStatus.RECEIVED,
+    DeviceStatus.HANDED_OVER,
+)
+
+
+DEVICE_HEADERS = [
+    "N° de série",
+    "Étiquette",
+    "Type",
+    "Modèle",
+    "Statut",
+    "Lot",
+    "Entrepôt",
+    "QPV",
+    "Élève (référence)",
+    "N° de bordereau",
+    "Mis à jour le",
+]
+
+
+def device_query(territory: status.Territory, qpv_code: str | None = None) -> sa.Select:
+    """The devices behind the board of a territory: actively assigned ones (by their pupil's QPV) and those
+    reported missing or damaged at reception — the same devices the board counts — by QPV, status and serial.
+    References, never names."""
+    warehouse = aliased(Organisation)
+    qpvs = scope.territory_qpv_codes(territory.kind, territory.code)
+    if qpvs is None:
+        qpvs = sa.select(Qpv.code)
+    if qpv_code is not None:
+        qpvs = qpvs.where(Qpv.code == qpv_code)
+    columns = (
+        Device.serial.label("serial"),
+        Device.asset_tag.label("asset_tag"),
+        DeviceModel.kind.label("kind"),
+        DeviceModel.name.label("model"),
+        Device.status.label("status"),
+        Lot.reference.label("lot"),
+        warehouse.name.label("warehouse"),
+        Assignment.qpv_code.label("qpv_code"),
+        Pupil.reference.label("pupil"),
+        Slip.number.label("slip"),
+        Device.updated_at.label("updated_at"),
+    )
+
+    def base(query):
+        return (
+            query.join(Device, Device.id == Assignment.device_id)
+            .join(DeviceModel, DeviceModel.id == Device.model_id)
+            .join(Lot, Lot.id == Device.lot_id)
+            .join(warehouse, warehouse.id == Device.warehouse_id)
+            .join(Pupil, Pupil.id == Assignment.pupil_id)
+            .where(Assignment.qpv_code.in_(qpvs))
+        )
+
+    active = base(
+        sa.select(*columns)
+        .select_from(Assignment)
+        .outerjoin(SlipLine, sa.and_(SlipLine.assignment_id == Assignment.id, SlipLine.removed_at.is_(None)))
+        .outerjoin(Slip, Slip.id == SlipLine.slip_id)
+    ).where(Assignment.cancelled_at.is_(None), Device.status.in_(BOARD_STATUSES))
+    lost = base(
+        sa.select(*columns)
+        .select_from(SlipLine)
+        .join(Assignment, Assignment.id == SlipLine.assignment_id)
+        .join(Slip, Slip.id == SlipLine.slip_id)
+    ).where(
+        SlipLine.removed_at.is_(None),
+        SlipLine.reception_state.in_([ReceptionState.MISSING, ReceptionState.DAMAGED]),
+    )
+    both = sa.union_all(active, lost).subquery()
+    return sa.select(both).order_by(both.c.qpv_code, both.c.status, both.c.serial)
+
+
+def device_rows(session: Session, territory: status.Territory, qpv_code: str | None = None) -> Iterator[list]:
+    """The rows of ``device_query`` as exported, read from a server-side cursor a few thousand at a time
+    (an export of the whole country streams in constant memory)."""
+    result = session.execute(device_query(territory, qpv_code), execution_options={"yield_per": 2_000})
+    kinds = {kind: kind.label for kind in DeviceKind}
+    statuses = {s: s.label for s in DeviceStatus}
+    for row in result:
+        yield [
+            row.serial,
+            row.asset_tag,
+            kinds[row.kind],
+            row.model,
+            statuses[row.status],
+            row.lot,
+            row.warehouse,
+            row.qpv_code,
+            row.pupil,
+            row.slip or "",
+            _paris_day(row.updated_at.replace(minute=0, second=0, microsecond=0)),
+        ]
+
+
+@functools.lru_cache(maxsize=65_536)
+def _paris_day(hour: datetime) -> date:
+    """The day in Paris of a UTC hour (offsets are whole hours: every moment of the hour has the same day)."""
+    return to_paris(hour).date()
+
+
+def qpv_slips(session: Session, user: User | None, qpv_code: str) -> tuple[list[Slip], dict[int, int]]:
+    """The slips (in the user's scope) carrying devices of a QPV's pupils, newest first, and how many of
+    that QPV's devices each carries."""
+    in_qpv = (
+        sa.select(SlipLine.slip_id)
+        .join(Assignment, Assignment.id == SlipLine.assignment_id)
+        .where(Assignment.qpv_code == qpv_code, SlipLine.removed_at.is_(None))
+    )
+    slip_rows = list(
+        session.scalars(
+            sa.select(Slip)
+            .where(slip_filter(user), Slip.id.in_(in_qpv))
+            .options(joinedload(Slip.destination), joinedload(Slip.warehouse))
+            .order_by(Slip.id.desc())
+        )
+        .unique()
+        .all()
+    )
+    line_counts: dict[int, int] = dict(
+        session.execute(  # type: ignore[arg-type]
+            sa.select(SlipLine.slip_id, sa.func.count())
+            .join(Assignment, Assignment.id == SlipLine.assignment_id)
+            .where(
+                Assignment.qpv_code == qpv_code,
+                SlipLine.removed_at.is_(None),
+                SlipLine.slip_id.in_([s.id for s in slip_rows]),
+            )
+            .group_by(SlipLine.slip_id)
+        ).all()
+    )
+    return slip_rows, line_counts
+
+
+def qpv_devices(session: Session, user: User | None, qpv_code: str, *, limit: int) -> list[sa.Row]:
+    """A QPV's devices on the board (``status.qpv_devices_query``) with their pupil's reference and their
+    slip's number, at most ``limit``."""
+    query = (
+        status.qpv_devices_query(user, qpv_code)
+        .join(Pupil, Pupil.id == Assignment.pupil_id)
+        .outerjoin(SlipLine, sa.and_(SlipLine.assignment_id == Assignment.id, SlipLine.removed_at.is_(None)))
+        .outerjoin(Slip, Slip.id == SlipLine.slip_id)
+        .add_columns(Pupil.reference, Slip.number)
+        .options(joinedload(Device.model))
+        .limit(limit)
+    )
+    return list(session.execute(query).all())
+
+
+def qpv_lost_devices(session: Session, qpv_code: str) -> list[sa.Row]:
+    """A QPV's devices reported missing or damaged at reception, with pupil reference and slip number."""
+    rows = session.execute(
+        sa.select(Device, SlipLine.reception_state, Pupil.reference, Slip.number)
+        .join(SlipLine, SlipLine.device_id == Device.id)
+        .join(Assignment, Assignment.id == SlipLine.assignment_id)
+        .join(Pupil, Pupil.id == Assignment.pupil_id)
+        .join(Slip, Slip.id == SlipLine.slip_id)
+        .where(
+            Assignment.qpv_code == qpv_code,
+            SlipLine.removed_at.is_(None),
+            SlipLine.reception_state.in_([ReceptionState.MISSING, ReceptionState.DAMAGED]),
+        )
+        .options(joinedload(Device.model))
+        .order_by(SlipLine.id)
+    ).all()
+    return list(rows)

@@ -1,7 +1,7 @@
 """Benchmark of the national device export (issue 11) on ``scripts/bench board``'s synthetic operation.
 
-Generates the same national operation as bench_board.py (500 000 devices, 333 702 of them assigned), loads it
-into a fresh SQLite file and a fresh PostgreSQL database (``logistique_bench_export`` on 127.0.0.1:5432,
+Generates the same national operation as bench_board_data.py (500 000 devices, 333 702 of them assigned), loads
+it into a fresh SQLite file and a fresh PostgreSQL database (``logistique_bench_export`` on 127.0.0.1:5432,
 dropped afterwards), then, as an administrator (France entière):
 
 - ``GET /tableau/equipements.csv`` through the Flask test client without buffering, read chunk by chunk as a
@@ -27,7 +27,8 @@ import sqlalchemy as sa
 from flask.testing import FlaskClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_board  # noqa: E402  (same folder: the generator and loaders of the board's benchmark)
+import bench_board_data  # noqa: E402  (same folder: the board benchmark's generator and loaders)
+import bench_board_load  # noqa: E402
 from bench_import import peak_mib, reset_peak, rss_mib  # noqa: E402
 
 from logistique import create_app, migrate  # noqa: E402
@@ -52,7 +53,7 @@ def time_exports(url: str, runs: int, xlsx_runs: int) -> dict[str, list]:
     )
     client = FlaskClient(app, app.response_class, use_cookies=True)
     login = client.post(
-        "/login", data={"email": bench_board.ADMIN_EMAIL, "password": bench_board.ADMIN_PASSWORD}
+        "/login", data={"email": bench_board_data.ADMIN_EMAIL, "password": bench_board_data.ADMIN_PASSWORD}
     )
     if login.status_code != 302:
         raise click.ClickException(f"login refused: {login.status_code}")
@@ -70,7 +71,7 @@ def time_exports(url: str, runs: int, xlsx_runs: int) -> dict[str, list]:
 
     def xlsx_export() -> int:
         with app.app_context(), tempfile.TemporaryFile() as out:
-            admin = db.session.scalar(sa.select(User).where(User.email == bench_board.ADMIN_EMAIL))
+            admin = db.session.scalar(sa.select(User).where(User.email == bench_board_data.ADMIN_EMAIL))
             rows = board.device_rows(status.resolve(db.session, admin, ""))
             board.write_xlsx(out, "Équipements", board.DEVICE_HEADERS, rows, board.DEVICE_FORMATS)
             return out.tell()
@@ -106,9 +107,11 @@ def time_exports(url: str, runs: int, xlsx_runs: int) -> dict[str, list]:
 def main(engines, runs, xlsx_runs, pg_server, seed) -> None:
     """Time the national device export (CSV streamed, XLSX job) on SQLite and PostgreSQL."""
     engines = list(engines) or ["sqlite", "postgresql"]
-    bench_board.PG_DATABASE = "logistique_bench_export"  # not the board bench's database, which may be in use
+    bench_board_load.PG_DATABASE = (
+        "logistique_bench_export"  # not the board bench's database, which may be in use
+    )
     click.echo("» generating the national operation (scripts/bench board's data)", err=True)
-    data = bench_board.generate(seed, 500_000, 300_000, 60_000, utcnow().replace(microsecond=0))
+    data = bench_board_data.generate(seed, 500_000, 300_000, 60_000, utcnow().replace(microsecond=0))
     lines = [
         "| base | export | lignes | taille | durée | mémoire en plus |",
         "| --- | --- | ---: | ---: | ---: | ---: |",
@@ -118,18 +121,20 @@ def main(engines, runs, xlsx_runs, pg_server, seed) -> None:
         try:
             for name in engines:
                 url = urls[name] = (
-                    bench_board.fresh_sqlite(Path(tmp) / "export.sqlite3")
+                    bench_board_load.fresh_sqlite(Path(tmp) / "export.sqlite3")
                     if name == "sqlite"
-                    else bench_board.fresh_postgresql(pg_server)
+                    else bench_board_load.fresh_postgresql(pg_server)
                 )
                 click.echo(f"» {name}: loading", err=True)
                 engine = make_engine(url)
                 migrate.upgrade(engine)
-                bench_board.load_referential(engine)
-                (bench_board.load_sqlite if name == "sqlite" else bench_board.load_postgresql)(engine, data)
-                bench_board.recount(engine)
-                bench_board.analyze(engine)
-                bench_board.create_admin(engine)
+                bench_board_load.load_referential(engine)
+                (bench_board_load.load_sqlite if name == "sqlite" else bench_board_load.load_postgresql)(
+                    engine, data
+                )
+                bench_board_load.recount(engine)
+                bench_board_load.analyze(engine)
+                bench_board_load.create_admin(engine)
                 engine.dispose()
             del data  # millions of live tuples would slow every garbage collection of the timed code
             gc.collect()
@@ -148,7 +153,7 @@ def main(engines, runs, xlsx_runs, pg_server, seed) -> None:
                     )
         finally:
             if "postgresql" in urls:
-                bench_board.drop_postgresql(pg_server)
+                bench_board_load.drop_postgresql(pg_server)
     click.echo("\n".join(lines))
     click.echo(f"(médianes de {runs} exécutions ; {os.cpu_count()} cœurs, charge {os.getloadavg()[0]:.1f})")
 

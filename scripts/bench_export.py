@@ -1,6 +1,6 @@
 """Benchmark of the national device export (issue 11) on ``scripts/bench board``'s synthetic operation.
 
-Generates the same national operation as bench_board_data.py (500 000 devices, 333 702 of them assigned), loads
+Generates the national operation of bench_board_data.py (500 000 devices, 333 702 of them assigned), loads
 it into a fresh SQLite file and a fresh PostgreSQL database (``logistique_bench_export`` on 127.0.0.1:5432,
 dropped afterwards), then, as an administrator (France entière):
 

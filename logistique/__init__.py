@@ -44,6 +44,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         bulk_assign,
         census,
         distribution,
+        jobs,
         main,
         pupils,
         slips,
@@ -52,7 +53,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     )
 
     formatting.register(app)
-    views = (auth, main, admin, stock, pupils, census, slips, board, distribution, bulk_assign, tokens)
+    views = (auth, main, admin, stock, pupils, census, slips, board, distribution, bulk_assign, tokens, jobs)
     for blueprint in (*(view.bp for view in views), api_bp):
         app.register_blueprint(blueprint)
     csrf.exempt(api_bp)

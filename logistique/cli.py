@@ -15,7 +15,6 @@ from .db import db
 from .domain import accounts, privacy, referential, tallies
 from .domain.errors import DomainError, ImportRejected
 from .domain.scope import get_lot
-from .domain.stock_import import import_stock as import_stock_file
 from .models import Role, User
 
 
@@ -28,6 +27,8 @@ def _report_rejection(exc: ImportRejected) -> None:
     click.echo(exc.message, err=True)
     for error in exc.errors:
         click.echo(f"  ligne {error.line} : {error.message}", err=True)
+    if exc.unreported:
+        click.echo(f"  … et {exc.unreported} autre(s) ligne(s) en erreur, non listées.", err=True)
     db.session.rollback()
     sys.exit(1)
 
@@ -141,18 +142,59 @@ def create_token(email: str, label: str, expires_in_days: int | None) -> None:
 @with_appcontext
 def import_stock(file: Path, lot_reference: str) -> None:
     """Add the devices of a lot from a CSV, all or nothing, with a report by row."""
+    from .domain import stock_import as stock
+
+    data = file.read_bytes()
     try:
-        lot = get_lot(db.session, None, reference=lot_reference.strip().upper())
-        report = import_stock_file(db.session, file.read_bytes(), lot=lot, by=None)
+        with db.new_session() as reader:  # checked first, without holding the write lock
+            lot = get_lot(reader, None, reference=lot_reference.strip().upper())
+            checked = stock.check_stock(reader, data, lot=lot, by=None)
+        with db.new_session(write=True) as writer, _progress(len(checked.devices), "Équipements") as bar:
+            report = stock.write_stock(writer, checked, by=None, progress=bar.update)
+            writer.commit()
     except ImportRejected as exc:
         _report_rejection(exc)
         return
     except DomainError as exc:
         _fail(exc.message)
         return
-    db.session.commit()
     detail = ", ".join(f"{k.label_lower} : {n}" for k, n in report.by_kind.items())
     click.echo(f"{report.created} équipements ajoutés au lot {lot.reference} ({detail}).")
+
+
+@click.command("import-pupils")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--organisation", "organisation_id", type=int, required=True, help="Structure (identifiant).")
+@with_appcontext
+def import_pupils(file: Path, organisation_id: int) -> None:
+    """Register the pupils of an association or school from a CSV, all or nothing, with a report by row."""
+    from .domain import pupils
+    from .models import Organisation
+
+    data = file.read_bytes()
+    try:
+        with db.new_session() as reader:
+            organisation = reader.get(Organisation, organisation_id)
+            if organisation is None:
+                _fail(f"Structure {organisation_id} introuvable.")
+            checked = pupils.check_pupils(reader, data, by=None, organisation=organisation)
+        with db.new_session(write=True) as writer, _progress(len(checked.pupils), "Élèves") as bar:
+            report = pupils.write_pupils(writer, checked, by=None, progress=bar.update)
+            writer.commit()
+    except ImportRejected as exc:
+        _report_rejection(exc)
+        return
+    except DomainError as exc:
+        _fail(exc.message)
+        return
+    click.echo(
+        f"{report.created} élèves enregistrés pour {organisation.name} "
+        f"({report.first_reference} à {report.last_reference})."
+    )
+
+
+def _progress(length: int, label: str):
+    return click.progressbar(length=length, label=label, show_pos=True, file=sys.stderr)
 
 
 @click.command("close-operation")
@@ -297,6 +339,7 @@ COMMANDS = [
     create_user,
     create_token,
     import_stock,
+    import_pupils,
     close_operation,
     print_slips,
     print_labels,
@@ -309,8 +352,9 @@ COMMANDS = [
 def register_commands(app: Flask) -> None:
     """Attach the commands to ``app.cli``."""
     from .cli_security import COMMANDS as SECURITY_COMMANDS
+    from .jobs import worker_command
 
-    for command in COMMANDS + SECURITY_COMMANDS:
+    for command in [*COMMANDS, *SECURITY_COMMANDS, worker_command]:
         app.cli.add_command(command)
 
 

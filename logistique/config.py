@@ -20,6 +20,15 @@ DEFAULTS: dict[str, Any] = {
     "TRUSTED_PROXIES": 0,  # reverse proxies in front whose X-Forwarded-For / -Proto entries are believed
     "SESSION_LIFETIME_HOURS": 12,  # a session cookie is refused after this long, even if copied
     "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
+    # background jobs (logistique/jobs.py): huey on SQLite in the instance folder unless a Redis URL is given
+    "QUEUE_URL": "",  # e.g. redis://127.0.0.1:6379/0
+    "QUEUE_NAME": "logistique",
+    "QUEUE_FILE": "",  # default: instance/queue.sqlite3
+    "JOBS_DIR": "",  # where workers write the files; shared by every machine (default: instance/jobs)
+    "JOB_FILE_HOURS": 24,
+    "JOB_STALL_SECONDS": 120,
+    "EXPORT_INLINE_MAX_ROWS": 20_000,  # a bigger XLSX export is a background job (CSV always streams)
+    "SLIPS_INLINE_MAX": 200,  # a bigger batch of slips to print is a background job
     "WTF_CSRF_TIME_LIMIT": None,
     "WTF_I18N_ENABLED": False,  # forms carry French messages through their Meta locales
     "SESSION_COOKIE_HTTPONLY": True,
@@ -36,6 +45,10 @@ _INTEGER = {
     "MAX_CONTENT_LENGTH",
     "TRUSTED_PROXIES",
     "SESSION_LIFETIME_HOURS",
+    "JOB_FILE_HOURS",
+    "JOB_STALL_SECONDS",
+    "EXPORT_INLINE_MAX_ROWS",
+    "SLIPS_INLINE_MAX",
 }
 
 

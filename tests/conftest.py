@@ -102,6 +102,8 @@ class IsolatedClient(FlaskClient):
     that it reads what the request committed."""
 
     def open(self, *args, **kwargs):
+        # a streamed response (CSV export) is read inside the request's context, as a server would read it
+        kwargs.setdefault("buffered", True)
         response = contextvars.Context().run(super().open, *args, **kwargs)
         if has_app_context() and "db_session" in g and not (db.session.dirty or db.session.new):
             db.session.rollback()

@@ -4,7 +4,9 @@ A new route without an access rule, or with a path parameter this file cannot fi
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -15,12 +17,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.routing import Rule
 
-from logistique import create_app
+from logistique import create_app, jobs
 from logistique.access import Access, access_of
 from logistique.api.framework import OPERATIONS
 from logistique.db import db
 from logistique.domain import accounts, allocation, assignments, devices, handover, pupils, slips
-from logistique.models import ApiToken, DeviceCondition, HandoverMode, ReceptionState
+from logistique.models import ApiToken, DeviceCondition, HandoverMode, JobStatus, ReceptionState
+from logistique.views import board
 
 from .conftest import PASSWORD
 
@@ -45,6 +48,7 @@ PATH_VALUES: dict[str, Callable[[SimpleNamespace], Any]] = {
     "token_id": lambda w: w.api_token_id,
     "department_code": lambda w: "59",
     "qpv_code": lambda w: "QN05981M",
+    "key": lambda w: w.job.key,
 }
 
 # Parameters naming an object in someone's scope, and who may see it: world.device is in stock in the Lille
@@ -64,6 +68,7 @@ VISIBLE_TO = {
     # the boards of the Nord department and of a Roubaix QPV: admin, and the prefectures of Nord and region 32
     "department_code": {"admin", "prefecture", "prefecture_nord"},
     "qpv_code": {"admin", "prefecture", "prefecture_nord"},
+    "key": {"prefecture"},  # a background job's page and file: its owner only
 }
 
 USERS = [
@@ -265,7 +270,19 @@ def _add_pupils_and_plan(world: SimpleNamespace) -> None:
     world.api_token_id = session.scalar(
         sa.select(ApiToken.id).where(ApiToken.user_id == world.warehouse_idf.id, ApiToken.label == "matrice")
     )
+    world.job = _finished_job(session, world.prefecture)
     session.commit()
+
+
+def _finished_job(session, owner):
+    """A background job of ``owner`` whose file is ready."""
+    path = Path(tempfile.gettempdir()) / "logistique-matrice-travail.csv"
+    path.write_bytes("\ufeffN° de série\r\n".encode())
+    job = jobs.submit(
+        session, board.DEVICES_XLSX, by=owner, title="Export", file_name=path.name, params={}, total=1
+    )
+    job.status, job.file_path, job.expires_at = JobStatus.DONE, str(path), job.created_at
+    return job
 
 
 def signature_png() -> bytes:

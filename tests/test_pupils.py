@@ -202,7 +202,7 @@ VARIANTS = {
 def test_import_by_domain_reads_a_french_excel_file(session, world):
     for name, variant in VARIANTS.items():
         created = pupils.import_pupils(session, _csv(GOOD_ROWS, **variant), by=world.coordinator)
-        assert len(created) == 3, name
+        assert created.created == 3, name
         stored = session.scalars(sa.select(Pupil).order_by(Pupil.id)).all()
         assert [(p.first_name, p.last_name) for p in stored] == [
             ("Zoé", "Quintanilla"),

@@ -32,7 +32,6 @@ def device_out(device: Device) -> dict:
     }
 
 
-
 @operation(
     "/devices",
     "GET",

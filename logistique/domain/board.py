@@ -3,6 +3,10 @@ of the aggregated counts of ``status``. Pupil references only: no name ever leav
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterator
+from datetime import date, datetime
+
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased, joinedload
 
@@ -10,6 +14,7 @@ from ..formatting import to_paris
 from ..models import (
     Assignment,
     Device,
+    DeviceKind,
     DeviceModel,
     DeviceStatus,
     Lot,
@@ -49,9 +54,10 @@ DEVICE_HEADERS = [
 ]
 
 
-def device_rows(session: Session, territory: status.Territory, qpv_code: str | None = None) -> list[list]:
+def device_query(territory: status.Territory, qpv_code: str | None = None) -> sa.Select:
     """The devices behind the board of a territory: actively assigned ones (by their pupil's QPV) and those
-    reported missing or damaged at reception — the same devices the board counts. References, never names."""
+    reported missing or damaged at reception — the same devices the board counts — by QPV, status and serial.
+    References, never names."""
     warehouse = aliased(Organisation)
     qpvs = scope.territory_qpv_codes(territory.kind, territory.code)
     if qpvs is None:
@@ -59,17 +65,17 @@ def device_rows(session: Session, territory: status.Territory, qpv_code: str | N
     if qpv_code is not None:
         qpvs = qpvs.where(Qpv.code == qpv_code)
     columns = (
-        Device.serial,
-        Device.asset_tag,
-        DeviceModel.kind,
-        DeviceModel.name,
-        Device.status,
-        Lot.reference,
-        warehouse.name,
-        Assignment.qpv_code,
-        Pupil.reference,
-        Slip.number,
-        Device.updated_at,
+        Device.serial.label("serial"),
+        Device.asset_tag.label("asset_tag"),
+        DeviceModel.kind.label("kind"),
+        DeviceModel.name.label("model"),
+        Device.status.label("status"),
+        Lot.reference.label("lot"),
+        warehouse.name.label("warehouse"),
+        Assignment.qpv_code.label("qpv_code"),
+        Pupil.reference.label("pupil"),
+        Slip.number.label("slip"),
+        Device.updated_at.label("updated_at"),
     )
 
     def base(query):
@@ -97,26 +103,36 @@ def device_rows(session: Session, territory: status.Territory, qpv_code: str | N
         SlipLine.removed_at.is_(None),
         SlipLine.reception_state.in_([ReceptionState.MISSING, ReceptionState.DAMAGED]),
     )
-    rows = [*session.execute(active), *session.execute(lost)]
-    rows.sort(key=lambda r: (r.qpv_code, r[4].value, r.serial))
-    return [
-        [
-            serial,
-            tag,
-            kind.label,
-            model,
-            device_status.label,
-            lot,
-            warehouse_name,
-            qpv,
-            reference,
-            number or "",
-            to_paris(updated).date(),
+    both = sa.union_all(active, lost).subquery()
+    return sa.select(both).order_by(both.c.qpv_code, both.c.status, both.c.serial)
+
+
+def device_rows(session: Session, territory: status.Territory, qpv_code: str | None = None) -> Iterator[list]:
+    """The rows of ``device_query`` as exported, read from a server-side cursor a few thousand at a time
+    (an export of the whole country streams in constant memory)."""
+    result = session.execute(device_query(territory, qpv_code), execution_options={"yield_per": 2_000})
+    kinds = {kind: kind.label for kind in DeviceKind}
+    statuses = {s: s.label for s in DeviceStatus}
+    for row in result:
+        yield [
+            row.serial,
+            row.asset_tag,
+            kinds[row.kind],
+            row.model,
+            statuses[row.status],
+            row.lot,
+            row.warehouse,
+            row.qpv_code,
+            row.pupil,
+            row.slip or "",
+            _paris_day(row.updated_at.replace(minute=0, second=0, microsecond=0)),
         ]
-        for serial, tag, kind, model, device_status, lot, warehouse_name, qpv, reference, number, updated in (
-            rows
-        )
-    ]
+
+
+@functools.lru_cache(maxsize=65_536)
+def _paris_day(hour: datetime) -> date:
+    """The day in Paris of a UTC hour (offsets are whole hours: every moment of the hour has the same day)."""
+    return to_paris(hour).date()
 
 
 def qpv_slips(session: Session, user: User | None, qpv_code: str) -> tuple[list[Slip], dict[int, int]]:

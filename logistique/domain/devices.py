@@ -3,7 +3,9 @@ may do what from which state; ``check`` applies it, ``transition`` changes the s
 
 from __future__ import annotations
 
+import re
 import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -276,10 +278,21 @@ _TAG_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base 32: no I, L
 
 def new_asset_tag() -> str:
     """A short random asset tag such as ``EQ-7K3M9P2X`` (40 bits: collisions are checked anyway)."""
-    return "EQ-" + "".join(secrets.choice(_TAG_ALPHABET) for _ in range(8))
+    return new_asset_tags(1)[0]
+
+
+def new_asset_tags(count: int) -> list[str]:
+    """``count`` random asset tags (from one call to the system's random source)."""
+    random = secrets.token_bytes(5 * count)
+    tags = []
+    for start in range(0, 5 * count, 5):
+        bits = int.from_bytes(random[start : start + 5])
+        tags.append("EQ-" + "".join([_TAG_ALPHABET[(bits >> shift) & 31] for shift in range(35, -5, -5)]))
+    return tags
 
 
 MAX_SERIAL = 64
+_SERIAL = re.compile(r"[0-9A-Za-z_./-]+")
 
 
 def clean_serial(raw: str) -> str:
@@ -289,7 +302,7 @@ def clean_serial(raw: str) -> str:
         raise ValidationFailed("Le numéro de série est vide.")
     if len(serial) > MAX_SERIAL:
         raise ValidationFailed(f"Le numéro de série dépasse {MAX_SERIAL} caractères.")
-    if not all(c.isalnum() and c.isascii() or c in "-_./" for c in serial):
+    if not _SERIAL.fullmatch(serial):
         raise ValidationFailed(
             f"Numéro de série invalide : {serial!r} (lettres, chiffres et - _ . / seulement)."
         )
@@ -358,6 +371,36 @@ def receive_device(
     return device
 
 
+def _stock_values(
+    *, lot: Lot, model_id: int, serial: str, asset_tag: str, condition: DeviceCondition | None, now: datetime
+) -> dict:
+    """The columns of a device entering its lot's warehouse: en_stock."""
+    return {
+        "serial": serial,
+        "asset_tag": asset_tag,
+        "model_id": model_id,
+        "lot_id": lot.id,
+        "warehouse_id": lot.warehouse_id,
+        "condition": condition,
+        "status": DeviceStatus.IN_STOCK,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _reception_values(*, by: User | None, now: datetime, reason: str) -> dict:
+    """The columns of a device's first journal event."""
+    return {
+        "at": now,
+        "actor_id": by.id if by is not None else None,
+        "actor_label": actor_label(by),
+        "action": RECEPTION_ACTION,
+        "from_status": None,
+        "to_status": DeviceStatus.IN_STOCK,
+        "reason": reason,
+    }
+
+
 def add_to_stock(
     session: Session,
     *,
@@ -372,30 +415,59 @@ def add_to_stock(
 ) -> Device:
     """A new device in its lot's warehouse, en_stock, with its journal's first event (checked values only)."""
     device = Device(
-        serial=serial,
-        asset_tag=asset_tag,
-        model=model,
-        lot=lot,
-        warehouse_id=lot.warehouse_id,
-        condition=condition,
-        status=DeviceStatus.IN_STOCK,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(device)
-    session.add(
-        DeviceEvent(
-            device=device,
-            at=now,
-            actor=by,
-            actor_label=actor_label(by),
-            action=RECEPTION_ACTION,
-            from_status=None,
-            to_status=DeviceStatus.IN_STOCK,
-            reason=reason,
+        **_stock_values(
+            lot=lot, model_id=model.id, serial=serial, asset_tag=asset_tag, condition=condition, now=now
         )
     )
+    session.add(device)
+    session.add(DeviceEvent(device=device, **_reception_values(by=by, now=now, reason=reason)))
     return device
+
+
+@dataclass(frozen=True)
+class NewDevice:
+    """A checked row of a stock file."""
+
+    serial: str
+    asset_tag: str
+    model_id: int
+    condition: DeviceCondition
+
+
+def add_many_to_stock(
+    session: Session,
+    lot: Lot,
+    items: Sequence[NewDevice],
+    *,
+    by: User | None,
+    now: datetime,
+    reason: str,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """``add_to_stock`` for a whole file: the same rows, written by batches of executemany (no commit).
+    ``progress(n)`` after each batch of n devices written with their events."""
+    from . import bulk
+
+    ids = bulk.reserve_ids(session, Device, len(items))
+    varying = ("id", "serial", "asset_tag", "model_id", "condition")
+    template = _stock_values(lot=lot, model_id=0, serial="", asset_tag="", condition=None, now=now)
+    event = _reception_values(by=by, now=now, reason=reason)
+    for start in range(0, len(items), bulk.BATCH_ROWS):
+        chunk = range(start, min(start + bulk.BATCH_ROWS, len(items)))
+        bulk.insert_rows(
+            session,
+            Device,
+            varying,
+            (
+                (ids[i], items[i].serial, items[i].asset_tag, items[i].model_id, items[i].condition.value)
+                for i in chunk
+            ),
+            constants={k: v for k, v in template.items() if k not in varying},
+        )
+        bulk.insert_rows(session, DeviceEvent, ("device_id",), ((ids[i],) for i in chunk), constants=event)
+        if progress is not None:
+            progress(len(chunk))
+    return len(items)
 
 
 def _free_asset_tag(session: Session, taken: set[str] | None = None) -> str:

@@ -49,12 +49,22 @@ class Forbidden(DomainError):
         super().__init__(message, **kw)
 
 
+MAX_REPORTED_ERRORS = 100
+
+
 class ImportRejected(ValidationFailed):
-    """A file was refused whole; ``errors`` lists every bad row."""
+    """A file was refused whole; ``errors`` lists its first bad rows (at most ``MAX_REPORTED_ERRORS``, so that
+    a file of bad rows never makes a huge page) and ``error_count`` says how many there are in all."""
 
     def __init__(self, message: str, errors: list[RowError]) -> None:
         super().__init__(message, code="import_rejected")
-        self.errors = errors
+        self.error_count = len(errors)
+        self.errors = errors[:MAX_REPORTED_ERRORS]
+
+    @property
+    def unreported(self) -> int:
+        """Bad rows found but not listed."""
+        return self.error_count - len(self.errors)
 
 
 class InvalidTransition(DomainError):

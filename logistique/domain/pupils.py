@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import unicodedata
+import functools
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from .. import codes
 from ..csvfiles import CsvFileError, RowError, fold_accents, read_csv
+from ..db import utcnow
 from ..models import (
     Assignment,
     NeedKind,
@@ -21,7 +22,7 @@ from ..models import (
     User,
     organisation_qpvs,
 )
-from . import audit, tallies
+from . import audit, bulk, tallies
 from .errors import Conflict, Forbidden, ImportRejected, NotFound, ValidationFailed
 
 GRADES = [
@@ -89,7 +90,9 @@ PUPIL_COLUMNS = {
 
 
 def _fold(text: str) -> str:
-    text = fold_accents(text)
+    text = text or ""
+    if not text.isascii():
+        text = fold_accents(text)
     return " ".join(text.lower().replace("_", " ").replace("-", " ").split())
 
 
@@ -125,7 +128,8 @@ def _name(raw: str, what: str, max_length: int = 100) -> str:
         raise ValidationFailed(f"{what} obligatoire")
     if len(value) > max_length:
         raise ValidationFailed(f"{what} trop long ({max_length} caractères au plus)")
-    if any(c.isdigit() for c in value) or any(unicodedata.category(c).startswith("C") for c in value):
+    # control and format characters (category C) make a string unprintable; spaces were normalised above
+    if not value.isprintable() or any(map(str.isdigit, value)):
         raise ValidationFailed(f"{what} invalide : {value!r}")
     return value
 
@@ -169,6 +173,15 @@ def served_qpvs(session: Session, organisation_id: int) -> set[str]:
     )
 
 
+# a file of 50 000 pupils names a few schools, QPVs, grades and needs: each distinct value is checked once
+# (a refused value raises each time: exceptions are not cached)
+_cached_grade = functools.lru_cache(maxsize=1024)(parse_grade)
+_cached_uai = functools.lru_cache(maxsize=4096)(codes.normalize_uai)
+_cached_qpv = functools.lru_cache(maxsize=4096)(codes.normalize_qpv)
+_cached_department = functools.lru_cache(maxsize=4096)(codes.qpv_department)
+_cached_needs = functools.lru_cache(maxsize=1024)(lambda raw: tuple(parse_needs(raw)))
+
+
 def _clean(data: PupilData, served: set[str], known_qpvs: set[str]) -> CleanPupil:
     """Validate one pupil; every problem is collected into one French message."""
     problems: list[str] = []
@@ -182,9 +195,9 @@ def _clean(data: PupilData, served: set[str], known_qpvs: set[str]) -> CleanPupi
 
     first = check(_name, data.first_name, "prénom")
     last = check(_name, data.last_name, "nom")
-    grade = check(parse_grade, data.grade)
-    uai = check(codes.normalize_uai, data.school_uai)
-    qpv = check(codes.normalize_qpv, data.qpv)
+    grade = check(_cached_grade, data.grade)
+    uai = check(_cached_uai, data.school_uai)
+    qpv = check(_cached_qpv, data.qpv)
     if qpv is not None:
         if qpv not in known_qpvs:
             problems.append(f"QPV inconnu : {qpv}")
@@ -192,10 +205,10 @@ def _clean(data: PupilData, served: set[str], known_qpvs: set[str]) -> CleanPupi
             problems.append(f"le QPV {qpv} n'est pas desservi par votre structure")
     guardian = check(_name, data.guardian_name, "nom du responsable légal", 200)
     phone = check(codes.normalize_phone, data.guardian_phone)
-    needs = check(parse_needs, data.needs)
+    needs = check(_cached_needs if isinstance(data.needs, str) else parse_needs, data.needs)
     if problems:
         raise ValidationFailed(" ; ".join(problems))
-    return CleanPupil(first, last, grade, uai, qpv, guardian, phone, needs)
+    return CleanPupil(first, last, grade, uai, qpv, guardian, phone, list(needs))
 
 
 def _require_coordinator(by: User | None) -> Organisation | None:
@@ -218,22 +231,36 @@ def _existing_identities(session: Session, organisation_id: int) -> dict[tuple[s
     return {(_fold(f), _fold(la), p): ref for f, la, p, ref in rows}
 
 
-def _insert(session: Session, clean: CleanPupil, organisation_id: int, department: str) -> Pupil:
-    pupil = Pupil(
-        organisation_id=organisation_id,
-        qpv_code=clean.qpv_code,
-        school_uai=clean.school_uai,
-        grade=clean.grade,
-        first_name=clean.first_name,
-        last_name=clean.last_name,
-        guardian_name=clean.guardian_name,
-        guardian_phone=clean.guardian_phone,
-    )
-    pupil.needs = clean.needs
+def _reference(department: str, pupil_id: int) -> str:
+    # derived from the row id: unique without a race, and says nothing about the child
+    return f"E-{department}-{pupil_id:06d}"
+
+
+def _row(clean: CleanPupil, organisation_id: int, pupil_id: int, now) -> dict:
+    """The columns of a new pupil, whether registered alone or with a whole file."""
+    return {
+        "id": pupil_id,
+        "reference": _reference(_cached_department(clean.qpv_code), pupil_id),
+        "organisation_id": organisation_id,
+        "qpv_code": clean.qpv_code,
+        "school_uai": clean.school_uai,
+        "grade": clean.grade,
+        "first_name": clean.first_name,
+        "last_name": clean.last_name,
+        "guardian_name": clean.guardian_name,
+        "guardian_phone": clean.guardian_phone,
+        "needs_tablet": NeedKind.TABLET in clean.needs,
+        "needs_laptop": NeedKind.LAPTOP in clean.needs,
+        "needs_connection": NeedKind.CONNECTION in clean.needs,
+        "created_at": now,
+    }
+
+
+def _insert(session: Session, clean: CleanPupil, organisation_id: int) -> Pupil:
+    (pupil_id,) = bulk.reserve_ids(session, Pupil, 1)
+    pupil = Pupil(**_row(clean, organisation_id, pupil_id, utcnow()))
     session.add(pupil)
     session.flush()
-    # the reference is derived from the row id: unique without a race, and says nothing about the child
-    pupil.reference = f"E-{department}-{pupil.id:06d}"
     tallies.pupil_registered(session, organisation_id, clean.qpv_code, pupil.needs)
     return pupil
 
@@ -250,18 +277,48 @@ def register_pupil(
     existing = _existing_identities(session, org.id).get(clean.identity())
     if existing:
         raise Conflict(f"Cet élève est déjà enregistré ({existing}).", code="duplicate_pupil")
-    pupil = _insert(session, clean, org.id, codes.qpv_department(clean.qpv_code))
+    pupil = _insert(session, clean, org.id)
     audit.record(session, "pupil_registered", by=by, subject=pupil.reference)
     return pupil
 
 
+@dataclass
+class PupilImportReport:
+    created: int
+    first_reference: str
+    last_reference: str
+
+
+@dataclass
+class CheckedPupils:
+    """A pupil file that passed every check: what ``write_pupils`` inserts."""
+
+    organisation: Organisation
+    pupils: list[CleanPupil]
+
+
 def import_pupils(
-    session: Session, data: bytes, *, by: User | None, organisation: Organisation | None = None
-) -> list[Pupil]:
+    session: Session,
+    data: bytes,
+    *,
+    by: User | None,
+    organisation: Organisation | None = None,
+    progress: bulk.Progress | None = None,
+) -> PupilImportReport:
     """Register the pupils of a CSV for the coordinator's organisation; any bad row refuses the whole file."""
+    checked = check_pupils(session, data, by=by, organisation=organisation)
+    return write_pupils(session, checked, by=by, progress=progress)
+
+
+def check_pupils(
+    session: Session, data: bytes, *, by: User | None, organisation: Organisation | None = None
+) -> CheckedPupils:
+    """Read and check a pupil file (reads only); ``ImportRejected`` lists the faulty rows, duplicates of a
+    registered pupil or of another row of the file included."""
     org = _require_coordinator(by) or organisation
     if org is None:
         raise ValidationFailed("Structure manquante.")
+    bulk.check_upload(data, what="élèves")
     try:
         table = read_csv(data, columns=PUPIL_COLUMNS, required=set(PUPIL_COLUMNS))
     except CsvFileError as exc:
@@ -300,21 +357,57 @@ def import_pupils(
             seen[identity] = line
             cleaned.append(clean)
     if errors:
-        errors.sort(key=lambda e: e.line)
-        raise ImportRejected(
-            f"Fichier refusé : {len(errors)} ligne(s) en erreur, aucun élève n'a été importé.", errors
-        )
+        raise bulk.refuse(errors, "aucun élève")
     if not cleaned:
         raise ImportRejected("Le fichier ne contient aucun élève.", [])
-    pupils = [_insert(session, c, org.id, codes.qpv_department(c.qpv_code)) for c in cleaned]
+    return CheckedPupils(organisation=org, pupils=cleaned)
+
+
+def write_pupils(
+    session: Session, checked: CheckedPupils, *, by: User | None, progress: bulk.Progress | None = None
+) -> PupilImportReport:
+    """Insert a checked pupil file by batches, with their references and the board's counters (no commit)."""
+    org = checked.organisation
+    if by is not None and _require_coordinator(by).id != org.id:
+        raise Forbidden()
+    cleaned = checked.pupils
+    # checked on a reading session: children registered since then (another import, the form) are refused
+    existing = _existing_identities(session, org.id)
+    if any(clean.identity() in existing for clean in cleaned):
+        raise Conflict(
+            "Des élèves de ce fichier viennent d'être enregistrés par ailleurs ; rien n'a été importé. "
+            "Importez à nouveau le fichier pour voir les lignes en cause.",
+            code="duplicate_pupil",
+        )
+    ids = bulk.reserve_ids(session, Pupil, len(cleaned))
+    now = utcnow()
+    columns = [c for c in _row(cleaned[0], org.id, ids[0], now) if c not in ("organisation_id", "created_at")]
+    rows = []
+    for pupil_id, clean in zip(ids, cleaned, strict=True):
+        row = _row(clean, org.id, pupil_id, now)
+        rows.append(tuple(row[c] for c in columns))
+        tallies.pupil_registered(session, org.id, clean.qpv_code, clean.needs)
+    bulk.insert_rows(
+        session,
+        Pupil,
+        columns,
+        rows,
+        constants={"organisation_id": org.id, "created_at": now},
+        progress=progress,
+    )
+    first, last = (
+        _reference(codes.qpv_department(c.qpv_code), i)
+        for c, i in ((cleaned[0], ids[0]), (cleaned[-1], ids[-1]))
+    )
+    report = PupilImportReport(len(rows), first, last)
     audit.record(
         session,
         "pupils_imported",
         by=by,
         subject=org.name,
-        detail=f"{len(pupils)} élèves : {pupils[0].reference} à {pupils[-1].reference}",
+        detail=f"{report.created} élèves : {report.first_reference} à {report.last_reference}",
     )
-    return pupils
+    return report
 
 
 # ---------------------------------------------------------------- scope and privacy

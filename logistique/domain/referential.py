@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from importlib import resources
+from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -64,6 +65,9 @@ def _split(value: str, pattern: re.Pattern[str]) -> list[str]:
 def import_qpv(session: Session, data: bytes, *, by: User | None) -> ImportReport:
     """Load or update QPVs (and their departments and regions) from a CSV; all or nothing."""
     scope.require(by, scope.Permission.MANAGE_REFERENTIAL)
+    from .bulk import check_upload, insert_rows
+
+    check_upload(data, what="QPV")
     try:
         table = read_csv(data, columns=QPV_COLUMNS, required={"code_qp", "lib_qp"})
     except CsvFileError as exc:
@@ -106,18 +110,32 @@ def import_qpv(session: Session, data: bytes, *, by: User | None) -> ImportRepor
             }
         )
     regions_in_file = {item["dep"]: item["region"] for item in parsed if item["region"]}
+    known_departments = set(session.scalars(sa.select(Department.code)))
     for item in parsed:
         item["region"] = item["region"] or regions_in_file.get(item["dep"])
-        if session.get(Department, item["dep"]) is None and not item["region"]:
+        if item["dep"] not in known_departments and not item["region"]:
             errors.append(
                 RowError(item["line"], f"département {item['dep']} inconnu et région (insee_reg) absente")
             )
     if errors:
         raise ImportRejected(_rejected_message(errors), sorted(errors, key=lambda e: e.line))
+    _add_territories(session, parsed, known_departments)
+    stored = {
+        row.code: row
+        for row in session.execute(
+            sa.select(
+                Qpv.code,
+                Qpv.name,
+                Qpv.department_code,
+                Qpv.list_year,
+                Qpv.commune_codes,
+                Qpv.commune_names,
+            )
+        )
+    }
     report = ImportReport()
+    new_rows, changed_rows = [], []
     for item in parsed:
-        _ensure_territory(session, item)
-        qpv = session.get(Qpv, item["code"])
         values = {
             "name": item["name"],
             "department_code": item["dep"],
@@ -125,16 +143,27 @@ def import_qpv(session: Session, data: bytes, *, by: User | None) -> ImportRepor
             "commune_codes": ";".join(item["communes"]),
             "commune_names": ";".join(item["names"]),
         }
-        if qpv is None:
-            session.add(Qpv(code=item["code"], **values))
-            report.created += 1
-        elif any(getattr(qpv, k) != v for k, v in values.items()):
-            for k, v in values.items():
-                setattr(qpv, k, v)
-            report.updated += 1
+        old = stored.get(item["code"])
+        if old is None:
+            new_rows.append({"code": item["code"], **values})
+        elif any(getattr(old, k) != v for k, v in values.items()):
+            changed_rows.append({"b_code": item["code"], **values})
         else:
             report.unchanged += 1
-    session.flush()
+    # one executemany each: the national list (~1 500 rows) is written in a few statements
+    if new_rows:
+        columns = list(new_rows[0])
+        insert_rows(session, Qpv, columns, [tuple(row[c] for c in columns) for row in new_rows])
+    if changed_rows:
+        qpvs = cast(sa.Table, Qpv.__table__)
+        session.execute(
+            sa.update(qpvs)
+            .where(qpvs.c.code == sa.bindparam("b_code"))
+            .values({k: sa.bindparam(k) for k in changed_rows[0] if k != "b_code"}),
+            changed_rows,
+        )
+        session.expire_all()  # QPVs already loaded in the session now read their new values
+    report.created, report.updated = len(new_rows), len(changed_rows)
     return report
 
 
@@ -142,21 +171,24 @@ def _rejected_message(errors: list[RowError]) -> str:
     return f"Fichier refusé : {len(errors)} ligne(s) en erreur, rien n'a été importé."
 
 
-def _ensure_territory(session: Session, item: dict) -> None:
-    dep = session.get(Department, item["dep"])
-    if dep is not None:
-        return
-    region = session.get(Region, item["region"])
-    if region is None:
-        region = Region(code=item["region"], name=item["lib_reg"].strip() or f"Région {item['region']}")
-        session.add(region)
-    session.add(
-        Department(
-            code=item["dep"],
-            name=item["lib_dep"].strip() or f"Département {item['dep']}",
-            region_code=region.code,
+def _add_territories(session: Session, parsed: list[dict], known_departments: set[str]) -> None:
+    """The regions and departments of the file that the referential does not have yet."""
+    known_regions = set(session.scalars(sa.select(Region.code)))
+    for item in parsed:
+        if item["dep"] in known_departments:
+            continue
+        if item["region"] not in known_regions:
+            name = item["lib_reg"].strip() or f"Région {item['region']}"
+            session.add(Region(code=item["region"], name=name))
+            known_regions.add(item["region"])
+        session.add(
+            Department(
+                code=item["dep"],
+                name=item["lib_dep"].strip() or f"Département {item['dep']}",
+                region_code=item["region"],
+            )
         )
-    )
+        known_departments.add(item["dep"])
     session.flush()
 
 

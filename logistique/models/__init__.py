@@ -11,6 +11,7 @@ from .enums import (
     Role,
     TerritoryKind,
 )
+from .jobs import Job, JobStatus
 from .money import Envelope, Lot, LotUnitCost
 from .pupils import (
     AllocationLine,
@@ -29,6 +30,8 @@ from .stock import Device, DeviceEvent, DeviceModel
 from .tallies import AssignmentTally, PupilTally
 
 __all__ = [
+    "Job",
+    "JobStatus",
     "AssignmentTally",
     "PupilTally",
     "Handover",

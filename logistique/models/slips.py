@@ -109,7 +109,7 @@ class SlipLine(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     slip_id: Mapped[int] = mapped_column(sa.ForeignKey("slips.id"), index=True)
     device_id: Mapped[int] = mapped_column(sa.ForeignKey("devices.id"))
-    assignment_id: Mapped[int] = mapped_column(sa.ForeignKey("assignments.id"))
+    assignment_id: Mapped[int] = mapped_column(sa.ForeignKey("assignments.id"), index=True)
     picked_at: Mapped[datetime | None] = mapped_column()
     picked_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     reception_state: Mapped[ReceptionState | None] = mapped_column(

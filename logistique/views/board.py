@@ -6,15 +6,15 @@ summary. Aggregates and pupil references only: no name ever reaches these pages 
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, g, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, g, render_template, request, url_for
 
-from .. import charts, pdf
+from .. import charts, jobs, pdf
 from ..access import roles
 from ..db import db, utcnow
 from ..domain import board, scope, status
 from ..domain.board import DEVICE_HEADERS, device_rows
 from ..domain.errors import NotFound
-from ..exports import EUROS, csv_bytes, download, xlsx_bytes
+from ..exports import EUROS, csv_bytes, csv_chunks, download, download_stream, write_xlsx, xlsx_bytes
 from ..formatting import percent_fr, to_paris
 from ..models import (
     Department,
@@ -24,6 +24,7 @@ from ..models import (
     Role,
     TerritoryKind,
 )
+from .jobs import confirm, start
 
 bp = Blueprint("board", __name__)
 
@@ -305,20 +306,49 @@ def board_export(fmt: str):
     return download(xlsx_bytes("Tableau de bord", headers, body, formats), name)
 
 
-@bp.route("/tableau/equipements.<any(csv, xlsx):fmt>")
+@bp.route("/tableau/equipements.<any(csv, xlsx):fmt>", methods=["GET", "POST"])
 @roles(*PREFECTS)
 def devices_export(fmt: str):
-    """The devices of the territory (or of one QPV, ``?qpv=``) as CSV or XLSX, with pupil references only."""
+    """The devices of the territory (or of one QPV, ``?qpv=``) as CSV or XLSX, with pupil references only.
+    The CSV streams whatever its size; an XLSX too big to build inside a request is offered as a background
+    job (confirmed by a POST to the same URL), whose page then offers the file."""
     qpv_code = request.args.get("qpv", "").strip().upper() or None
     if qpv_code is not None:
         territory = _territory(f"departement:{_qpv(qpv_code).department_code}")
     else:
         territory = _territory()
-    body = device_rows(db.session, territory, qpv_code)
     name = f"equipements-{qpv_code or _slug(territory)}-{_today():%Y%m%d}.{fmt}"
     if fmt == "csv":
-        return download(csv_bytes(DEVICE_HEADERS, body), name)
-    return download(xlsx_bytes("Équipements", DEVICE_HEADERS, body, {10: "DD/MM/YYYY"}), name)
+        if request.method == "POST":
+            abort(405)
+        return download_stream(csv_chunks(DEVICE_HEADERS, device_rows(db.session, territory, qpv_code)), name)
+    query = board.device_query(territory, qpv_code)
+    count = db.session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
+    if count <= current_app.config["EXPORT_INLINE_MAX_ROWS"]:
+        rows = device_rows(db.session, territory, qpv_code)
+        return download(xlsx_bytes("Équipements", DEVICE_HEADERS, rows, DEVICE_FORMATS), name)
+    title = f"Équipements — {territory.label}" + (f", QPV {qpv_code}" if qpv_code else "") + " (XLSX)"
+    if request.method == "GET":
+        return confirm(title, f"{count:,} équipements à exporter.".replace(",", "\u202f"))
+    params = {"territory": territory_param(territory), "qpv": qpv_code}
+    job = jobs.submit(
+        db.session, DEVICES_XLSX, by=g.user, title=title, file_name=name, params=params, total=count
+    )
+    return start(job)
+
+
+DEVICES_XLSX = "devices_xlsx"
+
+
+@jobs.handler(DEVICES_XLSX)
+def build_devices_xlsx(session, user, params: dict, out, progress) -> None:
+    """The device export of a background job: the same rows, in the owner's scope at the time it runs."""
+    territory = status.resolve(session, user, params["territory"])
+    rows = device_rows(session, territory, params["qpv"])
+    write_xlsx(out, "Équipements", DEVICE_HEADERS, rows, DEVICE_FORMATS, progress=progress)
+
+
+DEVICE_FORMATS = {10: "DD/MM/YYYY"}
 
 
 @bp.route("/tableau/synthese.pdf")

@@ -12,7 +12,7 @@ from wtforms.validators import DataRequired, Length
 from ..access import roles
 from ..db import db
 from ..domain import assignments, census, pupils, scope
-from ..domain.errors import DomainError, ImportRejected
+from ..domain.errors import Conflict, DomainError, ImportRejected
 from ..domain.pupils import PupilData
 from ..models import (
     Assignment,
@@ -24,6 +24,7 @@ from ..models import (
 )
 from .boundary import commit
 from .forms import Form, options, parse_count
+from .imports import check_then_write
 from .paging import paginate
 
 bp = Blueprint("pupils", __name__)
@@ -149,17 +150,22 @@ class ImportForm(Form):
 def pupil_import():
     """Import pupils from a CSV: all or nothing, every bad row reported by line."""
     form = ImportForm()
-    errors = []
+    rejection = None
     if form.validate_on_submit():
+        data = form.file.data.read()
         done = commit(
-            lambda: pupils.import_pupils(db.session, form.file.data.read(), by=g.user),
-            lambda created: f"{len(created)} élèves importés.",
-            catch=ImportRejected,
+            lambda: check_then_write(
+                lambda session, user: pupils.check_pupils(session, data, by=user),
+                lambda session, checked: pupils.write_pupils(session, checked, by=g.user),
+            ),
+            lambda report: f"{report.created} élèves importés.",
+            catch=(ImportRejected, Conflict),  # Conflict: children registered by someone else since the check
         )
         if done:
             return redirect(url_for("pupils.pupil_list"))
-        errors = done.error.errors
-    return render_template("pupils/import.html", form=form, errors=errors), (422 if errors else 200)
+        if isinstance(done.error, ImportRejected):
+            rejection = done.error
+    return render_template("pupils/import.html", form=form, rejection=rejection), (422 if rejection else 200)
 
 
 class AssignForm(Form):

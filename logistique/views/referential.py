@@ -156,18 +156,22 @@ class QpvImportForm(FlaskForm):
 def qpvs():
     """The QPV referential, searchable, with its CSV import."""
     form = QpvImportForm()
-    errors = []
+    rejection = None
     status = 200
     if form.validate_on_submit():
+        data = form.file.data.read()
+        db.session.commit()  # the file is read and checked before the write lock is taken (views/imports.py)
         done = commit(
-            lambda: referential.import_qpv(db.session, form.file.data.read(), by=g.user),
-            lambda report: f"QPV importés : {report.created} créés, {report.updated} mis à jour, "
-            f"{report.unchanged} inchangés.",
+            lambda: referential.import_qpv(db.session, data, by=g.user),
+            lambda report: (
+                f"QPV importés : {report.created} créés, {report.updated} mis à jour, "
+                f"{report.unchanged} inchangés."
+            ),
             catch=ImportRejected,
         )
         if done:
             return redirect(url_for("admin.qpvs"))
-        errors, status = done.error.errors, 422
+        rejection, status = done.error, 422
     args = {"q": request.args.get("q", "").strip(), "dep": request.args.get("dep", "").strip()}
     query = sa.select(Qpv).order_by(Qpv.code)
     if args["q"]:
@@ -180,5 +184,5 @@ def qpvs():
     )
     deps = db.session.scalars(sa.select(Department).order_by(Department.code)).all()
     return render_template(
-        "admin/qpvs.html", page=page, args=args, form=form, errors=errors, departments=deps
+        "admin/qpvs.html", page=page, args=args, form=form, rejection=rejection, departments=deps
     ), status

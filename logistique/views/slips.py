@@ -20,7 +20,7 @@ from flask import (
 from sqlalchemy.orm import joinedload
 from wtforms import SubmitField
 
-from .. import bounds, pdf
+from .. import bounds, jobs, pdf
 from ..access import any_role, roles
 from ..db import db
 from ..domain import paperwork, scope, slips
@@ -37,6 +37,7 @@ from ..models import (
 )
 from .boundary import commit
 from .forms import Form
+from .jobs import confirm, start
 
 bp = Blueprint("slips", __name__)
 
@@ -240,25 +241,52 @@ def slip_pdf_view(number: str):
     return _pdf(pdf.slip_pdf(_document(slip)), f"{slip.number}.pdf")
 
 
-@bp.route("/bordereaux/a-preparer.pdf")
+def _issued_slips(user, warehouse_id: int | None) -> sa.Select:
+    query = sa.select(Slip).where(slips.slip_filter(user), Slip.status == SlipStatus.ISSUED).order_by(Slip.id)
+    return query.where(Slip.warehouse_id == warehouse_id) if warehouse_id else query
+
+
+@bp.route("/bordereaux/a-preparer.pdf", methods=["GET", "POST"])
 @roles(*WAREHOUSE)
 def slips_batch_pdf():
-    """Every issued slip of a warehouse, ready to prepare, in one PDF."""
+    """Every issued slip of a warehouse, ready to prepare, in one PDF; a batch too big to draw inside a
+    request is offered as a background job (confirmed by a POST to the same URL)."""
     warehouse_id = (
         g.user.organisation_id
         if g.user.role is Role.WAREHOUSE
         else request.args.get("entrepot", type=bounds.ident)
     )
-    query = (
-        sa.select(Slip).where(slips.slip_filter(g.user), Slip.status == SlipStatus.ISSUED).order_by(Slip.id)
-    )
-    if warehouse_id:
-        query = query.where(Slip.warehouse_id == warehouse_id)
-    batch = db.session.scalars(query).all()
-    if not batch:
+    query = _issued_slips(g.user, warehouse_id)
+    count = db.session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
+    if not count:
         flash("Aucun bordereau à préparer.", "info")
         return redirect(url_for("slips.slip_list"))
-    return _pdf(pdf.slips_pdf(_document(s) for s in batch), "bordereaux-a-preparer.pdf")
+    if count <= current_app.config["SLIPS_INLINE_MAX"]:
+        batch = db.session.scalars(query).all()
+        return _pdf(pdf.slips_pdf(_document(s) for s in batch), "bordereaux-a-preparer.pdf")
+    title = f"Bordereaux à préparer ({count} bordereaux, PDF)"
+    if request.method == "GET":
+        return confirm(title, f"{count} bordereaux émis à imprimer en un seul PDF.")
+    job = jobs.submit(
+        db.session,
+        SLIPS_PDF,
+        by=g.user,
+        title=title,
+        file_name="bordereaux-a-preparer.pdf",
+        params={"warehouse_id": warehouse_id},
+        total=count,
+    )
+    return start(job)
+
+
+SLIPS_PDF = "slips_pdf"
+
+
+@jobs.handler(SLIPS_PDF)
+def build_slips_pdf(session, user, params: dict, out, progress) -> None:
+    """The batch PDF of a background job: the slips still issued when it runs, in the owner's scope."""
+    batch = session.scalars(_issued_slips(user, params["warehouse_id"]))
+    out.write(pdf.slips_pdf((_document(s) for s in batch), progress=lambda _n: progress(1)))
 
 
 # ---------------------------------------------------------------- labels

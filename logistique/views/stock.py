@@ -12,11 +12,10 @@ from wtforms.validators import DataRequired, Length
 from .. import bounds
 from ..access import permission
 from ..db import db
-from ..domain import assignments, scope
+from ..domain import assignments, scope, stock_import
 from ..domain import devices as device_domain
-from ..domain.errors import DomainError, ImportRejected
+from ..domain.errors import Conflict, DomainError, ImportRejected
 from ..domain.scope import Permission
-from ..domain.stock_import import import_stock as import_stock_file
 from ..models import (
     Assignment,
     Device,
@@ -30,6 +29,7 @@ from ..models import (
 from .boundary import commit
 from .forms import Form as FlaskForm
 from .forms import options
+from .imports import check_then_write
 from .paging import paginate
 
 bp = Blueprint("stock", __name__)
@@ -168,23 +168,30 @@ def import_stock():
     lots = _visible_lots()
     form = ImportForm()
     form.lot.choices = options([(lot.id, f"{lot.reference} — {lot.warehouse.name}") for lot in lots])
-    errors = []
+    rejection = None
     if form.validate_on_submit():
-        lot = scope.get_lot(db.session, g.user, lot_id=form.lot.data)
+        data = form.file.data.read()
         done = commit(
-            lambda: import_stock_file(db.session, form.file.data.read(), lot=lot, by=g.user),
+            lambda: check_then_write(
+                lambda session, user: stock_import.check_stock(
+                    session, data, lot=scope.get_lot(session, user, lot_id=form.lot.data), by=user
+                ),
+                lambda session, checked: stock_import.write_stock(session, checked, by=g.user),
+            ),
             lambda report: (
-                f"{report.created} équipements ajoutés au lot {lot.reference} ("
+                f"{report.created} équipements ajoutés au lot {report.lot.reference} ("
                 + ", ".join(f"{n} {k.label_lower}{'s' if n > 1 else ''}" for k, n in report.by_kind.items())
                 + ")."
             ),
-            catch=ImportRejected,
+            # Conflict: some of the devices were registered by another import since the check
+            catch=(ImportRejected, Conflict),
         )
         if done:
-            return redirect(url_for("stock.device_list", lot=lot.id))
-        errors = done.error.errors
-    status = 422 if errors else 200
-    return render_template("stock/import.html", form=form, errors=errors), status
+            return redirect(url_for("stock.device_list", lot=done.value.lot.id))
+        if isinstance(done.error, ImportRejected):
+            rejection = done.error
+    status = 422 if rejection else 200
+    return render_template("stock/import.html", form=form, rejection=rejection), status
 
 
 class ReceiveForm(FlaskForm):

@@ -1,7 +1,7 @@
 """Background jobs (huey): what was asked, by whom, progress and the file made
 
 Revision ID: d704b5eebf12
-Revises: a77e65262327
+Revises: c5e0a9d1f10a
 Create Date: 2026-11-29
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "d704b5eebf12"
-down_revision = "a77e65262327"
+down_revision = "c5e0a9d1f10a"
 branch_labels = None
 depends_on = None
 

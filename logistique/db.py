@@ -33,6 +33,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+# How long a writer waits for a lock (SQLite's single writer, a PostgreSQL row) before giving up: the request
+# then answers 503 with Retry-After (logistique/busy.py), well before the server's 30 s timeout.
+LOCK_TIMEOUT_MS = 10000
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # Python's sqlite3 opens transactions lazily; let SQLAlchemy's "begin" event issue BEGIN instead.
     dbapi_connection.isolation_level = None
@@ -40,7 +45,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={LOCK_TIMEOUT_MS}")
     cursor.execute("PRAGMA mmap_size=268435456")  # reads through the OS page cache: aggregations ~2x faster
     cursor.close()
 
@@ -52,6 +57,11 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("write") else "BEGIN")
 
 
+def _postgresql_begin(conn: Any) -> None:
+    if conn.get_execution_options().get("write"):
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(LOCK_TIMEOUT_MS)}")
+
+
 def make_engine(url: str) -> Engine:
     """Create the engine for ``url`` with the per-backend settings the app relies on."""
     if url.startswith("sqlite"):
@@ -59,7 +69,9 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    event.listen(engine, "begin", _postgresql_begin)
+    return engine
 
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -19,6 +19,7 @@ from ..domain import accounts
 from ..domain.errors import DomainError
 from ..models import IdempotencyRecord, Role, User
 from ..views.errors import api_error
+from . import token_use
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -122,6 +123,11 @@ def operation(
         allowed = frozenset(roles) if roles is not None else None
 
         def view(**path_values: Any) -> Response:
+            response = answer(**path_values)
+            token_use.record_after(response)
+            return response
+
+        def answer(**path_values: Any) -> Response:
             user = _bearer_user()
             if user is None:
                 return api_error(401)
@@ -264,14 +270,6 @@ def _replay(stored: IdempotencyRecord, digest: str) -> Response:
         stored.response_body, status=stored.status_code, mimetype="application/json"
     )
     response.headers["Idempotent-Replayed"] = "true"
-    return response
-
-
-@bp.after_request
-def _commit_reads(response: Response) -> Response:
-    # GET handlers may touch last_used_at of the token; POSTs have committed already
-    if request.method == "GET" and response.status_code < 400:
-        db.session.commit()
     return response
 
 

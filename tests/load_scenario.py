@@ -532,7 +532,12 @@ def free_port() -> int:
 
 @contextmanager
 def gunicorn(
-    app_spec: str, env: dict[str, str], *, workers: int = 2, log: Path | None = None
+    app_spec: str,
+    env: dict[str, str],
+    *,
+    workers: int = 2,
+    log: Path | None = None,
+    extra: tuple[str, ...] = (),
 ) -> Iterator[str]:
     """``app_spec`` served by gunicorn as scripts/serve runs it (sync workers); yields its base URL."""
     port = free_port()
@@ -542,6 +547,7 @@ def gunicorn(
         str(workers),
         "--bind",
         f"127.0.0.1:{port}",
+        *extra,
         app_spec,
     ]
     out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 — closed below

@@ -125,14 +125,14 @@ def allowed_actions(device: Device, user: User | None) -> list[Transition]:
 
 def _check_write_scope(device: Device, user: User | None) -> None:
     """Writers act only on what they own: a warehouse on its stock, a coordinator on its region's."""
-    if user is None or user.role is Role.ADMIN:
-        return
-    session = sa.inspect(device).session
-    visible = session.scalar(
-        sa.select(sa.func.count())
-        .select_from(Device)
-        .where(Device.id == device.id, scope.device_filter(user))
-    )
+    visible = scope.device_in_scope(user, device)
+    if visible is None:
+        session = sa.inspect(device).session
+        visible = session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Device)
+            .where(Device.id == device.id, scope.device_filter(user))
+        )
     if not visible:
         raise NotFound("Équipement introuvable, ou hors de votre périmètre.")
 
@@ -173,36 +173,28 @@ def transition(
         raise Conflict(
             f"L'équipement {device.serial} vient d'être modifié par quelqu'un d'autre ; rechargez la page."
         )
-    # the assignment carries its device's status (the status board reads assignments and their tallies)
-    active = session.execute(
-        sa.select(
-            Assignment.qpv_code,
-            Assignment.envelope_id,
-            Assignment.kind,
-            Assignment.device_status,
-            Assignment.unit_cost_cents,
-        ).where(Assignment.device_id == device.id, Assignment.cancelled_at.is_(None))
+    # the assignment carries its device's status (the status board reads assignments and their tallies): one
+    # UPDATE … RETURNING gives what the counters need; the status it had is the device's, ``source``
+    ends = action in ENDS_ASSIGNMENT
+    values: dict = {"device_status": rule.target}
+    if rule.target is DeviceStatus.HANDED_OVER:
+        values["handed_over_at"] = now
+    if ends:
+        values.update(cancelled_at=now, cancelled_by_id=by.id if by else None)
+    moved = session.execute(
+        sa.update(Assignment)
+        .where(Assignment.device_id == device.id, Assignment.cancelled_at.is_(None))
+        .values(**values)
+        .returning(Assignment.qpv_code, Assignment.envelope_id, Assignment.kind, Assignment.unit_cost_cents)
+        .execution_options(synchronize_session="fetch")
     ).all()
-    if active:
-        ends = action in ENDS_ASSIGNMENT
-        values: dict = {"device_status": rule.target}
-        if rule.target is DeviceStatus.HANDED_OVER:
-            values["handed_over_at"] = now
-        if ends:
-            values.update(cancelled_at=now, cancelled_by_id=by.id if by else None)
-        session.execute(
-            sa.update(Assignment)
-            .where(Assignment.device_id == device.id, Assignment.cancelled_at.is_(None))
-            .values(**values)
-            .execution_options(synchronize_session="fetch")
+    for qpv, envelope, kind, cents in moved:
+        tallies.move_assignment(
+            session,
+            (qpv, envelope, kind, source, True),
+            (qpv, envelope, kind, rule.target, not ends),
+            cents,
         )
-        for qpv, envelope, kind, status, cents in active:
-            tallies.move_assignment(
-                session,
-                (qpv, envelope, kind, status, True),
-                (qpv, envelope, kind, rule.target, not ends),
-                cents,
-            )
     set_committed_value(device, "status", rule.target)
     set_committed_value(device, "updated_at", now)
     event = DeviceEvent(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager
 
 from ..db import utcnow
 from ..models import (
@@ -354,6 +354,7 @@ def scan_for_pick(
     line = session.scalar(
         sa.select(SlipLine)
         .join(Device, SlipLine.device_id == Device.id)
+        .options(contains_eager(SlipLine.device))
         .where(
             SlipLine.slip_id == slip.id,
             SlipLine.removed_at.is_(None),

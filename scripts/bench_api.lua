@@ -1,7 +1,8 @@
--- Requests of scripts/bench api for wrk: wrk -s scripts/bench_api.lua URL -- MODE FILE THREADS [AUTH] [CSRF]
+-- Requests of scripts/bench api for wrk: wrk -s scripts/bench_api.lua URL -- MODE FILE THREADS RUN [AUTH] [CSRF]
 -- MODE: pick, scan, get (the application) or bare-pick, bare-scan, bare-get (scripts/bench_bare.py).
 -- FILE: one work item a line, "<slip number or row id> <serial>", dealt out to the threads; each thread goes
--- through its own items in order, so that no two requests of a run pick the same device.
+-- through its own items in order, so that no two requests of a run pick the same device. RUN makes the
+-- Idempotency-Keys of this run unique.
 local threads = {}
 local created = 0
 
@@ -12,7 +13,7 @@ function setup(thread)
 end
 
 function init(args)
-  mode, auth, csrf = args[1], args[4] or "", args[5] or ""
+  mode, run, auth, csrf = args[1], args[4], args[5] or "", args[6] or ""
   local nthreads = tonumber(args[3])
   items = {}
   local i = 0
@@ -36,7 +37,7 @@ function request()
     return wrk.format("POST", "/api/v1/slips/" .. a .. "/picks", {
       ["Authorization"] = "Bearer " .. auth,
       ["Content-Type"] = "application/json",
-      ["Idempotency-Key"] = "bench-" .. tid .. "-" .. pos .. "-" .. wrapped .. "-" .. math.random(1000000000),
+      ["Idempotency-Key"] = "bench-" .. run .. "-" .. tid .. "-" .. pos .. "-" .. wrapped,
     }, '{"serial": "' .. b .. '"}')
   elseif mode == "scan" then
     return wrk.format("POST", "/bordereaux/" .. a .. "/scan", {

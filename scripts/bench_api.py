@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import click
@@ -103,7 +104,7 @@ def fill_bare(url: str, rows: int) -> None:
 def wrk_run(wrk: str, base: str, mode: str, items: Path, *, seconds: int, connections: int, auth="", csrf=""):
     threads = 2
     command = [wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(LUA)]
-    command += [base, "--", mode, str(items), str(threads), auth, csrf]
+    command += [base, "--", mode, str(items), str(threads), uuid.uuid4().hex, auth, csrf]
     out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     line = next(x for x in out.splitlines() if x.startswith("BENCH "))
     result = json.loads(line[len("BENCH ") :])

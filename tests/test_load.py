@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from werkzeug.serving import make_server
 
 from logistique import create_app
-from logistique.db import db, make_engine, utcnow
+from logistique.db import Base, db, make_engine, utcnow
 from logistique.domain import accounts
 from logistique.models import ApiToken, DeviceEvent, SlipLine
 
@@ -30,13 +30,14 @@ def _token_row(session, user) -> ApiToken:
 
 
 @contextmanager
-def _write_lock(url: str, table: str = "api_tokens"):
-    """Another connection holding what a writer would need: SQLite's write lock, PostgreSQL's rows of
-    ``table``."""
+def _write_lock(url: str):
+    """Another connection holding what every writer needs: SQLite's write lock; on PostgreSQL, every table in
+    EXCLUSIVE mode (reads go on, any write waits)."""
     engine = make_engine(url)
     with engine.execution_options(write=True).connect() as conn, conn.begin() as transaction:
         if engine.dialect.name == "postgresql":  # SQLite's BEGIN IMMEDIATE took the whole database
-            conn.exec_driver_sql(f"SELECT * FROM {table} FOR UPDATE")
+            tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+            conn.exec_driver_sql(f"LOCK TABLE {tables} IN EXCLUSIVE MODE")
         try:
             yield
         finally:
@@ -134,7 +135,7 @@ def test_a_saturated_database_answers_503_with_retry_after_and_changes_nothing(
     web = short_lock_wait.test_client()
     assert login(web, world.warehouse).status_code == 302
 
-    with _write_lock(database_url, "slip_lines"):
+    with _write_lock(database_url):
         picked = api.post(f"/api/v1/slips/{slip.number}/picks", json={"serial": serial})
         scanned = web.post(
             f"/bordereaux/{slip.number}/scan", data={"code": serial}, headers={"Accept": "application/json"}
@@ -154,6 +155,21 @@ def test_a_saturated_database_answers_503_with_retry_after_and_changes_nothing(
 
     retried = api.post(f"/api/v1/slips/{slip.number}/picks", json={"serial": serial})  # lock released
     assert retried.status_code == 200 and retried.get_json()["outcome"] == "picked"
+
+
+def test_pages_read_by_logged_in_users_answer_while_another_transaction_holds_the_write_lock(
+    world, session, database_url, short_lock_wait
+):
+    bundle(session, world, 1)
+    slip = issued_slip(session, world, ["SN-TAB-1"])
+    session.commit()
+    volunteer, prefecture = short_lock_wait.test_client(), short_lock_wait.test_client()
+    assert login(volunteer, world.warehouse).status_code == 302
+    assert login(prefecture, world.prefecture).status_code == 302
+    with _write_lock(database_url):
+        assert volunteer.get(f"/bordereaux/{slip.number}/preparation").status_code == 200
+        assert volunteer.get(f"/bordereaux/{slip.number}").status_code == 200
+        assert prefecture.get("/tableau").status_code == 200
 
 
 def test_bounded_load_on_gunicorn_no_5xx_and_the_database_agrees_with_every_answer(

@@ -224,9 +224,13 @@ def report(all_results: dict[str, dict], opts: dict) -> str:
             r["non2xx"] + r["socket_errors"] for m, _l in SCENARIOS for r in data["results"][m]["app"]
         )
         wrapped = any(r["wrapped"] for m in ("pick", "scan") for r in data["results"][m]["app"])
+        in_flight = opts["connections"] * opts["runs"] * 2  # wrk does not count answers after its time is up
+        extra = data["pick_events"] - data["picked_answers"]
+        agree = "cohérent" if 0 <= extra <= in_flight else "**INCOHÉRENT**"
         lines.append(
-            f"- {engine_name} : {data['picked_answers']} réponses « préparé », "
-            f"{data['pick_events']} événements « pick » en base ; "
+            f"- {engine_name} : {data['picked_answers']} réponses « préparé » comptées par wrk, "
+            f"{data['pick_events']} événements « pick » en base ({agree} : au plus {in_flight} requêtes "
+            f"en cours à la fin des mesures, faites mais non comptées) ; "
             f"{errors} réponses non 2xx ou erreurs de connexion"
             + (
                 " ; ATTENTION : des clients ont repassé sur des équipements déjà préparés (--devices)"

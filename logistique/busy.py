@@ -63,7 +63,9 @@ def register(app: Flask) -> None:
         if not is_busy(exc):
             raise exc
         db.session.rollback()
-        log.warning("database busy, answered 503: %s %s: %s", request.method, request.path, exc)
+        # the driver's message only: the statement's parameters could hold personal data
+        reason = str(getattr(exc, "orig", None) or exc.__class__.__name__).splitlines()[0]
+        log.warning("database busy, answered 503: %s %s: %s", request.method, request.path, reason)
         return busy_response()
 
     app.register_error_handler(sa.exc.OperationalError, database_error)

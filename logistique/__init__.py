@@ -64,6 +64,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from .views.errors import register_error_handlers
 
     register_error_handlers(app)
+    from . import busy
+
+    busy.register(app)
     return app
 
 

@@ -33,6 +33,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+# How long a writer waits for a lock (SQLite's single writer, a PostgreSQL row) before giving up: the request
+# then answers 503 with Retry-After (logistique/busy.py), well before the server's 30 s timeout.
+LOCK_TIMEOUT_MS = 10000
+
+
 def rows_changed(result: Any) -> int:
     """How many rows an UPDATE or DELETE changed: a guarded update's verdict (``Result`` of ``execute``)."""
     return int(result.rowcount)
@@ -45,7 +50,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={LOCK_TIMEOUT_MS}")
     cursor.execute("PRAGMA mmap_size=268435456")  # reads through the OS page cache: aggregations ~2x faster
     cursor.close()
 
@@ -55,6 +60,11 @@ def _sqlite_begin(conn: Any) -> None:
     # writers queue behind it (busy_timeout) and then see its result, instead of failing on a stale snapshot.
     # Readers begin deferred and never block anybody (WAL).
     conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("write") else "BEGIN")
+
+
+def _postgresql_begin(conn: Any) -> None:
+    if conn.get_execution_options().get("write"):
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(LOCK_TIMEOUT_MS)}")
 
 
 def make_engine(url: str) -> Engine:
@@ -67,7 +77,9 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, hide_parameters=True)
+    engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, hide_parameters=True)
+    event.listen(engine, "begin", _postgresql_begin)
+    return engine
 
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

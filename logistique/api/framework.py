@@ -19,6 +19,7 @@ from ..domain import accounts, retention
 from ..domain.errors import DomainError
 from ..models import IdempotencyRecord, Role, User
 from ..views.errors import api_error
+from . import token_use
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -128,6 +129,11 @@ def operation(
         allowed = frozenset(roles) if roles is not None else None
 
         def view(**path_values: Any) -> Response:
+            response = answer(**path_values)
+            token_use.record_after(response)
+            return response
+
+        def answer(**path_values: Any) -> Response:
             user = _bearer_user()
             if user is None:
                 return api_error(401)
@@ -229,9 +235,9 @@ def _idempotent(
     if len(key) > 200:
         return api_error(400, "L'en-tête Idempotency-Key dépasse 200 caractères.")
     digest = _request_hash()
-    stored = _stored(user, key)
-    if stored is not None:
-        return _replay(user, stored, digest, replay, dump)
+    # No lookup first: the key is stored in the change's own transaction, so that a retry (or a racing
+    # request with the same key) fails on the unique key at commit, which undoes whatever it did, and gets the
+    # first answer again. A first request, the common case, costs one query less.
     response = run()
     if response.status_code >= 500:
         db.session.rollback()
@@ -265,7 +271,7 @@ def _idempotent(
     try:
         db.session.commit()
     except sa.exc.IntegrityError:
-        # another request with the same key committed first: answer what it answered
+        # a request with the same key committed first: answer what it answered
         db.session.rollback()
         stored = _stored(user, key)
         if stored is None:
@@ -340,14 +346,6 @@ def _replay(
             stored.response_body, status=stored.status_code, mimetype="application/json"
         )
     response.headers["Idempotent-Replayed"] = "true"
-    return response
-
-
-@bp.after_request
-def _commit_reads(response: Response) -> Response:
-    # GET handlers may touch last_used_at of the token; POSTs have committed already
-    if request.method == "GET" and response.status_code < 400:
-        db.session.commit()
     return response
 
 

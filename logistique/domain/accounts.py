@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..db import utcnow
@@ -283,7 +283,9 @@ def user_for_token(
         return None
     now = now or utcnow()
     row = session.scalar(
-        sa.select(ApiToken).where(
+        sa.select(ApiToken)
+        .options(joinedload(ApiToken.user))
+        .where(
             ApiToken.token_hash == hash_token(token),
             ApiToken.revoked_at.is_(None),
             sa.or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now),
@@ -291,8 +293,40 @@ def user_for_token(
     )
     if row is None or not row.user.is_active or (row.user.is_demo and not demo_mode):
         return None
-    row.last_used_at = now
+    _note_token_use(session, row, now)
     return row.user
+
+
+# A read takes no write lock: the last use of a token is not written by the request that uses it. It is noted
+# in the session (at most once per TOKEN_USE_PRECISION) and written by the caller after the answer, in a
+# transaction of its own (record_token_uses).
+TOKEN_USE_PRECISION = timedelta(minutes=5)
+PENDING_TOKEN_USES = "logistique.pending_token_uses"  # noqa: S105 (a key of Session.info)
+
+
+def _note_token_use(session: Session, row: ApiToken, now: datetime) -> None:
+    if row.last_used_at is None or row.last_used_at <= now - TOKEN_USE_PRECISION:
+        session.info.setdefault(PENDING_TOKEN_USES, {})[row.id] = now
+
+
+def pending_token_uses(session: Session) -> dict[int, datetime]:
+    """Token uses noted in ``session`` and not written yet (taken out of the session)."""
+    return session.info.pop(PENDING_TOKEN_USES, None) or {}
+
+
+def record_token_uses(connection: sa.Connection, uses: dict[int, datetime]) -> int:
+    """Write tokens' last use, guarded so that several workers write it once per period (no commit)."""
+    written = 0
+    for token_id, at in sorted(uses.items()):
+        written += connection.execute(
+            sa.update(ApiToken)
+            .where(
+                ApiToken.id == token_id,
+                sa.or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= at - TOKEN_USE_PRECISION),
+            )
+            .values(last_used_at=at)
+        ).rowcount
+    return written
 
 
 def get_user_by_email(session: Session, email: str) -> User:

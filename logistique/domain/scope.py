@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.sql import ColumnElement
 
 from ..models import (
@@ -192,6 +192,15 @@ def device_filter(user: User | None) -> ColumnElement[bool]:
     )
 
 
+def device_in_scope(user: User | None, device: Device) -> bool | None:
+    """``device_filter`` for a loaded device when it needs no query (admins, warehouses), else None."""
+    if user is None or user.role is Role.ADMIN:
+        return True
+    if user.role is Role.WAREHOUSE:
+        return user.organisation_id is not None and device.warehouse_id == user.organisation_id
+    return None
+
+
 def lot_filter(user: User | None) -> ColumnElement[bool]:
     """Lots a user may see: a warehouse's lots; the region's lots for the others."""
     if user is None or user.role is Role.ADMIN:
@@ -231,7 +240,8 @@ def get_device(
         query = query.where(Device.asset_tag == asset_tag)
     else:
         raise NotFound()
-    device = session.scalars(query).one_or_none()
+    # its model and lot come with it: every caller shows or checks them
+    device = session.scalars(query.options(joinedload(Device.model), joinedload(Device.lot))).one_or_none()
     if device is None:
         raise NotFound("Équipement introuvable, ou hors de votre périmètre.")
     return device

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, contains_eager, joinedload
 
 from ..db import rows_changed, utcnow
 from ..models import (
@@ -376,6 +376,7 @@ def scan_for_pick(
     line = session.scalar(
         sa.select(SlipLine)
         .join(Device, SlipLine.device_id == Device.id)
+        .options(contains_eager(SlipLine.device))
         .where(
             SlipLine.slip_id == slip.id,
             SlipLine.removed_at.is_(None),

@@ -81,11 +81,27 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
+CSP = (
+    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; manifest-src 'self'; "
+    "img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; style-src 'self'; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+"""The Content-Security-Policy the pages must work under (issue 10's): no inline script or style, no eval;
+WebAssembly compiled (the barcode decoder), a service worker, a manifest, the camera's blob: video. Added by
+the test server when the app does not send one itself."""
+
+
+def _strict_csp(response):
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    return response
+
+
 class LiveServer:
-    """The app served over real HTTP on 127.0.0.1 (random port) by a threaded werkzeug server."""
+    """The app served over real HTTP on 127.0.0.1 (random port) by a threaded werkzeug server, under CSP."""
 
     def __init__(self, config: dict) -> None:
         self.app: Flask = create_app({**config, "BASE_URL": "http://127.0.0.1"})
+        self.app.after_request(_strict_csp)
         self.server: BaseWSGIServer = make_server(
             "127.0.0.1", 0, self.app, threaded=True, request_handler=_QuietHandler
         )

@@ -216,12 +216,12 @@ def test_volunteer_scans_a_label_with_the_phone_camera(app, world, server, playw
         context = _phone(browser, server)
         page = context.new_page()
         _open_as(page, world.warehouse, f"/bordereaux/{slip.number}/preparation")
-        assert page.evaluate("'BarcodeDetector' in window") is False  # Linux Chromium: jsQR must do it
+        assert page.evaluate("'BarcodeDetector' in window") is False  # Linux Chromium: the polyfill must do it
 
         page.get_by_role("button", name="Scanner avec la caméra").click()
         page.wait_for_selector('[data-camera][data-camera-state="running"]')
         page.wait_for_selector('[data-scan-feedback][data-outcome="picked"]')
-        assert page.locator("[data-camera]").get_attribute("data-decoder") == "jsQR"
+        assert page.locator("[data-camera]").get_attribute("data-decoder") == "polyfill"
         assert page.locator("[data-scan-feedback]").get_attribute("data-serial") == tablet.serial
         assert page.locator("[data-progress]").get_attribute("data-progress") == "1/2"
         _screenshot(page, "prepare-camera-phone.png")

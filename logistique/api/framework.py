@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, g, request
@@ -195,9 +196,9 @@ def operation(
 
 
 def _request_hash() -> str:
-    return hashlib.sha256(
-        request.method.encode() + request.path.encode() + b"\0" + request.get_data()
-    ).hexdigest()
+    # a web form's body was consumed by its parsing (CSRF check): hash its fields instead
+    body = request.get_data() or urlencode(sorted(request.form.items(multi=True))).encode()
+    return hashlib.sha256(request.method.encode() + request.path.encode() + b"\0" + body).hexdigest()
 
 
 def _idempotent(user: User, run: Callable[[], Response]) -> Response:
@@ -276,3 +277,4 @@ def _commit_reads(response: Response) -> Response:
 
 
 public_view = public
+idempotent = _idempotent  # also used by the web scan pages (views/scanning.py)

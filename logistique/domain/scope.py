@@ -184,6 +184,25 @@ def get_device(
     return device
 
 
+def scanned_text(code: str) -> str:
+    """What a scanned or typed code names: a serial or an asset tag (from a label's ``…/d/<tag>`` URL too)."""
+    text = (code or "").strip()
+    if "/d/" in text:
+        text = text.rsplit("/d/", 1)[1].split("?")[0].split("#")[0]
+    return text.strip().upper()
+
+
+def scanned_device(session: Session, user: User | None, code: str) -> Device:
+    """The device a scan names (serial, asset tag or label URL), visible to the user, or NotFound."""
+    text = scanned_text(code)
+    device = session.scalars(
+        sa.select(Device).where(device_filter(user), sa.or_(Device.serial == text, Device.asset_tag == text))
+    ).first()
+    if device is None:
+        raise NotFound(f"Équipement {text} introuvable, ou hors de votre périmètre.")
+    return device
+
+
 def get_organisation(session: Session, user: User | None, organisation_id: int) -> Organisation:
     """One organisation visible to the user, or NotFound."""
     org = session.scalars(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_wtf.file import FileAllowed, FileField, FileRequired
 from sqlalchemy.orm import joinedload
 from wtforms import SelectField, SelectMultipleField, StringField, SubmitField, TextAreaField, widgets
@@ -30,6 +30,7 @@ from ..models import (
 )
 from .forms import Form, options
 from .paging import paginate
+from .scanning import idempotent_scan, wants_json
 
 bp = Blueprint("pupils", __name__)
 
@@ -216,28 +217,35 @@ def _available_devices(pupil: Pupil) -> dict[NeedKind, list[Device]]:
 
 @bp.route("/eleves/<int:pupil_id>", methods=["GET", "POST"])
 @roles(*COORDINATION)
+@idempotent_scan
 def pupil_detail(pupil_id: int):
     """A pupil, their assignments, and the assignment form: scan or type a serial, or pick from the stock."""
     pupil = pupils.get_pupil(db.session, g.user, pupil_id=pupil_id)
     form = AssignForm()
     status = 200
     if form.validate_on_submit():
-        serial = form.serial.data.strip().upper()
         try:
-            device = scope.get_device(db.session, g.user, serial=serial)
+            device = scope.scanned_device(db.session, g.user, form.serial.data)
             assignment = assignments.assign(db.session, pupil=pupil, device=device, by=g.user)
         except DomainError as exc:
             db.session.rollback()
+            if wants_json():  # a scan sent by the page's offline queue (scan.js)
+                return jsonify({"outcome": "refused", "message": exc.message}), exc.status
             flash(exc.message, "error")
             status = exc.status
         else:
             db.session.commit()
-            flash(
+            message = (
                 f"{assignment.device.model.kind.label} {assignment.device.serial} attribué(e) à "
-                f"{pupil.reference}.",
-                "success",
+                f"{pupil.reference}."
             )
+            if wants_json():
+                return jsonify({"outcome": "picked", "message": message, "serial": assignment.device.serial})
+            flash(message, "success")
             return redirect(url_for("pupils.pupil_detail", pupil_id=pupil.id))
+    elif request.method == "POST" and wants_json():
+        message = "; ".join(e for errors in form.errors.values() for e in errors)
+        return jsonify({"outcome": "refused", "message": message}), 400
     return render_template(
         "pupils/detail.html",
         pupil=pupil,

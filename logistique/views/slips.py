@@ -41,6 +41,7 @@ from ..models import (
     SlipStatus,
 )
 from .forms import Form, options
+from .scanning import idempotent_scan, offline_page
 
 bp = Blueprint("slips", __name__)
 
@@ -297,6 +298,7 @@ class ScanForm(Form):
 
 @bp.route("/bordereaux/<number>/preparation")
 @roles(*WAREHOUSE)
+@offline_page
 def prepare(number: str):
     """Phone page: scan each device of the slip (camera or handheld scanner), then ship."""
     slip = _slip(number)
@@ -313,6 +315,7 @@ def prepare(number: str):
 
 @bp.route("/bordereaux/<number>/scan", methods=["POST"])
 @roles(*WAREHOUSE)
+@idempotent_scan
 def scan(number: str):
     """One scan: JSON for the page's script, a redirect with a message without script."""
     slip = _slip(number)
@@ -358,6 +361,7 @@ def slip_ship(number: str):
 
 @bp.route("/bordereaux/<number>/reception", methods=["GET", "POST"])
 @roles(*COORDINATION)
+@offline_page
 def reception(number: str):
     """Confirm the parcel line by line: reçu, manquant or endommagé (with a comment)."""
     slip = _slip(number)

@@ -76,6 +76,15 @@ async function page(request) {
   }
 }
 
+// A page opened before this worker controlled it was not seen passing: the page asks to keep it (once).
+self.addEventListener("message", (event) => {
+  const data = event.data || {};
+  if (data.type !== "keep-page" || typeof data.url !== "string") return;
+  const url = new URL(data.url);
+  if (url.origin !== self.location.origin) return;
+  event.waitUntil(page(new Request(url.href, { credentials: "same-origin" })).catch(() => {}));
+});
+
 self.addEventListener("fetch", (event) => {
   const request = event.request;
   const url = new URL(request.url);

@@ -146,9 +146,20 @@
   var worker = document.documentElement.getAttribute("data-sw");
   if (worker && "serviceWorker" in navigator) {
     window.addEventListener("load", function () {
-      navigator.serviceWorker.register(worker, { scope: "/" }).catch(function () {
-        /* not over HTTPS, or refused: the pages still work online */
-      });
+      navigator.serviceWorker
+        .register(worker, { scope: "/" })
+        .then(function () {
+          return navigator.serviceWorker.ready;
+        })
+        .then(function (registration) {
+          // first visit: this page did not pass through the worker; it keeps it if the server allows it
+          if (!navigator.serviceWorker.controller && registration.active) {
+            registration.active.postMessage({ type: "keep-page", url: window.location.href });
+          }
+        })
+        .catch(function () {
+          /* not over HTTPS, or refused: the pages still work online */
+        });
     });
   }
 

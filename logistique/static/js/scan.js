@@ -107,6 +107,10 @@
     line.className = "scan-log-" + ((kit.OUTCOMES[outcome] || kit.OUTCOMES.error).css);
     line.querySelector(".scan-log-state").textContent = STATES[outcome] || STATES.error;
     line.querySelector(".scan-log-detail").textContent = message && outcome !== "queued" ? " — " + message : "";
+    // a refusal, or scans waiting without network: the list opens, so that each one can be checked
+    if (outcome === "refused" || outcome === "error" || (outcome === "queued" && netState !== "online")) {
+      log.closest("[data-scan-log-box]").open = true;
+    }
   }
 
   var pending = 0;
@@ -141,7 +145,8 @@
   var sent = 0;
   function onQueued(record, restored) {
     setLine(record, "queued");
-    if (restored || navigator.onLine === false || netState === "offline" || netState === "login") {
+    if (restored) return; // the count says it: one answer box per scan made, not per scan reloaded
+    if (navigator.onLine === false || netState === "offline" || netState === "login") {
       feedback.show("queued", record.code + " est gardé sur ce téléphone\u00a0: il sera envoyé dès le retour du réseau.", record.code);
     }
   }

@@ -281,9 +281,14 @@ def test_scans_made_offline_survive_a_reload_and_are_applied_once(app, world, se
     assert server.hits[hits:] == [], "nothing reached the server while offline"
 
     # a page kept for hours carries a CSRF token the server no longer takes: the queue fetches a fresh one
-    page.evaluate("document.querySelectorAll('input[name=csrf_token]').forEach((i) => { i.value = 'périmé'; })")
+    page.evaluate(
+        "document.querySelectorAll('input[name=csrf_token]').forEach((i) => { i.value = 'périmé'; })"
+    )
+    online_at = len(server.hits)
     context.set_offline(False)
     page.wait_for_selector('[data-prepare][data-queue="0"]')
+    # (the refused POST stops at the CSRF check, before the hits are noted): a fresh page, then the scans
+    assert server.hits[online_at : online_at + 2] == [path, f"/bordereaux/{number}/scan"]
     page.wait_for_selector('[data-scan-log] li[data-state="refused"]')
     assert status.inner_text() == "Tous les scans sont envoyés et confirmés par le serveur."
     assert page.locator('[data-scan-log] li[data-state="picked"]').count() == 5

@@ -23,6 +23,7 @@ import re
 from pathlib import Path
 
 import sqlalchemy as sa
+from PIL import Image
 
 from logistique.db import db
 from logistique.domain import paperwork, slips
@@ -52,10 +53,20 @@ SCREENSHOTS = os.environ.get("LOGISTIQUE_SCREENSHOTS")
 NO_NATIVE_DETECTOR = "delete window.BarcodeDetector;"  # as on an iPhone: the polyfill must do it
 
 
-def _shot(page, name: str) -> None:
+def _shot(page, name: str, at: str = "[data-scan-feedback]") -> None:
+    """The phone's screen scrolled to the element ``at``, in CSS pixels, as a small PNG for the README."""
     if SCREENSHOTS:
         Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SCREENSHOTS) / name), scale="css", animations="disabled")
+        page.locator(at).first.evaluate(
+            """(el) => {
+                el.scrollIntoView({ block: "start" });
+                const bar = document.querySelector(".prepare-bar");  // sticky: it would hide the element
+                window.scrollBy(0, -((bar ? bar.offsetHeight : 0) + 12));
+            }"""
+        )
+        path = Path(SCREENSHOTS) / name
+        page.screenshot(path=str(path), scale="css", animations="disabled")
+        Image.open(path).convert("RGB").quantize(colors=64).save(path, optimize=True)
 
 
 def _errors(page) -> list[str]:
@@ -124,13 +135,14 @@ def test_the_polyfill_reads_a_code128_label_then_a_qr_code(app, world, server, p
 
         page.get_by_role("button", name="Scanner avec la caméra").click()
         page.wait_for_selector('[data-camera][data-camera-state="running"]')
+        page.wait_for_selector('[data-progress="1/2"]', timeout=30_000)
+        _shot(page, "camera-polyfill.png", at="[data-camera]")
         page.wait_for_selector('[data-progress="2/2"]', timeout=30_000)
         camera = page.locator("[data-camera]")
         assert camera.get_attribute("data-decoder") == "polyfill"
         log = page.locator("[data-scan-log] li")
         assert log.filter(has_text=tablet.serial).first.get_attribute("data-state") == "picked"  # Code 128
         assert log.filter(has_text=label_url).first.get_attribute("data-state") == "picked"  # QR code
-        _shot(page, "camera-polyfill.png")
         # the label stays in front of the camera: sent once (two labels, a few repeats of the loop at most)
         page.wait_for_timeout(700)
         assert page.locator('[data-scan-log] li[data-state="picked"]').count() == 2
@@ -196,7 +208,7 @@ def test_wake_lock_and_torch_are_feature_detected(app, world, server, playwright
                 page.wait_for_selector('[data-camera-torch][aria-pressed="true"]')
                 assert button.inner_text() == "Éteindre la lampe"
                 assert page.evaluate("window.torchAsked") == [True]
-                _shot(page, "camera-torch.png")
+                _shot(page, "camera-torch.png", at="[data-camera]")
             else:
                 assert button.is_hidden()
             page.get_by_role("button", name="Arrêter la caméra").click()
@@ -411,7 +423,8 @@ def test_the_preparation_page_opens_offline_after_one_visit(app, world, server, 
 
     page.goto("/bordereaux")  # never opened: the offline page, not an error of the browser
     page.wait_for_selector("[data-offline-page]")
-    assert server.hits[hits:] == []
+    # (Chromium's own check for a new /sw.js is not subject to the emulated offline mode: left out)
+    assert [hit for hit in server.hits[hits:] if hit != "/sw.js"] == []
     context.close()
 
 

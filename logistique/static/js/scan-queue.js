@@ -13,7 +13,7 @@
     already: { css: "dup", title: "= Déjà fait", sr: "Déjà fait", vibrate: [30] },
     refused: { css: "ko", title: "✗ Refusé", sr: "Refusé", vibrate: [220, 90, 220] },
     error: { css: "ko", title: "✗ Non enregistré", sr: "Non enregistré", vibrate: [220, 90, 220] },
-    queued: { css: "wait", title: "⏳ En attente", sr: "En attente", vibrate: [20, 60, 20] },
+    queued: { css: "wait", title: "… En attente", sr: "En attente", vibrate: [20, 60, 20] },
   };
 
   /* ------------------------------------------------------------------ sound */

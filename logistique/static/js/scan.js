@@ -106,7 +106,9 @@
     line.setAttribute("data-state", outcome);
     line.className = "scan-log-" + ((kit.OUTCOMES[outcome] || kit.OUTCOMES.error).css);
     line.querySelector(".scan-log-state").textContent = STATES[outcome] || STATES.error;
-    line.querySelector(".scan-log-detail").textContent = message && outcome !== "queued" ? " — " + message : "";
+    // the reason of a refusal; « SN-1 préparé » next to « préparé » would say it twice
+    var why = message && (outcome === "refused" || outcome === "error");
+    line.querySelector(".scan-log-detail").textContent = why ? " — " + message : "";
     // a refusal, or scans waiting without network: the list opens, so that each one can be checked
     if (outcome === "refused" || outcome === "error" || (outcome === "queued" && netState !== "online")) {
       log.closest("[data-scan-log-box]").open = true;

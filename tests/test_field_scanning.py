@@ -39,6 +39,7 @@ from logistique.models import (
 )
 
 from .browser_support import (
+    TIMEOUT_MS,
     code128_image,
     fake_camera_args,
     fresh,
@@ -51,6 +52,14 @@ from .test_browser import _launch, _open_as, _phone, _scan, browser, playwright,
 
 SCREENSHOTS = os.environ.get("LOGISTIQUE_SCREENSHOTS")
 NO_NATIVE_DETECTOR = "delete window.BarcodeDetector;"  # as on an iPhone: the polyfill must do it
+
+
+def _device(browser, server):  # noqa: F811
+    """A phone (browser context) with more patience than the other browser tests: these start cameras,
+    compile WebAssembly and install a service worker, on a machine that may be busy."""
+    context = _phone(browser, server)
+    context.set_default_timeout(2 * TIMEOUT_MS)
+    return context
 
 
 def _shot(page, name: str, at: str = "[data-scan-feedback]") -> None:
@@ -124,7 +133,7 @@ def test_the_polyfill_reads_a_code128_label_then_a_qr_code(app, world, server, p
     video = y4m(tmp_path / "labels.y4m", [(code128_image(tablet.serial), 25), (qr_image(label_url), 25)])
     browser = _launch(playwright, fake_camera_args(video))  # noqa: F811
     try:
-        context = _phone(browser, server)
+        context = _device(browser, server)
         context.add_init_script(NO_NATIVE_DETECTOR)
         page = context.new_page()
         errors = _errors(page)
@@ -191,7 +200,7 @@ def test_wake_lock_and_torch_are_feature_detected(app, world, server, playwright
             (NOTHING_OFFERED, "unavailable", {"unsupported"}),
             (TORCH_OFFERED, "available", {"active", "refused"}),  # headless may refuse the lock: no error
         ):
-            context = _phone(browser, server)
+            context = _device(browser, server)
             context.add_init_script(script)
             page = context.new_page()
             errors = _errors(page)
@@ -227,7 +236,7 @@ def test_a_refused_camera_or_an_insecure_page_is_explained(app, world, server, p
     # a camera exists, but nobody answers the permission prompt: Chromium refuses (NotAllowedError)
     browser = _launch(playwright, ["--use-fake-device-for-media-stream"])  # noqa: F811
     try:
-        context = _phone(browser, server)
+        context = _device(browser, server)
         page = context.new_page()
         _open_as(page, world.warehouse, f"/bordereaux/{slip.number}/preparation")
         page.get_by_role("button", name="Scanner avec la caméra").click()
@@ -235,7 +244,7 @@ def test_a_refused_camera_or_an_insecure_page_is_explained(app, world, server, p
         assert "Accès à la caméra refusé" in page.locator("[data-camera-status]").inner_text()
         context.close()
 
-        context = _phone(browser, server)
+        context = _device(browser, server)
         context.add_init_script("Object.defineProperty(window, 'isSecureContext', { value: false });")
         page = context.new_page()
         _open_as(page, world.warehouse, f"/bordereaux/{slip.number}/preparation")
@@ -256,7 +265,7 @@ def test_scans_made_offline_survive_a_reload_and_are_applied_once(app, world, se
     slip, tablets = slip_of(world, 6)
     number, kept, moved = slip.number, tablets[:5], tablets[5]
     path = f"/bordereaux/{number}/preparation"
-    context = _phone(browser, server)
+    context = _device(browser, server)
     page = context.new_page()
     errors = _errors(page)
     _open_as(page, world.warehouse, path)
@@ -331,7 +340,7 @@ def test_a_scan_sent_again_with_its_key_is_not_applied_twice(app, world, server,
     same scan again with the same key, and gets the first answer back."""
     slip = issued_slip(world)
     tablet = world.on_slip[0]
-    context = _phone(browser, server)
+    context = _device(browser, server)
     page = context.new_page()
     _open_as(page, world.warehouse, f"/bordereaux/{slip.number}/preparation")
     page.wait_for_selector("[data-scan-ready]")
@@ -366,7 +375,7 @@ def test_the_app_installs_and_keeps_no_personal_data(app, world, server, browser
     number, pupil_id = slip.number, world.pupil.id
 
     # a coordinator: the pupil's page (names) and the parcel's reception page (a scan page)
-    context = _phone(browser, server)
+    context = _device(browser, server)
     page = context.new_page()
     _open_as(page, world.coordinator, f"/eleves/{pupil_id}")
     assert "Martin" in page.locator("main").inner_text()
@@ -406,7 +415,7 @@ def test_the_app_installs_and_keeps_no_personal_data(app, world, server, browser
 def test_the_preparation_page_opens_offline_after_one_visit(app, world, server, browser):  # noqa: F811
     slip = issued_slip(world)
     path = f"/bordereaux/{slip.number}/preparation"
-    context = _phone(browser, server)
+    context = _device(browser, server)
     page = context.new_page()
     _open_as(page, world.warehouse, path)  # the one visit
     _wait_until_kept(page, path)
@@ -432,7 +441,7 @@ def test_the_preparation_page_opens_offline_after_one_visit(app, world, server, 
 
 
 def test_stock_reception_scan_by_scan(app, world, server, browser):  # noqa: F811
-    context = _phone(browser, server)
+    context = _device(browser, server)
     page = context.new_page()
     _open_as(page, world.warehouse, f"/stock/reception?lot={world.lot.id}")
     page.get_by_label("Modèle").select_option(value=str(world.tablet.id))
@@ -462,7 +471,7 @@ def test_assignment_by_scan_from_the_pupils_page(app, world, server, browser):  
     )
     db.session.commit()
     pupil_id, tablet = pupil.id, world.device
-    context = _phone(browser, server)
+    context = _device(browser, server)
     page = context.new_page()
     _open_as(page, world.coordinator, f"/eleves/{pupil_id}")
     assert _scan(page, world.device_idf.serial)["outcome"] == "refused"  # another region's stock
@@ -479,7 +488,7 @@ def test_assignment_by_scan_from_the_pupils_page(app, world, server, browser):  
 def test_parcel_reception_device_by_device(app, world, server, browser):  # noqa: F811
     slip = _shipped_slip(world)
     tablet, key = world.on_slip
-    context = _phone(browser, server)
+    context = _device(browser, server)
     page = context.new_page()
     _open_as(page, world.coordinator, f"/bordereaux/{slip.number}/reception")
     answer = _scan(page, tablet.asset_tag)

@@ -233,7 +233,11 @@
     return list(this.options.scope)
       .then(
         function (records) {
-          self.pending = records;
+          // scans made while the stored ones were being read are already in IndexedDB: keep one copy of each
+          var ids = records.map(function (r) { return r.id; });
+          self.pending = records.concat(
+            self.pending.filter(function (r) { return ids.indexOf(r.id) === -1; })
+          );
         },
         function () {
           self.memory = true;
@@ -353,7 +357,14 @@
           });
         }
         self.setState("online");
-        self.later(); // a server error: try again in a moment
+        if (response.status >= 400 && response.status < 500 && response.status !== 408 && response.status !== 429) {
+          // refused for good (no right, gone): said once, not sent again and again
+          return {
+            data: { outcome: "error", message: record.code + " refusé par le serveur (erreur " + response.status + ")." },
+            status: response.status,
+          };
+        }
+        self.later(); // a server error, or too busy: try again in a moment
         return null;
       },
       function () {

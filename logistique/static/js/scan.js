@@ -195,6 +195,11 @@
         }
         complete = data.total > 0 && data.picked === data.total;
         progress.classList.toggle("is-complete", complete);
+        var badge = root.querySelector(".prepare-slip .badge");
+        if (complete && badge && badge.classList.contains("badge-emis")) {
+          badge.className = "badge badge-prepare"; // the server moved the slip to « préparé » with the last pick
+          badge.textContent = "Préparé";
+        }
         if (complete && camera && pending === 0) camera.stop("Tout est préparé\u00a0: caméra arrêtée.");
       }
       if ((outcome === "picked" || outcome === "already") && checklist && data.serial) {

@@ -409,6 +409,13 @@ def test_the_app_installs_and_keeps_no_personal_data(app, world, server, browser
     assert not any(url.startswith("/api/") for url in urls)
     for word in ("Léa", "Martin", "Sophie", "06 12 34 56 78"):
         assert not [entry["url"] for entry in kept if word in entry["text"]], word
+
+    # logging out empties the pages kept (the static files stay: nothing personal in them)
+    page.get_by_role("button", name="Se déconnecter").click()
+    page.wait_for_url(re.compile(r"/login"))
+    names = page.evaluate("caches.keys()")
+    assert not [name for name in names if name.startswith("logistique-pages-")], names
+    assert [name for name in names if name.startswith("logistique-static-")]
     context.close()
 
 

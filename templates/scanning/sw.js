@@ -56,7 +56,6 @@ async function fromStatic(request) {
 }
 
 async function page(request) {
-  const cache = await caches.open(PAGES_CACHE);
   try {
     const response = await fetch(request);
     const keep =
@@ -64,11 +63,14 @@ async function page(request) {
       response.type === "basic" &&
       !response.redirected &&
       response.headers.get(OFFLINE_HEADER) === "page";
-    if (keep) await cache.put(request, response.clone());
-    else await cache.delete(request); // a page that is no longer a scan page for this user is not kept
+    if (keep) {
+      await (await caches.open(PAGES_CACHE)).put(request, response.clone());
+    } else if (await caches.has(PAGES_CACHE)) {
+      await (await caches.open(PAGES_CACHE)).delete(request); // no longer a scan page for this user
+    }
     return response;
   } catch (error) {
-    const cached = await cache.match(request);
+    const cached = await caches.match(request, { cacheName: PAGES_CACHE });
     if (cached) return cached;
     const offline = await caches.match(OFFLINE_URL, { cacheName: STATIC_CACHE });
     if (offline) return offline;
@@ -90,8 +92,11 @@ self.addEventListener("fetch", (event) => {
   const url = new URL(request.url);
   if (url.origin !== self.location.origin) return;
   if (request.method !== "GET") {
-    if (url.pathname === LOGOUT_URL) event.waitUntil(caches.delete(PAGES_CACHE));
-    return; // POSTs (scans included) always go to the network; the pages' offline queue keeps them
+    if (url.pathname === LOGOUT_URL) {
+      // the pages kept are this user's: gone before the logout itself is sent
+      event.respondWith(caches.delete(PAGES_CACHE).then(() => fetch(request)));
+    }
+    return; // other POSTs (scans included) go to the network untouched; the pages' offline queue keeps scans
   }
   if (isStatic(url)) {
     event.respondWith(fromStatic(request));

@@ -4,7 +4,7 @@ package playwright) on a phone-sized screen, against the app served over HTTP wi
 1. A warehouse volunteer opens a slip's QR link, logs in, lands on the preparation page and scans with a
    handheld scanner (typed code + Enter): picked, already, refused, then ships.
 2. The same page with the camera: a fake camera films a device label's QR code; Chromium on Linux has no
-   BarcodeDetector, so this proves the jsQR fallback.
+   BarcodeDetector, so this proves the barcode-detector polyfill (ZXing in WebAssembly).
 3. The coordinator receives the parcel and hands the devices over to the family, who signs on the screen;
    the receipt downloads as a PDF.
 4. Without JavaScript, a scan is a plain POST answered by a flash message.

@@ -244,6 +244,9 @@
         }
       )
       .then(function () {
+        // scans kept from before a reload will be answered aloud if the browser allows sound without a
+        // touch (it does once the site is used); else the first touch or key press turns it on
+        if (self.pending.length) ensureAudio();
         self.pending.forEach(function (record) {
           self.options.onQueued(record, true);
         });

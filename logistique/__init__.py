@@ -34,12 +34,24 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from . import formatting
     from .api import bp as api_bp
     from .cli import register_commands
-    from .views import admin, auth, board, census, main, pupils, scanning, slips, stock
+    from .views import (
+        admin,
+        auth,
+        board,
+        bulk_assign,
+        census,
+        distribution,
+        main,
+        pupils,
+        scanning,
+        slips,
+        stock,
+    )
 
     formatting.register(app)
-    for blueprint in (auth.bp, main.bp, admin.bp, stock.bp, pupils.bp, census.bp, slips.bp, board.bp, api_bp):
+    views = (auth, main, admin, stock, pupils, census, slips, board, distribution, bulk_assign, scanning)
+    for blueprint in (*(view.bp for view in views), api_bp):
         app.register_blueprint(blueprint)
-    app.register_blueprint(scanning.bp)
     csrf.exempt(api_bp)
     register_commands(app)
 

@@ -1,4 +1,4 @@
-"""Handover to the family (DESIGN §1.5, §6, §8): one signature on the phone covers a pupil's bundle, the
+"""Handover to the family: one signature on the phone covers a pupil's bundle, the
 devices become ``remis``, the family gets a receipt, the slip closes when every line is settled; the papers
 name pupils by reference only, and the purge keeps an anonymous proof. Each refusal proves nothing changed."""
 
@@ -16,7 +16,6 @@ from logistique.domain import handover, slips
 from logistique.domain.errors import BusinessRuleViolation, Conflict, NotFound, ValidationFailed
 from logistique.models import DeviceStatus, Handover, HandoverMode, ReceptionState, SlipStatus
 
-from .conftest import login
 from .factories import (
     BASE,
     blank_png,
@@ -35,30 +34,12 @@ from .factories import (
     slip_status,
     snapshot,
 )
+from .helpers import api_error as _error
+from .helpers import client_as as _client
+from .helpers import redirect_path as _path
 
 RECEIVER = "Nadia Receveuse"
 HANDOVER_NUMBER = re.compile(r"RM-59-20\d\d-\d{6}")
-
-
-def _client(app, user):
-    client = app.test_client()
-    response = login(client, user)
-    assert response.status_code == 302, response.get_data(as_text=True)
-    return client
-
-
-def _path(response) -> str:
-    assert response.status_code == 302, (response.status_code, response.get_data(as_text=True)[:500])
-    return urlsplit(response.headers["Location"]).path
-
-
-def _error(response, status: int, code: str | None = None) -> str:
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.get_json()
-    assert set(body) == {"error"}, body
-    if code is not None:
-        assert body["error"]["code"] == code, body
-    return body["error"]["message"]
 
 
 def _handover(session, number: str) -> Handover:
@@ -173,7 +154,8 @@ def test_handover_by_api(app, session, world, api):
     assert sorted(body["serials"]) == sorted(lea.serials)
     assert body["signature_sha256"] == hashlib.sha256(png).hexdigest()
     done = _handover(session, body["number"])
-    assert body["receipt_url"] == f"{BASE}/remises/{done.id}/recu.pdf"
+    assert body["id"] == done.id
+    assert body["receipt_url"] == f"{BASE}/api/v1/handovers/{done.id}/receipt"
     assert done.signature_png == png and done.receiver_name == RECEIVER
     for serial in lea.serials:
         assert device_status(session, serial) is DeviceStatus.HANDED_OVER
@@ -187,9 +169,18 @@ def test_handover_by_api(app, session, world, api):
     assert again.get_json()["receipt_url"] == body["receipt_url"]
     assert snapshot(session) == after
 
-    text = _receipt_text(_client(app, world.coordinator), body["receipt_url"])
+    # the receipt with the same bearer token (no browser session), and for nobody outside the organisation
+    text = _receipt_text(client, body["receipt_url"])
     assert "Attestation de remise" in text and "Convention de prêt" not in text
-    assert body["number"] in text
+    assert body["number"] in text and RECEIVER in text
+    receipt = client.get(urlsplit(body["receipt_url"]).path)
+    assert receipt.headers["Cache-Control"] == "no-store"
+    for outsider in (world.coordinator_idf, world.warehouse, world.prefecture):
+        refused = api(outsider).get(urlsplit(body["receipt_url"]).path)
+        assert refused.status_code in (403, 404) and refused.mimetype == "application/json", outsider.email
+        assert RECEIVER not in refused.get_data(as_text=True)
+    assert _error(api(world.coordinator_idf).get(urlsplit(body["receipt_url"]).path), 404)
+    assert _error(client.get("/api/v1/handovers/999999/receipt"), 404)
 
 
 def test_handover_in_the_domain_closes_the_slip_with_missing_lines(session, world):

@@ -1,4 +1,5 @@
-"""The prefecture's status board: delivery progress and money by territory (DESIGN §6, issue 5).
+"""The prefecture's status board: delivery progress and money by territory (docs/architecture.md,
+« Compteurs du tableau de bord »).
 
 Every device behind a row is counted in exactly one column: ``assigned`` (attribué, not yet on a slip),
 ``on_slips`` (sur bordereau or préparé), ``shipped``, ``received``, ``handed_over``, ``missing``, ``damaged``
@@ -34,7 +35,7 @@ from ..models import (
     TerritoryKind,
     User,
 )
-from . import scope, tallies
+from . import scope
 from .census import need_rows
 from .errors import Forbidden, NotFound
 from .money import cite_2020_cap, spendable_cents
@@ -100,6 +101,12 @@ class StatusRow:
             return self.counts[name]
         raise AttributeError(name)
 
+    @property
+    def has_reported(self) -> bool:
+        """False for a territory where nobody has declared a need, nor received a quota or a device yet:
+        the QPVs and departments a prefect must chase for the census."""
+        return bool(self.needs or self.devices or self.allocated)
+
     def share(self, column: str) -> float | None:
         """A column as a share of the needs (None without needs)."""
         return self.counts[column] / self.needs if self.needs else None
@@ -118,7 +125,7 @@ class StatusRow:
 
 def resolve(session: Session, user: User | None, code: str | None) -> Territory:
     """The territory a user asks for, within what they may see: a prefecture never leaves its own."""
-    if user is not None and user.role not in (Role.ADMIN, Role.PREFECTURE):
+    if user is not None and user.role not in scope.OVERSIGHT:
         raise Forbidden("Le tableau de bord est réservé aux préfectures et à l'administration.")
     own = None
     if user is not None and user.role is Role.PREFECTURE:
@@ -136,12 +143,10 @@ def resolve(session: Session, user: User | None, code: str | None) -> Territory:
 
 
 def _parse(session: Session, code: str) -> tuple[TerritoryKind, str]:
-    kind_hint, _, value = code.rpartition(":")
-    if kind_hint.lower() in ("", "region", "reg", "r") and session.get(Region, value) is not None:
-        return TerritoryKind.REGION, value
-    if kind_hint.lower() in ("", "departement", "dep", "d") and session.get(Department, value) is not None:
-        return TerritoryKind.DEPARTMENT, value
-    raise NotFound("Territoire introuvable, ou hors de votre périmètre.")
+    territory = scope.parse_territory(session, code)
+    if territory is None:
+        raise NotFound("Territoire introuvable, ou hors de votre périmètre.")
+    return territory
 
 
 def _within(session: Session, kind: TerritoryKind, code: str, own: Territory) -> bool:
@@ -153,15 +158,7 @@ def _within(session: Session, kind: TerritoryKind, code: str, own: Territory) ->
 
 def _qpv_codes(territory: Territory):
     """SQL set of the QPV codes of a territory (None: all)."""
-    if territory.kind is TerritoryKind.DEPARTMENT:
-        return sa.select(Qpv.code).where(Qpv.department_code == territory.code)
-    if territory.kind is TerritoryKind.REGION:
-        return (
-            sa.select(Qpv.code)
-            .join(Department, Qpv.department_code == Department.code)
-            .where(Department.region_code == territory.code)
-        )
-    return None
+    return scope.territory_qpv_codes(territory.kind, territory.code)
 
 
 # ---------------------------------------------------------------- the board's numbers
@@ -185,7 +182,7 @@ def _grouped(territory: Territory, by: str, code_column, *aggregates) -> sa.Sele
 
 def _devices(*statuses: DeviceStatus, active_only: bool = True):
     """SUM of the counted devices in these statuses (of active assignments only, by default)."""
-    counted = AssignmentTally.device_status.in_(statuses)
+    counted: sa.ColumnElement[bool] = AssignmentTally.device_status.in_(statuses)
     if active_only:
         counted = sa.and_(AssignmentTally.active.is_(True), counted)
     return sa.func.sum(sa.case((counted, AssignmentTally.devices), else_=0))
@@ -216,15 +213,23 @@ _COMMITTED_SQL = sa.func.sum(
 )
 
 
+SILENT = "aucun besoin déclaré"  # how a row with nothing yet is flagged, on the pages and in the exports
+
+
 def rows(session: Session, territory: Territory, by: str = "qpv") -> dict[str, StatusRow]:
-    """One row per QPV (``by="qpv"``) or per department of the territory that has needs, quotas or devices,
-    aggregated by the database from the counters (``tallies``)."""
-    tallies.flush(session)
+    """One row per QPV (``by="qpv"``) or per department of the territory — every one of them, those with
+    nothing yet included (``has_reported`` False) —, aggregated by the database from the counters."""
     level = "qpv" if by == "qpv" else "department"
     found: dict[str, StatusRow] = {}
+    if level == "qpv":
+        for code, name, department in session.execute(scope.territory_qpvs(territory.kind, territory.code)):
+            found[code] = StatusRow(level, code, name, department)
+    else:
+        for code, name in session.execute(scope.departments_of(territory.kind, territory.code)):
+            found[code] = StatusRow(level, code, name, code)
 
     def row(code: str) -> StatusRow:
-        if code not in found:
+        if code not in found:  # a QPV of an older list that still has needs or devices
             found[code] = StatusRow(level, code, "", code if level == "department" else "")
         return found[code]
 
@@ -246,16 +251,11 @@ def rows(session: Session, territory: Territory, by: str = "qpv") -> dict[str, S
     )
     for code, quota in session.execute(quotas):
         row(code).allocated = int(quota)
-    found = {code: r for code, r in found.items() if r.needs or r.devices or r.allocated}
-    if found and level == "qpv":
-        names = sa.select(Qpv.code, Qpv.name, Qpv.department_code).where(Qpv.code.in_(list(found)))
+    unnamed = [code for code, r in found.items() if not r.name]
+    if unnamed and level == "qpv":
+        names = sa.select(Qpv.code, Qpv.name, Qpv.department_code).where(Qpv.code.in_(unnamed))
         for code, name, department in session.execute(names):
             found[code].name, found[code].department = name, department
-    elif found:
-        for code, name in session.execute(
-            sa.select(Department.code, Department.name).where(Department.code.in_(list(found)))
-        ):
-            found[code].name = name
     return found
 
 
@@ -303,7 +303,6 @@ def money(session: Session, territory: Territory) -> list[EnvelopeRow]:
             == sa.select(Department.region_code).where(Department.code == territory.code).scalar_subquery()
         )
     envelopes = session.scalars(query).all()
-    tallies.flush(session)
     delivered = sa.case(
         (AssignmentTally.device_status == DeviceStatus.HANDED_OVER, AssignmentTally.cost_cents), else_=0
     )

@@ -6,29 +6,31 @@ import sqlalchemy as sa
 from flask import Blueprint, redirect, render_template, url_for
 
 from ..access import any_role
-from ..db import db
-from ..domain import scope
+from ..db import db, utcnow
+from ..domain import scope, worklists
 from ..models import Device, DeviceStatus, Role, User
 
 bp = Blueprint("main", __name__)
 
-_NAV: list[tuple[str, str, set[Role]]] = [
-    ("main.home", "Accueil", set(Role)),
-    ("pupils.pupil_list", "Élèves", {Role.COORDINATOR, Role.ADMIN}),
-    ("pupils.waiting_list", "Attente", {Role.COORDINATOR, Role.ADMIN}),
-    ("pupils.needs", "Besoins", {Role.COORDINATOR}),
-    ("slips.slip_list", "Bordereaux", set(Role)),
-    ("stock.device_list", "Équipements", set(Role)),
-    ("stock.receive", "Réception", {Role.ADMIN, Role.WAREHOUSE}),
-    ("stock.import_stock", "Import de stock", {Role.ADMIN, Role.WAREHOUSE}),
-    ("board.board_page", "Tableau de bord", {Role.PREFECTURE, Role.ADMIN}),
-    ("census.census_page", "Recensement", {Role.PREFECTURE, Role.ADMIN}),
-    ("census.plans", "Répartition", {Role.ADMIN}),
-    ("admin.organisations", "Structures", {Role.ADMIN}),
-    ("admin.qpvs", "QPV", {Role.ADMIN}),
-    ("admin.envelopes", "Enveloppes", {Role.ADMIN}),
-    ("admin.lots", "Lots", {Role.ADMIN}),
-    ("admin.users", "Comptes", {Role.ADMIN}),
+_NAV: list[tuple[str, str, frozenset[Role]]] = [
+    ("main.home", "Accueil", scope.ALL_ROLES),
+    ("pupils.pupil_list", "Élèves", scope.COORDINATION),
+    ("pupils.waiting_list", "Attente", scope.COORDINATION),
+    ("bulk.scan_assign", "Attribuer", frozenset({Role.COORDINATOR})),
+    ("pupils.needs", "Besoins", frozenset({Role.COORDINATOR})),
+    ("distribution.distribution_page", "Distribution", frozenset({Role.COORDINATOR})),
+    ("slips.slip_list", "Bordereaux", scope.ALL_ROLES),
+    ("stock.device_list", "Équipements", scope.ALL_ROLES),
+    ("stock.receive", "Réception", scope.WAREHOUSE),
+    ("stock.import_stock", "Import de stock", scope.WAREHOUSE),
+    ("board.board_page", "Tableau de bord", scope.OVERSIGHT),
+    ("census.census_page", "Recensement", scope.OVERSIGHT),
+    ("census.plans", "Répartition", scope.STAFF),
+    ("admin.organisations", "Structures", scope.STAFF),
+    ("admin.qpvs", "QPV", scope.STAFF),
+    ("admin.envelopes", "Enveloppes", scope.STAFF),
+    ("admin.lots", "Lots", scope.STAFF),
+    ("admin.users", "Comptes", scope.STAFF),
 ]
 
 
@@ -42,9 +44,15 @@ def nav_items_for(user: User | None) -> list[tuple[str, str]]:
 @bp.route("/")
 @any_role
 def home():
-    """What the user is responsible for, in figures: devices by status in scope."""
+    """What the user has to do next: coordinators' and warehouses' work lists, others' devices by status."""
     from flask import g
 
+    if g.user.role is Role.COORDINATOR and g.user.organisation_id:
+        home = worklists.coordinator_home(db.session, g.user, utcnow())
+        return render_template("main/home_coordinator.html", home=home)
+    if g.user.role is Role.WAREHOUSE and g.user.organisation_id:
+        home = worklists.warehouse_home(db.session, g.user, utcnow())
+        return render_template("main/home_warehouse.html", home=home)
     counts = dict(
         db.session.execute(
             sa.select(Device.status, sa.func.count())

@@ -484,8 +484,8 @@ def test_assignment_by_scan_from_the_pupils_page(app, world, server, browser):  
     assert _scan(page, world.device_idf.serial)["outcome"] == "refused"  # another region's stock
     answer = _scan(page, f"{server.url}/d/{tablet.asset_tag}")  # the label's QR code
     assert answer["outcome"] == "picked", answer
-    page.wait_for_url(re.compile(rf"/eleves/{pupil_id}$"))
-    page.wait_for_selector(f"text={tablet.serial}")
+    # reloaded once the queue is empty: the device is listed among the pupil's assigned devices
+    page.wait_for_selector(f"section[aria-labelledby=active-title] >> text={tablet.serial}")
     context.close()
     fresh()
     assert db.session.get(Device, tablet.id).status is DeviceStatus.ASSIGNED
@@ -518,4 +518,28 @@ def test_parcel_reception_device_by_device(app, world, server, browser):  # noqa
     assert lines[tablet.id].reception_state is ReceptionState.RECEIVED
     assert lines[key.id].reception_state is None
     assert db.session.get(Slip, slip.id).status is SlipStatus.SHIPPED
+    fresh()
+
+
+def test_scan_after_scan_assignment_by_camera_page(app, world, server, browser):  # noqa: F811
+    from logistique.domain import pupils
+
+    pupils.register_pupil(
+        db.session,
+        pupils.PupilData("Inès", "Roux", "4E", "0750654D", "QN05981M", "Marc Roux", "0622222222", "tablette"),
+        by=world.coordinator,
+    )
+    db.session.commit()
+    tablet = world.device
+    context = _device(browser, server)
+    page = context.new_page()
+    _open_as(page, world.coordinator, "/attributions/scan")
+    assert page.locator("[data-camera]").is_visible()  # the camera is offered here too
+    assert _scan(page, "SN-INCONNU")["outcome"] == "refused"
+    answer = _scan(page, tablet.serial)
+    assert answer["outcome"] == "picked" and "attribué à E-" in answer["text"], answer
+    page.wait_for_selector(f".worklist >> text={tablet.serial}")  # reloaded: « Vos dernières attributions »
+    context.close()
+    fresh()
+    assert db.session.get(Device, tablet.id).status is DeviceStatus.ASSIGNED
     fresh()

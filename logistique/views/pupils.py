@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, current_app, g, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
 from flask_wtf.file import FileAllowed, FileField, FileRequired
 from sqlalchemy.orm import joinedload
 from wtforms import SelectField, SelectMultipleField, StringField, SubmitField, TextAreaField, widgets
@@ -25,7 +25,7 @@ from ..models import (
 from .boundary import commit
 from .forms import Form, options, parse_count
 from .paging import paginate
-from .scanning import idempotent_scan, wants_json
+from .scanning import assigned_answer, form_refusal, idempotent_scan, wants_json
 
 bp = Blueprint("pupils", __name__)
 
@@ -205,16 +205,12 @@ def pupil_detail(pupil_id: int):
             flash_error=not as_json,
         )
         if as_json:
-            if not done:
-                return jsonify({"outcome": "refused", "message": done.error.message}), done.status
-            serial = done.value.device.serial
-            return jsonify({"outcome": "picked", "message": _assigned(done.value), "serial": serial})
+            return assigned_answer(done, _assigned)
         if done:
             return redirect(url_for("pupils.pupil_detail", pupil_id=pupil.id))
         status = done.status
     elif request.method == "POST" and wants_json():
-        message = "; ".join(e for errors in form.errors.values() for e in errors)
-        return jsonify({"outcome": "refused", "message": message}), 400
+        return form_refusal(form)
     return render_template(
         "pupils/detail.html",
         pupil=pupil,

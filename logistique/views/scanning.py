@@ -28,7 +28,8 @@ from ..access import public, roles
 from ..api.framework import idempotent
 from ..db import db
 from ..domain import slips
-from ..models import Role
+from ..models import Assignment, Role
+from .boundary import Outcome
 
 bp = Blueprint("scanning", __name__)
 
@@ -66,6 +67,19 @@ def idempotent_scan(view: Callable) -> Callable:
 def wants_json() -> bool:
     """The page's script asked for a JSON answer (scan.js); a plain form wants a page."""
     return request.accept_mimetypes.best == "application/json"
+
+
+def assigned_answer(done: Outcome, message: Callable[[Assignment], str]):
+    """The JSON answer to an assignment by scan (pupil's page, scan after scan), or to its refusal."""
+    if not done:
+        return jsonify({"outcome": "refused", "message": done.error.message}), done.status
+    return jsonify({"outcome": "picked", "message": message(done.value), "serial": done.value.device.serial})
+
+
+def form_refusal(form) -> tuple[Response, int]:
+    """The JSON answer to a scan whose form is invalid (an empty code, say)."""
+    message = "; ".join(e for errors in form.errors.values() for e in errors)
+    return jsonify({"outcome": "refused", "message": message}), 400
 
 
 def scan_answer(result: slips.ScanResult, **extra) -> Response:

@@ -247,15 +247,17 @@
   } else if (kind === "assign") {
     // an assignment changes the pupil's page (list of devices, stock offered): reload it once all is sent
     var changed = false;
-    hooks.answer = function (data, outcome) {
-      if (outcome === "picked") changed = true;
-    };
-    hooks.count = function (count, state) {
-      if (changed && count === 0 && state === "online") {
+    var reloadWhenDone = function () {
+      if (changed && pending === 0 && netState === "online") {
         changed = false;
-        window.setTimeout(function () { window.location.reload(); }, 1200);
+        window.setTimeout(function () { window.location.reload(); }, 1200); // time to read the answer
       }
     };
+    hooks.answer = function (data, outcome) {
+      if (outcome === "picked") changed = true;
+      reloadWhenDone();
+    };
+    hooks.count = reloadWhenDone;
   }
 
   /* ------------------------------------------------------------------ wiring */

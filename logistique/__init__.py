@@ -47,13 +47,16 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         jobs,
         main,
         pupils,
+        scanning,
         slips,
         stock,
         tokens,
     )
 
     formatting.register(app)
-    views = (auth, main, admin, stock, pupils, census, slips, board, distribution, bulk_assign, tokens, jobs)
+    views = (
+        auth, main, admin, stock, pupils, census, slips, board, distribution, bulk_assign, tokens, jobs, scanning
+    )
     for blueprint in (*(view.bp for view in views), api_bp):
         app.register_blueprint(blueprint)
     csrf.exempt(api_bp)

@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, g, request
@@ -212,9 +213,9 @@ def operation(
 
 
 def _request_hash() -> str:
-    return hashlib.sha256(
-        request.method.encode() + request.path.encode() + b"\0" + request.get_data()
-    ).hexdigest()
+    # a web form's body was consumed by its parsing (CSRF check): hash its fields instead
+    body = request.get_data() or urlencode(sorted(request.form.items(multi=True))).encode()
+    return hashlib.sha256(request.method.encode() + request.path.encode() + b"\0" + body).hexdigest()
 
 
 def _idempotent(
@@ -350,3 +351,4 @@ def _replay(
 
 
 public_view = public
+idempotent = _idempotent  # also used by the web scan pages (views/scanning.py)

@@ -247,6 +247,14 @@ def get_device(
     return device
 
 
+def scanned_text(code: str) -> str:
+    """What a scanned or typed code names: a serial or an asset tag (from a label's ``…/d/<tag>`` URL too)."""
+    text = (code or "").strip()
+    if "/d/" in text:
+        text = text.rsplit("/d/", 1)[1].split("?")[0].split("#")[0]
+    return text.strip().upper()
+
+
 def get_organisation(session: Session, user: User | None, organisation_id: int) -> Organisation:
     """One organisation visible to the user, or NotFound."""
     org = session.scalars(

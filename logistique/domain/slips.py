@@ -342,12 +342,9 @@ class ScanResult:
 
 def parse_scan(code: str) -> str:
     """What a scan or a typed code names: a serial or an asset tag (from a label's /d/<tag> URL too)."""
-    text = (code or "").strip()
-    if "/s/" in text:
+    if "/s/" in (code or ""):
         raise ValidationFailed("C'est le QR code d'un bordereau, pas celui d'un équipement.")
-    if "/d/" in text:
-        text = text.rsplit("/d/", 1)[1].split("?")[0].split("#")[0]
-    return text.strip().upper()
+    return scope.scanned_text(code)
 
 
 def _progress(session: Session, slip: Slip) -> tuple[int, int]:
@@ -357,6 +354,38 @@ def _progress(session: Session, slip: Slip) -> tuple[int, int]:
         )
     ).one()
     return picked, total
+
+
+def _line_for(session: Session, slip: Slip, text: str) -> SlipLine | None:
+    """The active line of ``slip`` whose device has this serial or asset tag."""
+    return session.scalar(
+        sa.select(SlipLine)
+        .join(Device, SlipLine.device_id == Device.id)
+        .options(contains_eager(SlipLine.device))
+        .where(
+            SlipLine.slip_id == slip.id,
+            SlipLine.removed_at.is_(None),
+            sa.or_(Device.serial == text, Device.asset_tag == text),
+        )
+    )
+
+
+def _other_slip(session: Session, slip: Slip, text: str) -> str | None:
+    """The number of another open slip of the same warehouse holding this device (removed from ``slip``
+    and put on another while a phone was offline, say), if any: the reason of a refusal."""
+    return session.scalar(
+        sa.select(Slip.number)
+        .join(SlipLine, SlipLine.slip_id == Slip.id)
+        .join(Device, SlipLine.device_id == Device.id)
+        .where(
+            Slip.id != slip.id,
+            Slip.warehouse_id == slip.warehouse_id,
+            SlipLine.removed_at.is_(None),
+            Slip.status.in_((SlipStatus.DRAFT, SlipStatus.ISSUED, SlipStatus.PREPARED)),
+            sa.or_(Device.serial == text, Device.asset_tag == text),
+        )
+        .limit(1)
+    )
 
 
 def scan_for_pick(
@@ -373,20 +402,14 @@ def scan_for_pick(
         return ScanResult("refused", exc.message, picked, total)
     if not text:
         return ScanResult("refused", "Code vide : scannez l'étiquette de l'équipement.", picked, total)
-    line = session.scalar(
-        sa.select(SlipLine)
-        .join(Device, SlipLine.device_id == Device.id)
-        .options(contains_eager(SlipLine.device))
-        .where(
-            SlipLine.slip_id == slip.id,
-            SlipLine.removed_at.is_(None),
-            sa.or_(Device.serial == text, Device.asset_tag == text),
-        )
-    )
+    line = _line_for(session, slip, text)
     if line is None:
+        elsewhere = _other_slip(session, slip, text)
         return ScanResult(
             "refused",
-            f"{text} n'est PAS sur le bordereau {slip.number} : ne le mettez pas dans le colis.",
+            f"{text} n'est PAS sur le bordereau {slip.number}"
+            + (f" (il est maintenant sur le bordereau {elsewhere})" if elsewhere else "")
+            + " : ne le mettez pas dans le colis.",
             picked,
             total,
             text,
@@ -530,6 +553,48 @@ def receive(
         )
     close_if_done(session, slip, by=by, now=now)
     return len(todo)
+
+
+def receive_scan(
+    session: Session, slip: Slip, code: str, *, by: User | None, now: datetime | None = None
+) -> ScanResult:
+    """One device of the parcel scanned at its destination: on the slip → reçu; already received → harmless;
+    declared missing or damaged, or not on the slip → refused, nothing changes. What is not scanned stays to
+    decide (``receive`` with manquant or endommagé)."""
+    _require_role(by, "receive", "réceptionner un bordereau")
+    _check_destination(slip, by)
+
+    def counts() -> tuple[int, int]:
+        lines = slip.active_lines
+        return sum(1 for line in lines if line.reception_state is not None), len(lines)
+
+    try:
+        text = parse_scan(code)
+    except ValidationFailed as exc:
+        return ScanResult("refused", exc.message, *counts())
+    line = _line_for(session, slip, text) if text else None
+    if line is None:
+        return ScanResult(
+            "refused",
+            f"{text or 'Ce code'} n'est PAS sur le bordereau {slip.number} : mettez-le de côté, signalez-le.",
+            *counts(),
+            text or None,
+        )
+    serial = line.device.serial
+    if line.reception_state is ReceptionState.RECEIVED:
+        return ScanResult("already", f"{serial} est déjà reçu.", *counts(), serial)
+    if line.reception_state is not None:
+        return ScanResult(
+            "refused",
+            f"{serial} a déjà été déclaré « {line.reception_state.label_lower} » : rien n'est changé.",
+            *counts(),
+            serial,
+        )
+    try:
+        receive(session, slip, [ReceptionLine(serial, ReceptionState.RECEIVED)], by=by, now=now)
+    except (InvalidTransition, Conflict) as exc:
+        return ScanResult("refused", exc.message, *counts(), serial)
+    return ScanResult("picked", f"{serial} reçu.", *counts(), serial)
 
 
 def _reception_summary(slip: Slip) -> str:

@@ -18,6 +18,7 @@ from ..domain.errors import DomainError
 from ..models import Assignment, DeviceStatus, Role
 from .boundary import commit
 from .forms import Form
+from .scanning import assigned_answer, form_refusal, idempotent_scan, wants_json
 
 bp = Blueprint("bulk", __name__)
 
@@ -61,21 +62,32 @@ def _recent() -> list[Assignment]:
     )
 
 
+def _assigned(a: Assignment) -> str:
+    return f"{a.device.serial} attribué à {a.pupil.reference} ({a.kind.label_lower})."
+
+
 @bp.route("/attributions/scan", methods=["GET", "POST"])
 @roles(Role.COORDINATOR)
+@idempotent_scan
 def scan_assign():
     """Scan after scan: each device to the pupil who has waited longest for that kind, with an undo."""
     form = ScanForm()
     status = 200
+    as_json = wants_json()  # a scan sent by the page's offline queue (scan.js, camera or handheld)
     if form.validate_on_submit():
         done = commit(
             lambda: bulk_assign.assign_next(db.session, form.code.data, by=g.user),
-            lambda a: f"{a.device.serial} attribué à {a.pupil.reference} ({a.kind.label_lower}).",
+            None if as_json else _assigned,
+            flash_error=not as_json,
         )
+        if as_json:
+            return assigned_answer(done, _assigned)
         if done:
             return redirect(url_for("bulk.scan_assign"))
         status = done.status
     elif request.method == "POST":
+        if as_json:
+            return form_refusal(form)
         status = 400
     return render_template("bulk/scan.html", form=form, recent=_recent()), status
 

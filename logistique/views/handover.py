@@ -26,6 +26,7 @@ from ..models import (
 )
 from .boundary import commit
 from .forms import Form, options
+from .scanning import offline_page
 from .slips import COORDINATION, ActionForm, _pdf, _slip, bp
 
 # ---------------------------------------------------------------- destination: reception and handover
@@ -33,6 +34,7 @@ from .slips import COORDINATION, ActionForm, _pdf, _slip, bp
 
 @bp.route("/bordereaux/<number>/reception", methods=["GET", "POST"])
 @roles(*COORDINATION)
+@offline_page
 def reception(number: str):
     """Confirm the parcel line by line: reçu, manquant or endommagé (with a comment)."""
     slip = _slip(number)

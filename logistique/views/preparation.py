@@ -19,6 +19,7 @@ from ..db import db
 from ..domain import slips
 from .boundary import commit
 from .forms import Form
+from .scanning import idempotent_scan, offline_page
 from .slips import WAREHOUSE, ActionForm, _act, _slip, bp
 
 # ---------------------------------------------------------------- warehouse: preparation
@@ -42,6 +43,7 @@ class ScanForm(Form):
 
 @bp.route("/bordereaux/<number>/preparation")
 @roles(*WAREHOUSE)
+@offline_page
 def prepare(number: str):
     """Phone page: scan each device of the slip (camera or handheld scanner), then ship."""
     slip = _slip(number)
@@ -58,6 +60,7 @@ def prepare(number: str):
 
 @bp.route("/bordereaux/<number>/scan", methods=["POST"])
 @roles(*WAREHOUSE)
+@idempotent_scan
 def scan(number: str):
     """One scan: JSON for the page's script, a redirect with a message without script."""
     slip = _slip(number)

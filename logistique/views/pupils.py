@@ -11,7 +11,7 @@ from wtforms.validators import DataRequired, Length
 
 from ..access import roles
 from ..db import db
-from ..domain import assignments, census, pupils, scope
+from ..domain import assignments, bulk_assign, census, pupils, scope
 from ..domain.errors import Conflict, DomainError, ImportRejected
 from ..domain.pupils import PupilData
 from ..models import (
@@ -26,6 +26,7 @@ from .boundary import commit
 from .forms import Form, options, parse_count
 from .imports import check_then_write
 from .paging import paginate
+from .scanning import assigned_answer, form_refusal, idempotent_scan, wants_json
 
 bp = Blueprint("pupils", __name__)
 
@@ -182,27 +183,40 @@ class AssignForm(Form):
     submit = SubmitField("Attribuer")
 
 
+def _assigned(assignment) -> str:
+    return (
+        f"{assignment.device.model.kind.label} {assignment.device.serial} attribué(e) à "
+        f"{assignment.pupil.reference}."
+    )
+
+
 @bp.route("/eleves/<int:pupil_id>", methods=["GET", "POST"])
 @roles(*COORDINATION)
+@idempotent_scan
 def pupil_detail(pupil_id: int):
     """A pupil, their assignments, and the assignment form: scan or type a serial, or pick from the stock."""
     pupil = pupils.get_pupil(db.session, g.user, pupil_id=pupil_id)
     form = AssignForm()
     status = 200
     if form.validate_on_submit():
-        serial = form.serial.data.strip().upper()
+        as_json = wants_json()  # a scan sent by the page's offline queue (scan.js)
         done = commit(
             lambda: assignments.assign(
-                db.session, pupil=pupil, device=scope.get_device(db.session, g.user, serial=serial), by=g.user
+                db.session,
+                pupil=pupil,
+                device=bulk_assign.find_device(db.session, g.user, form.serial.data),
+                by=g.user,
             ),
-            lambda assignment: (
-                f"{assignment.device.model.kind.label} {assignment.device.serial} "
-                f"attribué(e) à {pupil.reference}."
-            ),
+            None if as_json else _assigned,
+            flash_error=not as_json,
         )
+        if as_json:
+            return assigned_answer(done, _assigned)
         if done:
             return redirect(url_for("pupils.pupil_detail", pupil_id=pupil.id))
         status = done.status
+    elif request.method == "POST" and wants_json():
+        return form_refusal(form)
     return render_template(
         "pupils/detail.html",
         pupil=pupil,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, g, jsonify, redirect, render_template, request, url_for
 from flask_wtf.file import FileAllowed, FileField, FileRequired
 from sqlalchemy.orm import joinedload
 from wtforms import SelectField, StringField, SubmitField, TextAreaField
@@ -31,6 +31,7 @@ from .forms import Form as FlaskForm
 from .forms import options
 from .imports import check_then_write
 from .paging import paginate
+from .scanning import idempotent_scan, offline_page, wants_json
 
 bp = Blueprint("stock", __name__)
 
@@ -218,6 +219,8 @@ class ReceiveForm(FlaskForm):
 
 @bp.route("/stock/reception", methods=["GET", "POST"])
 @permission(Permission.RECEIVE_STOCK)
+@offline_page
+@idempotent_scan
 def receive():
     """Phone page: pick a lot and a model once, then scan serials one after the other."""
     lots = _visible_lots()
@@ -263,6 +266,12 @@ def receive():
     received = 0
     if lot is not None:
         received = db.session.scalar(sa.select(sa.func.count(Device.id)).where(Device.lot_id == lot.id))
+    if request.method == "POST" and wants_json():  # a scan sent by the page's offline queue (scan.js)
+        kind, message = feedback or ("ko", "Aucun lot disponible.")
+        outcome = {"ok": "picked", "dup": "already", "ko": "refused"}[kind]
+        return jsonify({"outcome": outcome, "message": message, "received": received}), (
+            422 if kind == "ko" else 200
+        )
     return render_template(
         "stock/receive.html", form=form, lot=lot, feedback=feedback, received=received
     ), status

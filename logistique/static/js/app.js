@@ -142,6 +142,27 @@
     resizeTimer = window.setTimeout(labelScrollableTables, 200);
   });
 
+  /* 6. The installable app: the service worker (/sw.js) keeps the scan pages and static files for offline use. */
+  var worker = document.documentElement.getAttribute("data-sw");
+  if (worker && "serviceWorker" in navigator) {
+    window.addEventListener("load", function () {
+      navigator.serviceWorker
+        .register(worker, { scope: "/" })
+        .then(function () {
+          return navigator.serviceWorker.ready;
+        })
+        .then(function (registration) {
+          // first visit: this page did not pass through the worker; it keeps it if the server allows it
+          if (!navigator.serviceWorker.controller && registration.active) {
+            registration.active.postMessage({ type: "keep-page", url: window.location.href });
+          }
+        })
+        .catch(function () {
+          /* not over HTTPS, or refused: the pages still work online */
+        });
+    });
+  }
+
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", onLoad);
   } else {

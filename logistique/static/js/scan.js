@@ -1,13 +1,12 @@
-/* logistique — slip pages: preparation by scanning (templates/slips/prepare.html) and the reception helpers
-   (templates/slips/reception.html). Progressive enhancement: without this file every page still works with
-   plain forms (one POST per scan, the answer as a flash message).
+/* logistique — the scan pages: preparation of a slip (warehouse), stock reception (warehouse), assignment
+   from a pupil's page (coordinator) and reception of a parcel device by device (coordinator). Each page has a
+   root element [data-scan-page="prepare|stock|assign|reception"] holding a form [data-scan-form] (handheld
+   scanner: it types the code and presses Enter) and the camera block of templates/_scanning.html.
 
-   Preparation: the scan form is sent with fetch (Accept: application/json, CSRF token in the form data and the
-   X-CSRFToken header); the answer shows at once in the live region, with a sound (WebAudio) and a vibration,
-   and updates the progress and the checklist. Scans are queued and sent one at a time: a handheld scanner
-   typing codes faster than the network answers never loses one. The camera (getUserMedia) decodes QR codes
-   and Code 128 with BarcodeDetector where it exists (Android, macOS), else QR codes with the vendored jsQR
-   (static/vendor/jsqr, loaded only when the camera starts). */
+   Progressive enhancement: without JavaScript every page still works with plain forms. With it, each scan
+   goes through the offline queue of scan-queue.js (kept on the phone, its own Idempotency-Key, sent in order)
+   and its answer shows at once in the live region, with a sound and a vibration; the camera (camera.js) feeds
+   the same queue. Needs scan-queue.js and camera.js loaded before it. */
 (function () {
   "use strict";
 
@@ -42,384 +41,258 @@
     update();
   });
 
-  /* ------------------------------------------------------------------ preparation */
+  /* ------------------------------------------------------------------ scan pages */
 
-  var root = document.querySelector("[data-prepare]");
+  var root = document.querySelector("[data-scan-page]");
   var form = root && root.querySelector("form[data-scan-form]");
-  if (!form || !window.fetch || !window.FormData || !window.Promise) return;
+  var kit = window.logistiqueScan;
+  if (!form || !kit || !window.fetch || !window.Promise || !window.URLSearchParams) return;
 
-  var input = form.querySelector('input[name="code"]');
-  var tokenField = form.querySelector('input[name="csrf_token"]');
-  var feedback = root.querySelector("[data-scan-feedback]");
-  var progress = root.querySelector("[data-progress]");
-  var meter = root.querySelector("[data-progress-meter]");
-  var shipForm = root.querySelector("[data-ship-form]");
-  var checklist = root.querySelector("[data-checklist]");
+  var kind = root.getAttribute("data-scan-page");
+  var input = form.querySelector("[data-autofocus-scan]");
+  var codeName = input.getAttribute("name");
+  var csrf = form.querySelector('input[name="csrf_token"]');
+  var feedback = new kit.Feedback(root.querySelector("[data-scan-feedback]"));
+  var queueStatus = root.querySelector("[data-queue-status]");
+  var log = root.querySelector("[data-scan-log]");
+  var okTitle = root.getAttribute("data-ok-title");
+  if (okTitle) kit.OUTCOMES.picked.title = "✓ " + okTitle;
 
-  var OUTCOMES = {
-    picked: { css: "ok", title: "✓ Préparé", sr: "Préparé", vibrate: [70] },
-    already: { css: "dup", title: "= Déjà préparé", sr: "Déjà préparé", vibrate: [30] },
-    refused: { css: "ko", title: "✗ Refusé", sr: "Refusé", vibrate: [220, 90, 220] },
-    error: { css: "ko", title: "✗ Non enregistré", sr: "Non enregistré", vibrate: [220, 90, 220] },
-  };
-
-  /* Sound: the context is made on the first key press or touch (browsers allow audio after a gesture). */
-  var audio = null;
-  function ensureAudio() {
-    var Context = window.AudioContext || window.webkitAudioContext;
-    if (!Context) return null;
-    if (!audio) {
-      try {
-        audio = new Context();
-      } catch (e) {
-        return null;
-      }
-    }
-    if (audio.state === "suspended" && audio.resume) audio.resume().catch(function () {});
-    return audio;
+  // the other fields of the form go with each scan as they were when it was made (stock: lot, model, état)
+  function fields() {
+    var values = {};
+    Array.prototype.forEach.call(form.elements, function (el) {
+      if (!el.name || el === input || el.name === "csrf_token" || el.type === "submit" || el.disabled) return;
+      if ((el.type === "radio" || el.type === "checkbox") && !el.checked) return;
+      values[el.name] = el.value;
+    });
+    return values;
   }
-  ["keydown", "pointerdown"].forEach(function (type) {
-    document.addEventListener(type, ensureAudio, { once: true, capture: true });
+
+  /* The scans of this visit, newest first, each with its state: en attente, then its real answer. */
+  var LOG_SIZE = 30;
+  var STATES = {
+    queued: "en attente",
+    picked: okTitle ? okTitle.toLowerCase() : "enregistré",
+    already: "déjà fait",
+    refused: "refusé",
+    error: "non enregistré",
+  };
+  function logLine(record) {
+    if (!log) return null;
+    var line = log.querySelector('[data-key="' + record.key + '"]');
+    if (line) return line;
+    line = document.createElement("li");
+    line.setAttribute("data-key", record.key);
+    var code = document.createElement("span");
+    code.className = "mono scan-log-code";
+    code.textContent = record.code;
+    var state = document.createElement("span");
+    state.className = "scan-log-state";
+    var detail = document.createElement("span");
+    detail.className = "scan-log-detail";
+    line.appendChild(code);
+    line.appendChild(document.createTextNode(" "));
+    line.appendChild(state);
+    line.appendChild(detail);
+    log.insertBefore(line, log.firstChild);
+    while (log.children.length > LOG_SIZE) log.removeChild(log.lastChild);
+    log.closest("[data-scan-log-box]").hidden = false;
+    return line;
+  }
+  function setLine(record, outcome, message) {
+    var line = logLine(record);
+    if (!line) return;
+    line.setAttribute("data-state", outcome);
+    line.className = "scan-log-" + ((kit.OUTCOMES[outcome] || kit.OUTCOMES.error).css);
+    line.querySelector(".scan-log-state").textContent = STATES[outcome] || STATES.error;
+    // the reason of a refusal; « SN-1 préparé » next to « préparé » would say it twice
+    var why = message && (outcome === "refused" || outcome === "error");
+    line.querySelector(".scan-log-detail").textContent = why ? " — " + message : "";
+    // a refusal, or scans waiting without network: the list opens, so that each one can be checked
+    if (outcome === "refused" || outcome === "error" || (outcome === "queued" && netState !== "online")) {
+      log.closest("[data-scan-log-box]").open = true;
+    }
+  }
+
+  var pending = 0;
+  var netState = "online";
+  function onCount(count, state) {
+    pending = count;
+    netState = state;
+    root.setAttribute("data-queue", String(count));
+    root.setAttribute("data-network", state);
+    if (queueStatus) {
+      var text;
+      if (state === "login") {
+        text = "Session expirée\u00a0: reconnectez-vous. " + count + " scan(s) en attente restent gardés sur ce téléphone.";
+      } else if (count && (state === "offline" || navigator.onLine === false)) {
+        text = "Hors ligne\u00a0: " + count + " scan(s) en attente, gardés sur ce téléphone\u00a0; ils partiront au retour du réseau.";
+      } else if (count) {
+        text = "Envoi\u00a0: " + count + " scan(s) en attente…";
+      } else if (state === "offline") {
+        text = "Hors ligne\u00a0: vos scans seront gardés sur ce téléphone et envoyés au retour du réseau.";
+      } else {
+        text = sent ? "Tous les scans sont envoyés et confirmés par le serveur." : "";
+      }
+      queueStatus.textContent = text;
+      queueStatus.className = "queue-status" + (count || state === "offline" || state === "login" ? " is-waiting" : "");
+      queueStatus.setAttribute("data-pending", String(count));
+      var login = root.querySelector("[data-login-again]");
+      if (login) login.hidden = state !== "login";
+    }
+    if (hooks.count) hooks.count(count, state);
+  }
+
+  var sent = 0;
+  function onQueued(record, restored) {
+    setLine(record, "queued");
+    if (restored) return; // the count says it: one answer box per scan made, not per scan reloaded
+    if (navigator.onLine === false || netState === "offline" || netState === "login") {
+      feedback.show("queued", record.code + " est gardé sur ce téléphone\u00a0: il sera envoyé dès le retour du réseau.", record.code);
+    }
+  }
+
+  function onAnswer(record, data, status) {
+    sent += 1;
+    var outcome = data && kit.OUTCOMES[data.outcome] ? data.outcome : data && data.error ? "refused" : "error";
+    var message = (data && (data.message || (data.error && data.error.message))) || "Erreur " + status + ".";
+    feedback.show(outcome, message, (data && data.serial) || record.code);
+    setLine(record, outcome, message);
+    if (hooks.answer) hooks.answer(data || {}, outcome);
+  }
+
+  /* ------------------------------------------------------------------ what each page does with an answer */
+
+  var hooks = {};
+
+  if (kind === "prepare") {
+    var progress = root.querySelector("[data-progress]");
+    var meter = root.querySelector("[data-progress-meter]");
+    var shipForm = root.querySelector("[data-ship-form]");
+    var checklist = root.querySelector("[data-checklist]");
+    var shipWait = root.querySelector("[data-ship-wait]");
+    var complete = progress && progress.classList.contains("is-complete");
+
+    var updateShip = function () {
+      if (!shipForm) return;
+      // Expédier only once every scan has left the phone and the server confirmed every line
+      var ready = complete && pending === 0;
+      shipForm.hidden = !ready;
+      if (shipWait) shipWait.hidden = !(complete || pending) || ready;
+    };
+    hooks.count = updateShip;
+    hooks.answer = function (data, outcome) {
+      if (typeof data.picked === "number" && typeof data.total === "number") {
+        progress.setAttribute("data-progress", data.picked + "/" + data.total);
+        progress.setAttribute("data-picked", String(data.picked));
+        progress.setAttribute("data-total", String(data.total));
+        progress.querySelector("[data-progress-picked]").textContent = String(data.picked);
+        progress.querySelector("[data-progress-total]").textContent = String(data.total);
+        if (meter) {
+          meter.max = data.total || 1;
+          meter.value = data.picked;
+        }
+        complete = data.total > 0 && data.picked === data.total;
+        progress.classList.toggle("is-complete", complete);
+        var badge = root.querySelector(".prepare-slip .badge");
+        if (complete && badge && badge.classList.contains("badge-emis")) {
+          badge.className = "badge badge-prepare"; // the server moved the slip to « préparé » with the last pick
+          badge.textContent = "Préparé";
+        }
+        if (complete && camera && pending === 0) camera.stop("Tout est préparé\u00a0: caméra arrêtée.");
+      }
+      if ((outcome === "picked" || outcome === "already") && checklist && data.serial) {
+        checklist.querySelectorAll("[data-line]").forEach(function (line) {
+          if (line.getAttribute("data-serial") === data.serial) {
+            line.classList.add("is-picked");
+            line.setAttribute("data-picked", "true");
+            line.querySelector(".pick-mark").textContent = "✓";
+            line.querySelector("[data-pick-state]").textContent = "Préparé";
+          }
+        });
+      }
+      updateShip();
+    };
+    if (shipForm) {
+      shipForm.addEventListener(
+        "submit",
+        function (event) {
+          if (pending > 0 || navigator.onLine === false) {
+            event.preventDefault();
+            event.stopImmediatePropagation();
+            feedback.show("refused", "Expédition impossible pour l’instant\u00a0: " + (pending ? pending + " scan(s) attendent l’accord du serveur." : "pas de réseau."), "");
+          }
+        },
+        true
+      );
+    }
+  } else if (kind === "reception") {
+    hooks.answer = function (data, outcome) {
+      if ((outcome !== "picked" && outcome !== "already") || !data.serial) return;
+      var line = document.querySelector('[data-reception-line][data-serial="' + data.serial + '"]');
+      if (!line) return;
+      line.classList.add("is-received");
+      line.setAttribute("data-received", "true");
+      var radio = line.querySelector('input[type="radio"][value="recu"]');
+      if (radio) radio.checked = true;
+      var mark = line.querySelector("[data-scan-mark]");
+      if (mark) mark.hidden = false;
+    };
+  } else if (kind === "stock") {
+    hooks.answer = function (data) {
+      var count = root.querySelector("[data-received-count]");
+      if (count && typeof data.received === "number") count.textContent = data.received.toLocaleString("fr-FR");
+    };
+  } else if (kind === "assign") {
+    // an assignment changes the pupil's page (list of devices, stock offered): reload it once all is sent
+    var changed = false;
+    var reloadWhenDone = function () {
+      if (changed && pending === 0 && netState === "online") {
+        changed = false;
+        window.setTimeout(function () { window.location.reload(); }, 1200); // time to read the answer
+      }
+    };
+    hooks.answer = function (data, outcome) {
+      if (outcome === "picked") changed = true;
+      reloadWhenDone();
+    };
+    hooks.count = reloadWhenDone;
+  }
+
+  /* ------------------------------------------------------------------ wiring */
+
+  var queue = new kit.ScanQueue({
+    scope: root.getAttribute("data-scan-scope"),
+    url: form.action,
+    codeName: codeName,
+    fields: fields,
+    csrf: csrf,
+    onQueued: onQueued,
+    onAnswer: onAnswer,
+    onCount: onCount,
   });
 
-  function tone(frequency, start, duration, type, volume) {
-    var ctx = audio;
-    var osc = ctx.createOscillator();
-    var gain = ctx.createGain();
-    var at = ctx.currentTime + start;
-    osc.type = type;
-    osc.frequency.value = frequency;
-    gain.gain.setValueAtTime(0.0001, at);
-    gain.gain.exponentialRampToValueAtTime(volume, at + 0.01);
-    gain.gain.exponentialRampToValueAtTime(0.0001, at + duration);
-    osc.connect(gain);
-    gain.connect(ctx.destination);
-    osc.start(at);
-    osc.stop(at + duration + 0.02);
-  }
-
-  function signal(outcome) {
-    try {
-      if (audio && audio.state === "running") {
-        if (outcome === "picked") {
-          tone(1760, 0, 0.12, "sine", 0.35); // short high beep
-        } else if (outcome === "already") {
-          tone(700, 0, 0.06, "sine", 0.12); // soft blip
-        } else {
-          tone(150, 0, 0.22, "square", 0.3); // double low buzz
-          tone(150, 0.3, 0.22, "square", 0.3);
-        }
-      }
-    } catch (e) {
-      /* no sound: the colour and the text still say it */
-    }
-    if (navigator.vibrate) {
-      try {
-        navigator.vibrate(OUTCOMES[outcome].vibrate);
-      } catch (e) {
-        /* ignored */
-      }
-    }
-  }
-
-  /* Answer display */
-  var answers = 0;
-  function show(outcome, message, serial) {
-    var o = OUTCOMES[outcome] || OUTCOMES.error;
-    answers += 1;
-    feedback.className = "scan-feedback";
-    void feedback.offsetWidth; // restart the alarm animation on a second refusal in a row
-    feedback.className = "scan-feedback " + o.css;
-    feedback.setAttribute("data-outcome", outcome);
-    feedback.setAttribute("data-serial", serial || "");
-    feedback.setAttribute("data-answers", String(answers));
-    feedback.textContent = "";
-    var title = document.createElement("span");
-    title.className = "scan-title";
-    title.setAttribute("aria-hidden", "true");
-    title.textContent = o.title;
-    var hidden = document.createElement("span");
-    hidden.className = "visually-hidden";
-    hidden.textContent = o.sr + "\u00a0: ";
-    var detail = document.createElement("span");
-    detail.className = "detail";
-    detail.textContent = message;
-    feedback.appendChild(hidden);
-    feedback.appendChild(title);
-    feedback.appendChild(detail);
-    signal(outcome);
-  }
-
-  function setProgress(picked, total) {
-    if (typeof picked !== "number" || typeof total !== "number") return;
-    progress.setAttribute("data-progress", picked + "/" + total);
-    progress.setAttribute("data-picked", String(picked));
-    progress.setAttribute("data-total", String(total));
-    progress.querySelector("[data-progress-picked]").textContent = String(picked);
-    progress.querySelector("[data-progress-total]").textContent = String(total);
-    if (meter) {
-      meter.max = total || 1;
-      meter.value = picked;
-    }
-    var complete = total > 0 && picked === total;
-    progress.classList.toggle("is-complete", complete);
-    if (shipForm && complete && shipForm.hidden) {
-      shipForm.hidden = false;
-      stopCamera("Tout est préparé\u00a0: caméra arrêtée.");
-    }
-  }
-
-  function markPicked(serial) {
-    if (!checklist || !serial) return;
-    var lines = checklist.querySelectorAll("[data-line]");
-    for (var i = 0; i < lines.length; i += 1) {
-      var line = lines[i];
-      if (line.getAttribute("data-serial") === serial || line.getAttribute("data-asset-tag") === serial) {
-        line.classList.add("is-picked");
-        line.setAttribute("data-picked", "true");
-        line.querySelector(".pick-mark").textContent = "✓";
-        line.querySelector("[data-pick-state]").textContent = "Préparé";
-      }
-    }
-  }
-
-  /* The queue: one request at a time, in scanning order. */
-  var queue = [];
-  var sending = false;
-
-  function enqueue(code) {
-    queue.push(code);
-    root.setAttribute("data-queue", String(queue.length + (sending ? 1 : 0)));
-    if (!sending) next();
-  }
-
-  function next() {
-    var code = queue.shift();
-    if (code === undefined) {
-      sending = false;
-      root.setAttribute("data-queue", "0");
+  function scanned(code) {
+    code = (code || "").trim();
+    if (!code) {
+      feedback.show("refused", "Scannez une étiquette.", "");
       return;
     }
-    sending = true;
-    send(code).then(next, next);
-  }
-
-  function send(code) {
-    var token = tokenField ? tokenField.value : "";
-    var body = new FormData();
-    body.append("csrf_token", token);
-    body.append("code", code);
-    return fetch(form.action, {
-      method: "POST",
-      body: body,
-      credentials: "same-origin",
-      headers: { Accept: "application/json", "X-CSRFToken": token },
-    })
-      .then(function (response) {
-        var type = response.headers.get("Content-Type") || "";
-        if (type.indexOf("application/json") === -1) {
-          var why =
-            response.redirected || response.status === 401
-              ? "Votre session a expiré\u00a0: rechargez la page et reconnectez-vous."
-              : "La page a expiré (erreur " + response.status + ")\u00a0: rechargez-la.";
-          show("error", code + " n’a PAS été enregistré. " + why, code);
-          return;
-        }
-        return response.json().then(function (data) {
-          var outcome = OUTCOMES[data.outcome] ? data.outcome : "error";
-          show(outcome, data.message || "", data.serial || code);
-          setProgress(data.picked, data.total);
-          if (outcome === "picked" || outcome === "already") markPicked(data.serial);
-        });
-      })
-      .catch(function () {
-        show("error", code + " n’a PAS été enregistré (réseau indisponible)\u00a0: scannez-le à nouveau.", code);
-      });
+    queue.add(code);
   }
 
   form.addEventListener("submit", function (event) {
     event.preventDefault(); // before app.js's double-submission guard, which then leaves this form alone
-    var code = input.value.trim();
+    var code = input.value;
     input.value = "";
     input.focus();
-    if (!code) {
-      show("refused", "Scannez une étiquette.", "");
-      return;
-    }
-    enqueue(code);
+    scanned(code);
   });
 
-  /* ------------------------------------------------------------------ camera */
+  var cameraBox = root.querySelector("[data-camera]");
+  var camera = cameraBox && window.logistiqueCamera ? window.logistiqueCamera(cameraBox, scanned) : null;
 
-  var camera = root.querySelector("[data-camera]");
-  var stream = null;
-  var running = false;
-  var lastText = "";
-  var lastSeen = 0;
-  var SAME_CODE_MS = 2000;
-
-  function cameraStatus(text) {
-    var el = camera && camera.querySelector("[data-camera-status]");
-    if (el) el.textContent = text;
-  }
-
-  function loadJsQR() {
-    if (window.jsQR) return Promise.resolve(window.jsQR);
-    return new Promise(function (resolve, reject) {
-      var script = document.createElement("script");
-      script.src = camera.getAttribute("data-jsqr-src");
-      script.onload = function () {
-        if (window.jsQR) resolve(window.jsQR);
-        else reject(new Error("jsQR absent"));
-      };
-      script.onerror = function () {
-        reject(new Error("jsQR introuvable"));
-      };
-      document.head.appendChild(script);
-    });
-  }
-
-  // A decoder is a function(video) → Promise of the decoded text, or null.
-  function makeDecoder() {
-    if ("BarcodeDetector" in window) {
-      var wanted = ["qr_code", "code_128"];
-      var supported = window.BarcodeDetector.getSupportedFormats
-        ? window.BarcodeDetector.getSupportedFormats()
-        : Promise.resolve(wanted);
-      return supported
-        .then(function (formats) {
-          var usable = wanted.filter(function (f) {
-            return formats.indexOf(f) !== -1;
-          });
-          if (usable.indexOf("qr_code") === -1) throw new Error("no qr_code");
-          var detector = new window.BarcodeDetector({ formats: usable });
-          camera.setAttribute("data-decoder", "BarcodeDetector");
-          return function (video) {
-            return detector.detect(video).then(function (codes) {
-              return codes.length ? codes[0].rawValue : null;
-            });
-          };
-        })
-        .catch(jsQRDecoder);
-    }
-    return jsQRDecoder();
-  }
-
-  function jsQRDecoder() {
-    return loadJsQR().then(function (jsQR) {
-      var canvas = document.createElement("canvas");
-      var ctx = canvas.getContext("2d", { willReadFrequently: true });
-      camera.setAttribute("data-decoder", "jsQR");
-      return function (video) {
-        var w = video.videoWidth;
-        var h = video.videoHeight;
-        if (!w || !h) return Promise.resolve(null);
-        var scale = Math.min(1, 800 / Math.max(w, h));
-        canvas.width = Math.round(w * scale);
-        canvas.height = Math.round(h * scale);
-        ctx.drawImage(video, 0, 0, canvas.width, canvas.height);
-        var image = ctx.getImageData(0, 0, canvas.width, canvas.height);
-        var code = jsQR(image.data, image.width, image.height, { inversionAttempts: "dontInvert" });
-        return Promise.resolve(code && code.data ? code.data : null);
-      };
-    });
-  }
-
-  function onText(text) {
-    text = (text || "").trim();
-    if (!text) return;
-    var now = Date.now();
-    var repeated = text === lastText && now - lastSeen < SAME_CODE_MS;
-    lastText = text;
-    lastSeen = now; // a label held in front of the camera stays « seen »: it is sent once
-    if (repeated) return;
-    var view = camera.querySelector("[data-camera-view]");
-    view.classList.remove("is-hit");
-    void view.offsetWidth;
-    view.classList.add("is-hit");
-    enqueue(text);
-  }
-
-  function startCamera() {
-    var state = camera.getAttribute("data-camera-state");
-    if (state === "starting" || state === "running") return;
-    var video = camera.querySelector("[data-camera-video]");
-    ensureAudio();
-    cameraStatus("Ouverture de la caméra…");
-    camera.setAttribute("data-camera-state", "starting");
-    navigator.mediaDevices
-      .getUserMedia({ audio: false, video: { facingMode: { ideal: "environment" } } })
-      .then(function (s) {
-        stream = s;
-        video.srcObject = s;
-        video.muted = true;
-        video.setAttribute("playsinline", "");
-        return video.play();
-      })
-      .then(makeDecoder)
-      .then(function (decode) {
-        if (!stream) return; // stopped meanwhile
-        running = true;
-        camera.querySelector("[data-camera-start]").hidden = true;
-        camera.querySelector("[data-camera-view]").hidden = false;
-        camera.setAttribute("data-camera-state", "running");
-        cameraStatus("Visez l’étiquette de l’équipement (QR code).");
-        var loop = function () {
-          if (!running) return;
-          var work = video.readyState >= 2 ? decode(video) : Promise.resolve(null);
-          work
-            .then(onText, function () {})
-            .then(function () {
-              if (running) window.setTimeout(loop, 120);
-            });
-        };
-        loop();
-      })
-      .catch(function (error) {
-        stopCamera();
-        camera.setAttribute("data-camera-state", "error");
-        var name = error && error.name;
-        cameraStatus(
-          name === "NotAllowedError"
-            ? "Accès à la caméra refusé\u00a0: autorisez-le dans le navigateur, ou utilisez la douchette."
-            : name === "NotFoundError"
-              ? "Aucune caméra trouvée sur cet appareil."
-              : "Caméra indisponible (" + (error && error.message ? error.message : name || "erreur") + ")."
-        );
-      });
-  }
-
-  function stopCamera(message) {
-    if (!camera) return;
-    running = false;
-    if (stream) {
-      stream.getTracks().forEach(function (track) {
-        track.stop();
-      });
-      stream = null;
-    }
-    var video = camera.querySelector("[data-camera-video]");
-    if (video) video.srcObject = null;
-    if (camera.getAttribute("data-camera-state") === "running") {
-      camera.setAttribute("data-camera-state", "stopped");
-      if (message) cameraStatus(message);
-      else cameraStatus("");
-    }
-    camera.querySelector("[data-camera-start]").hidden = false;
-    camera.querySelector("[data-camera-view]").hidden = true;
-  }
-
-  if (camera && navigator.mediaDevices && navigator.mediaDevices.getUserMedia) {
-    camera.hidden = false;
-    camera.querySelector("[data-camera-start]").addEventListener("click", startCamera);
-    camera.querySelector("[data-camera-stop]").addEventListener("click", function () {
-      stopCamera("Caméra arrêtée.");
-    });
-    document.addEventListener("visibilitychange", function () {
-      if (document.hidden && running) stopCamera("Caméra arrêtée (page en arrière-plan).");
-    });
-    window.addEventListener("pagehide", function () {
-      stopCamera();
-    });
-  }
+  root.setAttribute("data-scan-ready", "true");
+  queue.start();
 })();

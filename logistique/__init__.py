@@ -54,9 +54,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     )
 
     formatting.register(app)
-    views = (
-        auth, main, admin, stock, pupils, census, slips, board, distribution, bulk_assign, tokens, jobs, scanning
-    )
+    views = (auth, main, admin, stock, pupils, census, slips, board, distribution, bulk_assign, tokens, jobs)
+    views += (scanning,)
     for blueprint in (*(view.bp for view in views), api_bp):
         app.register_blueprint(blueprint)
     csrf.exempt(api_bp)

@@ -30,15 +30,21 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     csrf.init_app(app)
     login_manager.init_app(app)
+    from . import mail, observability
+
+    observability.init_app(app)
+    mail.init_app(app)
 
     from . import formatting
     from .api import bp as api_bp
     from .cli import register_commands
-    from .views import admin, auth, board, census, main, pupils, slips, stock
+    from .views import admin, auth, board, census, health, main, profile, pupils, slips, stock
 
     formatting.register(app)
     for blueprint in (auth.bp, main.bp, admin.bp, stock.bp, pupils.bp, census.bp, slips.bp, board.bp, api_bp):
         app.register_blueprint(blueprint)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(profile.bp)
     csrf.exempt(api_bp)
     register_commands(app)
 

@@ -24,10 +24,16 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_COOKIE_SAMESITE": "Lax",
     "SESSION_COOKIE_SECURE": False,
     "REMEMBER_COOKIE_HTTPONLY": True,
+    # operations (README « Production »)
+    "LOG_FORMAT": "text",  # or "json": one JSON object per line
+    "SENTRY_DSN": None,
+    "SMTP_URL": None,  # smtp://[user:password@]host[:port], smtps://… or smtp+starttls://…; unset: no e-mail
+    "MAIL_FROM": "logistique <ne-pas-repondre@localhost>",
+    "STUCK_DAYS": 3,  # a slip waiting longer than this is reported to the administrators
 }
 
 _BOOLEAN = {"DEMO_MODE", "TESTING", "SESSION_COOKIE_SECURE"}
-_INTEGER = {"PAGE_SIZE", "LOGIN_MAX_FAILURES", "LOGIN_LOCK_SECONDS", "MAX_CONTENT_LENGTH"}
+_INTEGER = {"PAGE_SIZE", "LOGIN_MAX_FAILURES", "LOGIN_LOCK_SECONDS", "MAX_CONTENT_LENGTH", "STUCK_DAYS"}
 
 
 class ConfigError(RuntimeError):

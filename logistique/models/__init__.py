@@ -12,6 +12,7 @@ from .enums import (
     TerritoryKind,
 )
 from .money import Envelope, Lot, LotUnitCost
+from .notifications import OutboxMessage, OutboxStatus
 from .pupils import (
     AllocationLine,
     AllocationPlan,
@@ -71,4 +72,6 @@ __all__ = [
     "TerritoryKind",
     "User",
     "organisation_qpvs",
+    "OutboxMessage",
+    "OutboxStatus",
 ]

@@ -27,6 +27,9 @@ class User(Base):
     is_demo: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column()
+    # e-mail notifications (account page): every notice, and the prefecture's weekly summary (opt-in)
+    notify_by_email: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
+    weekly_summary: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
     organisation: Mapped[Organisation | None] = relationship()
 

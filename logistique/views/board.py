@@ -12,7 +12,7 @@ from sqlalchemy.orm import aliased, joinedload
 from .. import charts, pdf
 from ..access import roles
 from ..db import db, utcnow
-from ..domain import status
+from ..domain import paperwork, status
 from ..domain.errors import NotFound
 from ..domain.slips import slip_filter
 from ..exports import EUROS, csv_bytes, download, xlsx_bytes
@@ -23,7 +23,6 @@ from ..models import (
     Device,
     DeviceModel,
     DeviceStatus,
-    EnvelopeKind,
     Lot,
     Organisation,
     Pupil,
@@ -216,15 +215,7 @@ def _gauge(value: int, total: int):
 
 
 def _cap_note(env: status.EnvelopeRow) -> str:
-    """« plafond 15 % : 1 500,00 € sur un montant annuel de 10 000,00 € » (cité éducative 2020 only)."""
-    from ..formatting import euros
-
-    if env.envelope.kind is not EnvelopeKind.CITE_2020 or env.cap_cents is None:
-        return ""
-    return (
-        f"plafond 15\u00a0% : {euros(env.cap_cents)} sur un montant annuel de "
-        f"{euros(env.envelope.annual_amount_cents)}"
-    )
+    return paperwork.cap_note(env)
 
 
 @bp.route("/tableau/qpv/<qpv_code>")
@@ -479,31 +470,8 @@ def devices_export(fmt: str):
 @roles(*PREFECTS)
 def summary_pdf():
     """A one-page A4 summary for a prefect's meeting: KPIs, rows, money, stuck slips."""
-    session = db.session
     territory = _territory()
-    by = "qpv" if territory.kind is TerritoryKind.DEPARTMENT else "department"
-    total, rows = status.board(session, territory, by=by)
-    days = _days()
-
-    def summary_row(row: status.StatusRow) -> pdf.SummaryRow:
-        return pdf.SummaryRow(row.code, row.name, row.needs, dict(row.counts), row.committed_cents)
-
-    document = pdf.SummaryDocument(
-        territory=territory.label,
-        generated_at=utcnow(),
-        level="QPV" if by == "qpv" else "département",
-        total=summary_row(total),
-        rows=[summary_row(r) for r in rows],
-        envelopes=[
-            pdf.SummaryEnvelope(
-                e.envelope.label, e.spendable_cents, e.committed_cents, e.delivered_cents, _cap_note(e)
-            )
-            for e in status.money(session, territory)
-        ],
-        stuck_slips=status.stuck_slips(session, g.user, territory, days=days, limit=0).total,
-        stuck_days=days,
-        envelopes_scope="disponibles dans la région" if by == "qpv" else "disponibles",
-    )
+    document = paperwork.summary_document(db.session, g.user, territory, days=_days())
     response = Response(pdf.summary_pdf(document), mimetype="application/pdf")
     filename = f"synthese-{_slug(territory)}-{_today():%Y%m%d}.pdf"
     response.headers["Content-Disposition"] = f'inline; filename="{filename}"'

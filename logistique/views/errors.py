@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from ..db import db
@@ -17,7 +17,7 @@ _API_MESSAGES = {
     409: ("conflict", "Conflit avec l'état actuel."),
     413: ("too_large", "Fichier ou requête trop volumineux."),
     422: ("business_rule", "Règle de gestion non respectée."),
-    500: ("internal", "Erreur interne ; l'équipe technique a été prévenue."),
+    500: ("internal", "Erreur interne."),
 }
 
 
@@ -57,5 +57,6 @@ def register_error_handlers(app: Flask) -> None:
     def internal_error(exc: Exception):
         db.session.rollback()
         if _is_api():
-            return api_error(500)
+            # the request id (also in the X-Request-ID header) finds the error in the server's log
+            return api_error(500, f"Erreur interne (référence {g.get('request_id')}).")
         return render_template("errors/500.html"), 500

@@ -1,0 +1,46 @@
+"""The account page: who I am, and which e-mails I want to receive."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, g, redirect, render_template, url_for
+from wtforms import BooleanField, SubmitField
+
+from ..access import any_role
+from ..db import db
+from ..domain import notifications
+from ..models import Role
+from .forms import Form
+
+bp = Blueprint("profile", __name__)
+
+
+class NotificationForm(Form):
+    notify_by_email = BooleanField("Recevoir les notifications par e-mail")
+    weekly_summary = BooleanField("Recevoir chaque lundi la synthèse d'une page de mon territoire (PDF)")
+    submit = SubmitField("Enregistrer")
+
+
+@bp.route("/compte", methods=["GET", "POST"])
+@any_role
+def account():
+    """Show the account and change its notification preferences."""
+    user = g.user
+    form = NotificationForm(obj=user)
+    if form.validate_on_submit():
+        notifications.set_preferences(
+            user, by_email=form.notify_by_email.data, weekly_summary=form.weekly_summary.data
+        )
+        db.session.commit()
+        flash(
+            "Préférences enregistrées : "
+            + (
+                "vous recevrez les notifications."
+                if user.notify_by_email
+                else "plus aucun e-mail ne vous sera envoyé."
+            ),
+            "success",
+        )
+        return redirect(url_for("profile.account"))
+    return render_template(
+        "profile/account.html", form=form, user=user, is_prefecture=user.role is Role.PREFECTURE
+    )

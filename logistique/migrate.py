@@ -39,14 +39,16 @@ def _migrating(engine: Engine) -> Iterator[Connection]:
     """A connection in a transaction for the migrations. On SQLite, foreign keys are off meanwhile (the batch
     mode rebuilds a table by copying it, which a referenced table does not survive with them on) and checked
     all at once before the commit, as SQLite's documentation prescribes for schema changes."""
-    with engine.connect() as connection:
+    # write=True: on SQLite the transaction begins IMMEDIATE, so that a second process migrating at the same
+    # time waits for the first (busy_timeout) and then finds the schema at head, instead of failing
+    with engine.execution_options(write=True).connect() as connection:
         raw = connection.connection.driver_connection if connection.dialect.name == "sqlite" else None
         if raw is not None:
             raw.execute("PRAGMA foreign_keys=OFF")  # outside any transaction, or SQLite ignores it
         try:
             with connection.begin():
                 if connection.dialect.name == "postgresql":
-                    # held until this transaction ends; SQLite needs none: the first write locks the file
+                    # held until this transaction ends (SQLite: BEGIN IMMEDIATE above does the same)
                     connection.execute(
                         sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
                     )

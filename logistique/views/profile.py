@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, g, redirect, render_template, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from wtforms import BooleanField, SubmitField
 
 from ..access import any_role
@@ -25,7 +25,8 @@ class NotificationForm(Form):
 def account():
     """Show the account and change its notification preferences."""
     user = g.user
-    form = NotificationForm(obj=user)
+    # on POST the boxes say it all (an unticked box is absent from the form, not "unchanged")
+    form = NotificationForm(obj=user if request.method == "GET" else None)
     if form.validate_on_submit():
         notifications.set_preferences(
             user, by_email=form.notify_by_email.data, weekly_summary=form.weekly_summary.data

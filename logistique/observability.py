@@ -9,6 +9,7 @@ import logging
 import re
 import sys
 import time
+import traceback
 import uuid
 from typing import IO, Any
 
@@ -47,19 +48,52 @@ class RequestContextFilter(logging.Filter):
         return True
 
 
+def safe_traceback(exc_info) -> str:
+    """A traceback without the exceptions' messages, which may quote what a user typed (a name, a phone):
+    where it failed and with what type of error is what the operator needs; the request id finds the rest."""
+    _type, exc, _tb = exc_info
+    parts: list[str] = []
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        stack = "".join(traceback.format_tb(exc.__traceback__))
+        parts.append(
+            f"Traceback (most recent call last):\n{stack}{type(exc).__module__}.{type(exc).__qualname__} "
+            "(message retiré : il peut citer des données personnelles)"
+        )
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+    return "\n\nCause :\n".join(reversed(parts))
+
+
+class _TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        cached, record.exc_text = record.exc_text, None  # another handler may have cached the full text
+        try:
+            return super().format(record)
+        finally:
+            record.exc_text = cached
+
+    def formatException(self, ei) -> str:  # noqa: N802 — logging's name
+        return safe_traceback(ei)
+
+
 def formatter(log_format: str) -> logging.Formatter:
     """The formatter of ``log_format``: "json" (one JSON object per line) or "text"."""
     if log_format == "json":
         from pythonjsonlogger.json import JsonFormatter
 
-        return JsonFormatter(
+        class _JsonFormatter(JsonFormatter):
+            def formatException(self, ei) -> str:  # noqa: N802 — logging's name
+                return safe_traceback(ei)
+
+        return _JsonFormatter(
             "{levelname}{name}{message}",
             style="{",
             rename_fields={"levelname": "level", "name": "logger"},
             timestamp="time",  # ISO 8601, UTC
             json_ensure_ascii=False,
         )
-    return logging.Formatter(TEXT_FORMAT)
+    return _TextFormatter(TEXT_FORMAT)
 
 
 def make_handler(log_format: str, stream: IO[str]) -> logging.Handler:
@@ -145,7 +179,7 @@ def init_sentry(app: Flask) -> None:
     sentry_sdk.init(
         dsn=app.config["SENTRY_DSN"],
         integrations=[FlaskIntegration()],
-        send_default_pii=False,  # no cookies, addresses or user e-mails
+        # send_default_pii stays off (its default): no cookies, client addresses or user e-mails
         include_local_variables=False,  # a frame's variables may hold a pupil
         max_request_body_size="never",  # forms carry names and phones
         before_send=scrub_event,

@@ -62,6 +62,7 @@ def json_app(app):
     json_app.log_buffer = buffer
     yield json_app
     observability._configure_logging("text", sys.stderr)
+    json_app.extensions["logistique.db"].engine.dispose()
 
 
 def _lines(app) -> list[dict]:
@@ -216,6 +217,7 @@ def test_errors_reach_sentry_without_any_name(app, world):
         sentry_sdk.flush()
     finally:
         sentry_sdk.init()  # no DSN: nothing is sent by the next tests
+        failing.extensions["logistique.db"].engine.dispose()
     (event,) = transport.events()
     sent = json.dumps(event, ensure_ascii=False)
     assert [word for word in PERSONAL[:5] + [world.coordinator.email] if word in sent] == []
@@ -235,6 +237,7 @@ def test_without_sentry_the_500_page_claims_nobody_was_told(app, world):
         response = client.post("/panne?nom=Confidentielle", headers={"X-Request-ID": "panne-0002-test"})
     finally:
         observability.log_handler().setStream(sys.stderr)
+        client.application.extensions["logistique.db"].engine.dispose()
     assert response.status_code == 500
     page = response.get_data(as_text=True)
     assert "prévenue" not in page and "signalée" not in page

@@ -18,8 +18,14 @@ from .conftest import ADMIN_URL, PASSWORD
 # ---------------------------------------------------------------- health
 
 
-def _app_on(url: str):
-    return create_app({"TESTING": True, "DATABASE_URL": url, "SECRET_KEY": "secret-de-test"})
+def _ready(url: str):
+    """GET /readyz and /healthz of an app on ``url``."""
+    app = create_app({"TESTING": True, "DATABASE_URL": url, "SECRET_KEY": "secret-de-test"})
+    client = app.test_client()
+    try:
+        return client.get("/readyz"), client.get("/healthz")
+    finally:
+        app.extensions["logistique.db"].engine.dispose()
 
 
 def test_healthz_and_readyz_answer_without_login_and_without_data(client):
@@ -38,21 +44,22 @@ def test_readyz_is_503_when_the_schema_is_behind_or_the_database_unreachable(tmp
     previous = script.get_revision(migrate.head_revision()).down_revision
     migrate.upgrade(engine, previous)  # code newer than the database: `init-db` has not run yet
     engine.dispose()
-    behind = _app_on(url).test_client().get("/readyz")
+    behind, _ = _ready(url)
     assert behind.status_code == 503
     assert behind.get_json() == {"status": "indisponible", "database": "ok", "schema": "pas à jour"}
     # …and ready once migrated, with the alive check answering all along
-    migrate.upgrade(make_engine(url))
-    assert _app_on(url).test_client().get("/readyz").status_code == 200
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    assert _ready(url)[0].status_code == 200
 
-    empty = _app_on("sqlite:///" + str(tmp_path / "vide.sqlite3")).test_client().get("/readyz")
+    empty, _ = _ready("sqlite:///" + str(tmp_path / "vide.sqlite3"))
     assert empty.status_code == 503 and empty.get_json()["schema"] == "pas à jour"
 
-    gone = _app_on("sqlite:///" + str(tmp_path / "absent" / "x.sqlite3")).test_client()
-    answer = gone.get("/readyz")
+    answer, alive = _ready("sqlite:///" + str(tmp_path / "absent" / "x.sqlite3"))
     assert answer.status_code == 503
     assert answer.get_json() == {"status": "indisponible", "database": "injoignable"}
-    assert gone.get("/healthz").status_code == 200  # alive: a restart would not cure the database
+    assert alive.status_code == 200  # alive: a restart would not cure the database
 
 
 # ---------------------------------------------------------------- backup and restore

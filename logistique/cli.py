@@ -289,8 +289,7 @@ def send_notifications(loop: bool, interval: float) -> None:
     if not mail.is_enabled():
         _fail("LOGISTIQUE_SMTP_URL n'est pas défini : aucun e-mail ne part.")
     if loop:
-        click.echo(f"Envoi des notifications toutes les {interval:g} s (SIGTERM ou Ctrl+C pour arrêter).")
-        mail.run_forever(interval, click.echo)
+        mail.run_forever(interval)
         return
     click.echo(str(mail.run_pass()))
 

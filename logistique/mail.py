@@ -11,8 +11,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from urllib.parse import unquote, urlsplit
 
@@ -21,6 +20,7 @@ from flask import Flask, current_app
 from flask_mailman import EmailMessage, Mail
 
 from .db import db, utcnow
+from .domain import notifications
 from .models import OutboxMessage, OutboxStatus, User
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ MAX_ATTEMPTS = 8  # 30 s, 1, 2, 4, 8, 16, 32 min, then abandoned: about an hour 
 FIRST_RETRY = timedelta(seconds=30)
 LONGEST_WAIT = timedelta(hours=1)
 LEASE = timedelta(minutes=5)  # longer than one SMTP exchange can take (timeout below)
-MAX_AGE = timedelta(days=2)  # « slip shipped » two days late is noise, not news
+MAX_AGE = notifications.STALE_AFTER  # « slip shipped » two days late is noise, not news
 KEEP_SENT = timedelta(days=30)
 BATCH = 100
 SMTP_TIMEOUT = 10  # seconds: a server that does not answer never holds a pass for long
@@ -116,8 +116,6 @@ def run_pass(now: datetime | None = None) -> PassReport:
 
 def queue_scheduled(now: datetime) -> int:
     """The daily stuck-slips notice and the weekly summaries, once each whatever the number of senders."""
-    from .domain import notifications
-
     with db.new_session(write=True) as session:
         written = notifications.stuck_slips(session, now=now, days=current_app.config["STUCK_DAYS"])
         written += notifications.weekly_summaries(
@@ -280,8 +278,9 @@ def _failed(session, message: OutboxMessage, now: datetime, exc: Exception, repo
 # ---------------------------------------------------------------- long-running sender
 
 
-def run_forever(interval: float, echo: Callable[[str], None]) -> None:
-    """A pass every ``interval`` seconds until SIGTERM or Ctrl+C (systemd, scripts/serve)."""
+def run_forever(interval: float) -> None:
+    """A pass every ``interval`` seconds until SIGTERM or Ctrl+C (systemd, scripts/serve); each pass that did
+    something is one log line (JSON with LOGISTIQUE_LOG_FORMAT=json)."""
     stopping = False
 
     def stop(_signum, _frame) -> None:
@@ -289,12 +288,13 @@ def run_forever(interval: float, echo: Callable[[str], None]) -> None:
         stopping = True
 
     signal.signal(signal.SIGTERM, stop)
+    log.info("envoi des notifications toutes les %g s", interval, extra={"event": "sender_started"})
     try:
         while not stopping:
             try:
                 report = run_pass()
                 if report.queued or report.sent or report.failed or report.abandoned:
-                    echo(str(report))
+                    log.info("%s", report, extra={"event": "notification_pass", **asdict(report)})
             except sa.exc.SQLAlchemyError as exc:  # database unreachable for a moment: try again later
                 log.warning("envoi des notifications : base injoignable (%s)", type(exc).__name__)
             deadline = time.monotonic() + interval
@@ -302,3 +302,4 @@ def run_forever(interval: float, echo: Callable[[str], None]) -> None:
                 time.sleep(min(1.0, interval))
     except KeyboardInterrupt:
         pass
+    log.info("envoi des notifications arrêté", extra={"event": "sender_stopped"})

@@ -5,8 +5,15 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
+import os
+import signal
 import socket
+import subprocess
+import sys
+import time
 from datetime import datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -247,6 +254,7 @@ def test_stuck_slips_reach_the_administrators_once_a_day(app, session, world, sm
         now=old,
     )
     session.commit()
+    assert _outbox(session) == []  # issued nine days ago: history, not news, for the warehouse
     assert mail.run_pass(_paris("2026-11-30", 6)).queued == 0  # before 7:00
     report = mail.run_pass(_paris("2026-11-30", 8))
     assert report.queued == 1
@@ -257,7 +265,7 @@ def test_stuck_slips_reach_the_administrators_once_a_day(app, session, world, sm
     assert "https://logistique.test/tableau?jours=3" in body
     assert mail.run_pass(_paris("2026-11-30", 17)).queued == 0  # once a day
     assert mail.run_pass(_paris("2026-12-01", 8)).queued == 1  # still stuck the next day
-    assert {m.kind for m in _outbox(session)} == {"slip_issued", "stuck_slips"}
+    assert [m.kind for m in _outbox(session)] == ["stuck_slips", "stuck_slips"]
 
 
 def test_weekly_summary_goes_to_prefecture_accounts_that_asked_for_it(app, session, world, smtp, login_as):
@@ -300,3 +308,42 @@ def test_smtp_url_forms():
 
     with pytest.raises(ConfigError, match="LOGISTIQUE_SMTP_URL"):
         create_app({"TESTING": True, "SMTP_URL": "http://smtp.asso.fr"})
+
+
+def test_the_long_running_sender_sends_then_stops_on_sigterm(app, session, world, smtp, database_url):
+    """`logistique send-notifications --loop` as systemd runs it: sends, logs JSON, stops cleanly."""
+    smtp.start()
+    issued_slip(session, world, bundle(session, world, 1).serials)
+    session.commit()
+    env = {
+        **os.environ,
+        "LOGISTIQUE_DATABASE_URL": database_url,
+        "LOGISTIQUE_SECRET_KEY": "secret-de-test",
+        "LOGISTIQUE_SMTP_URL": smtp.url,
+        "LOGISTIQUE_LOG_FORMAT": "json",
+    }
+    command = [
+        str(Path(sys.executable).parent / "logistique"),
+        "send-notifications",
+        "--loop",
+        "--interval",
+        "1",
+    ]
+    sender = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not smtp.inbox.received and time.monotonic() < deadline and sender.poll() is None:
+            time.sleep(0.2)
+    finally:
+        sender.send_signal(signal.SIGTERM)
+        _out, err = sender.communicate(timeout=30)
+    assert sender.returncode == 0, err
+    assert [rcpt for rcpt, _ in smtp.inbox.received] == [[world.warehouse.email]]
+    events = [json.loads(line) for line in err.splitlines()]
+    assert [e["event"] for e in events] == [
+        "sender_started",
+        "notification_sent",
+        "notification_pass",
+        "sender_stopped",
+    ]
+    assert events[2]["sent"] == 1 and events[2]["failed"] == 0

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from ..db import utcnow
 from ..formatting import datetime_fr, number_fr, to_paris
 from ..models import OutboxMessage, Role, Slip, User
 from . import status
@@ -22,6 +23,9 @@ log = logging.getLogger(__name__)
 
 # scheduled notices go out with the first sending pass after this time of day (Paris)
 SCHEDULED_AFTER = time(7, 0)
+# news older than this is not worth an e-mail: a transition dated in the past (the demo's history, a replayed
+# import) notifies nobody, and the sender abandons a message that waited longer (logistique.mail)
+STALE_AFTER = timedelta(days=2)
 STUCK_LISTED = 20
 
 
@@ -87,8 +91,14 @@ def _devices(slip: Slip) -> str:
 # ---------------------------------------------------------------- transitions (called by domain.slips)
 
 
+def _is_news(now: datetime) -> bool:
+    return now >= utcnow() - STALE_AFTER
+
+
 def slip_issued(session: Session, slip: Slip, *, now: datetime) -> None:
     """The warehouse's volunteers learn that a slip awaits preparation."""
+    if not _is_news(now):
+        return
     for user in _recipients(session, User.role == Role.WAREHOUSE, User.organisation_id == slip.warehouse_id):
         _enqueue(
             session,
@@ -105,6 +115,8 @@ def slip_issued(session: Session, slip: Slip, *, now: datetime) -> None:
 
 def slip_shipped(session: Session, slip: Slip, *, now: datetime) -> None:
     """The destination's coordinators learn that their parcel is on its way."""
+    if not _is_news(now):
+        return
     for user in _recipients(
         session, User.role == Role.COORDINATOR, User.organisation_id == slip.destination_id
     ):

@@ -1,6 +1,6 @@
 """gunicorn settings of deploy/logistique.service (``--config``): gunicorn's own lines (workers booting or
-killed on timeout) in the app's format, JSON with LOGISTIQUE_LOG_FORMAT=json; no access log (the app writes one
-line per request itself, with the route instead of the path and the request id)."""
+killed on timeout) in the app's format, JSON with LOGISTIQUE_LOG_FORMAT=json; no access log (the app writes
+one line per request itself, with the route instead of the path, and the request id)."""
 
 import os
 

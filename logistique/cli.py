@@ -38,8 +38,7 @@ def _report_rejection(exc: ImportRejected) -> None:
 def init_db() -> None:
     """Create or upgrade the schema to the latest migration."""
     engine = db.get_engine()
-    before = migrate.current_revision(engine)
-    migrate.upgrade(engine)
+    before = migrate.upgrade(engine)
     after = migrate.current_revision(engine)
     click.echo(
         f"Schéma à jour (révision {after})"

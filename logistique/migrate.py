@@ -62,12 +62,15 @@ def _migrating(engine: Engine) -> Iterator[Connection]:
                 raw.execute("PRAGMA foreign_keys=ON")
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema of ``engine``'s database to ``revision``."""
+def upgrade(engine: Engine, revision: str = "head") -> str | None:
+    """Bring the schema of ``engine``'s database to ``revision``; returns the revision it was at, read under
+    the migration lock (a host that waited for another one finds the schema already migrated)."""
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     with _migrating(engine) as connection:
+        before = current_revision_on(connection)
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
+    return before
 
 
 def downgrade(engine: Engine, revision: str) -> None:

@@ -146,12 +146,13 @@ def test_two_hosts_starting_at_once_migrate_one_after_the_other(fresh_url):
     write lock) instead of creating the same tables a second time."""
     start = threading.Barrier(2)
     errors: list[BaseException] = []
+    found: list[str | None] = []  # the revision each host found, once it held the lock
 
     def host() -> None:
         engine = make_engine(fresh_url)
         try:
             start.wait()
-            migrate.upgrade(engine)
+            found.append(migrate.upgrade(engine))
         except BaseException as exc:  # noqa: BLE001 — reported by the assertion below
             errors.append(exc)
         finally:
@@ -163,6 +164,7 @@ def test_two_hosts_starting_at_once_migrate_one_after_the_other(fresh_url):
     for thread in threads:
         thread.join(timeout=120)
     assert errors == []
+    assert sorted(found, key=str) == [None, migrate.head_revision()]  # one migrated, the other found it done
     engine = make_engine(fresh_url)
     try:
         assert migrate.current_revision(engine) == migrate.head_revision()

@@ -14,7 +14,9 @@ logconfig_dict = {
             "log_format": os.environ.get("LOGISTIQUE_LOG_FORMAT", "text"),
         }
     },
-    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "app", "stream": "ext://sys.stderr"}},
+    "handlers": {
+        "stderr": {"class": "logging.StreamHandler", "formatter": "app", "stream": "ext://sys.stderr"}
+    },
     "loggers": {"gunicorn.error": {"handlers": ["stderr"], "level": "INFO", "propagate": False}},
     "root": {"handlers": [], "level": "WARNING"},
 }

@@ -24,9 +24,10 @@ class BackupError(RuntimeError):
 
 
 def backup(engine: Engine, target: Path) -> None:
-    """Write a consistent copy of ``engine``'s database to ``target`` (replaced only once complete)."""
+    """Write a consistent copy of ``engine``'s database to ``target`` (replaced only once complete), readable
+    by its owner only (mode 0600: it holds the names of minors)."""
     target = target.resolve()
-    fd, partial_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    fd, partial_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)  # mode 0600
     os.close(fd)
     partial = Path(partial_name)
     try:

@@ -86,6 +86,7 @@ def test_backup_then_restore_gives_back_the_database_as_it_was(app, session, wor
     result = runner.invoke(args=["backup", str(copy)])
     assert result.exit_code == 0, result.output
     assert "Sauvegarde écrite" in result.output and copy.stat().st_size > 0
+    assert copy.stat().st_mode & 0o777 == 0o600  # names of minors inside: readable by its owner only
 
     # the day goes on: an account is created, a device received, a serial corrected
     accounts.create_user(session, email="nouveau@test.fr", role=Role.ADMIN, password=PASSWORD)

@@ -191,6 +191,7 @@ class KeptEvents(Transport):
 def _failing_app(app, **config):
     failing = create_app(_overrides(app, PROPAGATE_EXCEPTIONS=False, **config))
 
+    @failing.route("/api/v1/panne", methods=["POST"], endpoint="api_broken")
     @failing.route("/panne", methods=["POST"])
     @any_role
     def broken():
@@ -235,6 +236,7 @@ def test_without_sentry_the_500_page_claims_nobody_was_told(app, world):
     observability.log_handler().setStream(buffer)
     try:
         response = client.post("/panne?nom=Confidentielle", headers={"X-Request-ID": "panne-0002-test"})
+        api_answer = client.post("/api/v1/panne", headers={"X-Request-ID": "panne-0003-test"})
     finally:
         observability.log_handler().setStream(sys.stderr)
         client.application.extensions["logistique.db"].engine.dispose()
@@ -247,3 +249,7 @@ def test_without_sentry_the_500_page_claims_nobody_was_told(app, world):
     assert "[panne-0002-test] Exception on /panne [POST]" in logged
     assert "RuntimeError (message retiré" in logged and "line" in logged
     assert "Confidentielle" not in logged
+    assert api_answer.status_code == 500
+    assert api_answer.get_json() == {
+        "error": {"code": "internal", "message": "Erreur interne (référence panne-0003-test)."}
+    }

@@ -16,7 +16,7 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-__all__ = ["CsvFileError", "CsvTable", "RowError", "normalize_header", "read_csv"]
+__all__ = ["CsvFileError", "CsvTable", "RowError", "fold_accents", "normalize_header", "read_csv"]
 
 _BOM = b"\xef\xbb\xbf"
 _CP1252_UNDEFINED = frozenset(b"\x81\x8d\x8f\x90\x9d")
@@ -55,10 +55,15 @@ class CsvFileError(ValueError):
     """The whole file is unusable (empty, not a CSV file, missing columns); str() is in French."""
 
 
+def fold_accents(text: str) -> str:
+    """``text`` without its accents, as plain ASCII (« Clé 4G » → « Cle 4G »); other non-ASCII is dropped."""
+    return unicodedata.normalize("NFKD", text or "").encode("ascii", "ignore").decode("ascii")
+
+
 def normalize_header(name: str) -> str:
     """Return the canonical key of a header: lowercase ASCII words joined by '_' ('Numéro de série')."""
     text = name.replace("œ", "oe").replace("Œ", "OE").replace("æ", "ae").replace("Æ", "AE")
-    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii").lower()
+    text = fold_accents(text).lower()
     return re.sub(r"[^a-z0-9]+", "_", text).strip("_")
 
 

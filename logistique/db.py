@@ -33,6 +33,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def rows_changed(result: Any) -> int:
+    """How many rows an UPDATE or DELETE changed: a guarded update's verdict (``Result`` of ``execute``)."""
+    return int(result.rowcount)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # Python's sqlite3 opens transactions lazily; let SQLAlchemy's "begin" event issue BEGIN instead.
     dbapi_connection.isolation_level = None
@@ -81,11 +86,16 @@ class Database:
 
     def init_app(self, app: Flask) -> None:
         engine = make_engine(app.config["DATABASE_URL"])
-        app.extensions["logistique.db"] = _Factories(
+        factories = _Factories(
             engine,
             sessionmaker(engine, expire_on_commit=False),
             sessionmaker(engine.execution_options(write=True), expire_on_commit=False),
         )
+        from .domain import tallies  # the board's counters follow every session this app makes
+
+        tallies.install(factories.reader)
+        tallies.install(factories.writer)
+        app.extensions["logistique.db"] = factories
         app.teardown_appcontext(self._teardown)
 
     @staticmethod

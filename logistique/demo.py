@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from . import codes
 from .domain import accounts, money, referential
 from .domain.referential import OrganisationData
-from .domain.stock import import_stock
+from .domain.stock_import import import_stock
 from .models import DeviceCondition, DeviceKind, EnvelopeKind, Organisation, OrganisationKind, Qpv, Role, User
 
 DEMO_PASSWORD = "demo-logistique-2020"  # noqa: S105 — demo accounts only log in when LOGISTIQUE_DEMO_MODE=1
@@ -490,9 +490,9 @@ def _envelopes(session: Session) -> dict[str, object]:
 
 
 def _slug(name: str) -> str:
-    import unicodedata
+    from .csvfiles import fold_accents
 
-    text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
+    text = fold_accents(name).lower()
     for word in (
         "association ",
         "centre social ",

@@ -1,4 +1,4 @@
-"""The JSON API as an integrator sees it (DESIGN §8): tokens, error format, scope, validation, idempotent
+"""The JSON API as an integrator sees it: tokens, error format, scope, validation, idempotent
 POSTs and the OpenAPI document."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Handover to the family (DESIGN §1.5, §6, §8): one signature on the phone covers a pupil's bundle, the
+"""Handover to the family: one signature on the phone covers a pupil's bundle, the
 devices become ``remis``, the family gets a receipt, the slip closes when every line is settled; the papers
 name pupils by reference only, and the purge keeps an anonymous proof. Each refusal proves nothing changed."""
 
@@ -16,7 +16,6 @@ from logistique.domain import handover, slips
 from logistique.domain.errors import BusinessRuleViolation, Conflict, NotFound, ValidationFailed
 from logistique.models import DeviceStatus, Handover, HandoverMode, ReceptionState, SlipStatus
 
-from .conftest import login
 from .factories import (
     BASE,
     blank_png,
@@ -35,30 +34,12 @@ from .factories import (
     slip_status,
     snapshot,
 )
+from .helpers import api_error as _error
+from .helpers import client_as as _client
+from .helpers import redirect_path as _path
 
 RECEIVER = "Nadia Receveuse"
 HANDOVER_NUMBER = re.compile(r"RM-59-20\d\d-\d{6}")
-
-
-def _client(app, user):
-    client = app.test_client()
-    response = login(client, user)
-    assert response.status_code == 302, response.get_data(as_text=True)
-    return client
-
-
-def _path(response) -> str:
-    assert response.status_code == 302, (response.status_code, response.get_data(as_text=True)[:500])
-    return urlsplit(response.headers["Location"]).path
-
-
-def _error(response, status: int, code: str | None = None) -> str:
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.get_json()
-    assert set(body) == {"error"}, body
-    if code is not None:
-        assert body["error"]["code"] == code, body
-    return body["error"]["message"]
 
 
 def _handover(session, number: str) -> Handover:

@@ -1,4 +1,4 @@
-"""Personal data (DESIGN §6): who sees a pupil's names, no names in URLs, and the purge at the end."""
+"""Personal data: who sees a pupil's names, no names in URLs, and the purge at the end."""
 
 from __future__ import annotations
 

@@ -11,8 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from logistique.domain import assignments, pupils
-from logistique.domain.errors import Conflict, Forbidden
-from logistique.domain.referential import ImportRejected
+from logistique.domain.errors import Conflict, Forbidden, ImportRejected
 from logistique.models import AuditEvent, NeedKind, Pupil
 
 REFERENCE = re.compile(r"E-\d{2,3}[AB]?-\d{6}")

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 import logistique
 from logistique import codes
 from logistique.domain import referential
-from logistique.domain.errors import Conflict, Forbidden, ValidationFailed
-from logistique.domain.referential import ImportRejected, OrganisationData, import_qpv, read_package_file
+from logistique.domain.errors import Conflict, Forbidden, ImportRejected, ValidationFailed
+from logistique.domain.referential import OrganisationData, import_qpv, read_package_file
 from logistique.models import CiteEducative, Commune, Department, Organisation, OrganisationKind, Qpv, Region
 
 DATA = Path(logistique.__file__).parent / "data"

@@ -1,4 +1,4 @@
-"""Delivery slips (DESIGN §4–§5, §8): creation from assigned devices, the signed QR token, preparation by
+"""Delivery slips: creation from assigned devices, the signed QR token, preparation by
 scanning, shipping, reception, cancellation, and the printed papers. Each refusal also proves that nothing
 changed: statuses, journals, lines."""
 
@@ -40,30 +40,11 @@ from .factories import (
     snapshot,
     token,
 )
+from .helpers import api_error as _error
+from .helpers import client_as as _client
+from .helpers import redirect_path as _path
 
 NUMBER = re.compile(r"BL-59-20\d\d-\d{6}")
-
-
-def _client(app, user):
-    """A browser of its own, logged in as ``user``."""
-    client = app.test_client()
-    response = login(client, user)
-    assert response.status_code == 302, response.get_data(as_text=True)
-    return client
-
-
-def _path(response) -> str:
-    assert response.status_code == 302, (response.status_code, response.get_data(as_text=True)[:500])
-    return urlsplit(response.headers["Location"]).path
-
-
-def _error(response, status: int, code: str | None = None) -> str:
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.get_json()
-    assert set(body) == {"error"}, body
-    if code is not None:
-        assert body["error"]["code"] == code, body
-    return body["error"]["message"]
 
 
 # ---------------------------------------------------------------- creation

@@ -10,9 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 from logistique.domain import money
-from logistique.domain.errors import NotFound
-from logistique.domain.referential import ImportRejected
-from logistique.domain.stock import import_stock
+from logistique.domain.errors import ImportRejected, NotFound
+from logistique.domain.stock_import import import_stock
 from logistique.models import Device, DeviceCondition, DeviceEvent, DeviceKind, DeviceStatus, Lot
 
 HEADER = "Numéro de série;Type;Modèle;État"

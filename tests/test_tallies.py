@@ -7,6 +7,7 @@ import threading
 import time
 
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from logistique import migrate
@@ -135,9 +136,8 @@ def test_an_assignment_and_a_cancellation_racing_on_one_envelope_both_commit(ses
     cancelled = assign(session, world, first, add_device(session, world, "SN-COURSE-1"))
     add_device(session, world, "SN-COURSE-2")
     session.commit()
-    engine = db.get_engine().execution_options(write=True)
     errors: list[str] = []
-    with Session(engine) as a, Session(engine) as b:
+    with db.new_session(write=True) as a, db.new_session(write=True) as b:
         # A: an assignment, its envelope locked, its counter not yet written
         assignments.assign(
             a,
@@ -200,6 +200,44 @@ def test_drift_is_reported_by_recount_check_and_repaired_by_recount(session, wor
     assert runner.invoke(args=["recount", "--check"]).exit_code == 0
     session.expire_all()
     assert _counted(session) == {("attribue", True): 2}
+
+
+def test_recount_check_compares_the_assignment_status_with_the_device_status(session, world, runner):
+    b = bundle(session, world, 5)
+    session.commit()
+    assert runner.invoke(args=["recount", "--check"]).exit_code == 0
+    # the assignment's copy of its device's status changed behind the domain's back
+    session.execute(
+        sa.update(Assignment)
+        .where(Assignment.device_id == b.tablet.id)
+        .values(device_status=DeviceStatus.RECEIVED)
+    )
+    session.commit()
+    result = runner.invoke(args=["recount", "--check"])
+    assert result.exit_code == 1
+    assert (
+        f"l'équipement {b.tablet.serial} est « attribue », l'attribution dit « receptionne »" in result.output
+    )
+    session.execute(
+        sa.update(Assignment)
+        .where(Assignment.device_id == b.tablet.id)
+        .values(device_status=DeviceStatus.ASSIGNED)
+    )
+    session.commit()
+    assert runner.invoke(args=["recount", "--check"]).exit_code == 0
+
+
+def test_counters_follow_the_app_sessions_only(app, session, world):
+    """Importing the counters changes no session but the application's: a bare SQLAlchemy session records
+    nothing at commit, the application's session writes its counters."""
+    assert not event.contains(Session, "before_commit", tallies._before_commit)
+    with Session(db.get_engine()) as bare:
+        tallies.pupil_registered(bare, world.assoc_roubaix.id, ROUBAIX, [NeedKind.TABLET])
+        bare.commit()
+    assert _pupils(session) == {}
+    add_pupil(session, world, "Ada", "Compteur", needs="tablette")
+    session.commit()
+    assert _pupils(session) == {(ROUBAIX, "tablette"): 1}
 
 
 def test_the_migration_counts_existing_rows_and_dates_past_handovers(app, session, world):

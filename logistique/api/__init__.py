@@ -1,4 +1,4 @@
-"""JSON API under /api/v1 (DESIGN §8)."""
+"""JSON API under /api/v1: one module per resource (docs/architecture.md, « Où ajouter quoi »)."""
 
 from __future__ import annotations
 

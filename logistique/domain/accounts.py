@@ -15,15 +15,14 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from ..db import utcnow
 from ..models import (
     ApiToken,
-    Department,
     LoginThrottle,
     Organisation,
     OrganisationKind,
-    Region,
     Role,
     TerritoryKind,
     User,
 )
+from . import scope
 from .errors import Conflict, NotFound, ValidationFailed
 
 MIN_PASSWORD_LENGTH = 10
@@ -59,27 +58,18 @@ def generate_password() -> str:
 
 
 def resolve_territory(session: Session, code: str) -> tuple[TerritoryKind, str]:
-    """Turn ``32``, ``region:32``, ``departement:59`` or ``dep:59`` into a known territory.
-
-    A bare code names a region when one has that code, else a department (prefix to disambiguate).
-    """
-    raw = (code or "").strip()
-    kind_hint, _, value = raw.rpartition(":")
-    value = value.strip().upper()
-    if value.isascii() and value.isdigit() and len(value) == 1:
-        value = "0" + value
-    kind_hint = kind_hint.strip().lower()
-    if kind_hint in {"", "region", "reg", "r"} and session.get(Region, value) is not None:
-        return TerritoryKind.REGION, value
-    if kind_hint in {"", "departement", "dep", "d"} and session.get(Department, value) is not None:
-        return TerritoryKind.DEPARTMENT, value
+    """Turn ``32``, ``region:32``, ``departement:59`` or ``dep:59`` into a known territory, or refuse it."""
+    territory = scope.parse_territory(session, code)
+    if territory is not None:
+        return territory
     raise ValidationFailed(f"Territoire inconnu : {code!r} (code de région ou de département attendu).")
 
 
 def validate_scope(
     session: Session, role: Role, organisation_id: int | None, territory: str | None
 ) -> tuple[Organisation | None, TerritoryKind | None, str | None]:
-    """Check that the scope fits the role (DESIGN §2) and return it resolved."""
+    """Check that the scope fits the role (docs/architecture.md, « Rôles et périmètres »); return it
+    resolved."""
     if role is Role.ADMIN:
         if organisation_id or territory:
             raise ValidationFailed("Un compte administrateur n'a ni structure ni territoire.")

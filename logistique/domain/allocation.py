@@ -20,7 +20,6 @@ from ..models import (
     Department,
     Device,
     DeviceModel,
-    DeviceStatus,
     Envelope,
     Lot,
     LotUnitCost,
@@ -30,7 +29,7 @@ from ..models import (
     Qpv,
     User,
 )
-from . import audit, scope
+from . import audit, devices, scope
 from .assignments import committed_by_envelope, spendable_cents
 from .census import needs_by_qpv
 from .errors import InvalidTransition, NotFound, ValidationFailed
@@ -111,7 +110,7 @@ def _stock_groups(session: Session, region_code: str) -> list[StockGroup]:
         .join(LotUnitCost, sa.and_(LotUnitCost.lot_id == Lot.id, LotUnitCost.model_id == Device.model_id))
         .join(Organisation, Device.warehouse_id == Organisation.id)
         .join(Department, Organisation.department_code == Department.code)
-        .where(Device.status == DeviceStatus.IN_STOCK, Department.region_code == region_code)
+        .where(Device.status.in_(devices.sources("assign")), Department.region_code == region_code)
         .group_by(Lot.envelope_id, DeviceModel.kind, LotUnitCost.unit_cost_cents)
     )
     return [StockGroup(env, NeedKind.for_device(kind), cost, count) for env, kind, cost, count in rows]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from ..db import utcnow
 from ..formatting import euros
@@ -15,6 +15,7 @@ from ..models import (
     Assignment,
     Department,
     Device,
+    DeviceModel,
     DeviceStatus,
     Envelope,
     EnvelopeKind,
@@ -65,11 +66,39 @@ def _region_of_department(session: Session, code: str) -> str:
     return session.scalar(sa.select(Department.region_code).where(Department.code == code))
 
 
+def available_devices(session: Session, user: User | None, pupil: Pupil) -> dict[NeedKind, list[Device]]:
+    """Up to 30 devices of each kind the pupil still needs that may be assigned to them (in stock in their
+    region, within the user's scope), for a pick list."""
+    region = _region_of_department(session, pupil.qpv.department_code)
+    offer: dict[NeedKind, list[Device]] = {}
+    for kind in pupil.needs:
+        if active_assignment(pupil, kind) is not None:
+            continue
+        offer[kind] = list(
+            session.scalars(
+                sa.select(Device)
+                .join(DeviceModel, Device.model_id == DeviceModel.id)
+                .join(Organisation, Device.warehouse_id == Organisation.id)
+                .join(Department, Organisation.department_code == Department.code)
+                .where(
+                    Device.status.in_(devices.sources("assign")),
+                    DeviceModel.kind == kind.device_kind,
+                    Department.region_code == region,
+                    scope.device_filter(user),
+                )
+                .options(joinedload(Device.model), joinedload(Device.warehouse))
+                .order_by(Device.id)
+                .limit(30)
+            )
+        )
+    return offer
+
+
 def assign(
     session: Session, *, pupil: Pupil, device: Device, by: User | None, now: datetime | None = None
 ) -> Assignment:
     """Give ``device`` to ``pupil``: state, scope, need, money and quota checked; one event (no commit)."""
-    if by is not None and by.role not in devices.TRANSITIONS["assign"].roles:
+    if not devices.may("assign", by):
         raise Forbidden("Votre rôle ne permet pas d'attribuer un équipement.")
     if session.scalar(sa.select(Pupil.id).where(Pupil.id == pupil.id, pupil_filter(by))) is None:
         raise NotFound("Élève introuvable, ou hors de votre périmètre.")
@@ -90,7 +119,7 @@ def assign(
             f"L'élève {pupil.reference} n'a pas de besoin « {kind.label_lower} » : "
             f"un équipement {device.model.kind.label_lower} ne lui est pas destiné."
         )
-    if device.status is not DeviceStatus.IN_STOCK:
+    if not devices.allows("assign", device.status):
         raise InvalidTransition(
             f"L'équipement {device.serial} n'est pas disponible : il est « {device.status.label} ».",
             code="device_taken",
@@ -161,6 +190,13 @@ def assign(
     return assignment
 
 
+def may_open_pupil(user: User | None, assignment: Assignment) -> bool:
+    """Whether ``user`` may open the page of the pupil an assignment serves (its coordination, or admins)."""
+    if user is None or user.role is Role.ADMIN:
+        return True
+    return user.role in scope.COORDINATION and assignment.organisation_id == user.organisation_id
+
+
 def get_assignment(session: Session, user: User | None, assignment_id: int) -> Assignment:
     """An assignment whose pupil is in the user's scope, or NotFound."""
     assignment = session.scalar(
@@ -182,12 +218,12 @@ def cancel(
     now: datetime | None = None,
 ) -> None:
     """Cancel an assignment before shipping: the device goes back to stock and the money is released."""
-    if by is not None and by.role not in (Role.ADMIN, Role.COORDINATOR):
+    if not devices.may("unassign", by):
         raise Forbidden("Votre rôle ne permet pas d'annuler une attribution.")
     if assignment.cancelled_at is not None:
         raise Conflict("Cette attribution est déjà annulée.", code="already_cancelled")
     device = assignment.device
-    if device.status is not DeviceStatus.ASSIGNED:
+    if not devices.allows("unassign", device.status):
         raise InvalidTransition(
             f"Impossible d'annuler : l'équipement {device.serial} est « {device.status.label} » "
             "(une attribution s'annule avant sa mise sur bordereau)."

@@ -23,7 +23,7 @@ from ..models import (
     TerritoryKind,
     User,
 )
-from . import audit, tallies
+from . import audit, scope
 from .errors import Forbidden, ValidationFailed
 from .pupils import served_qpvs
 
@@ -116,14 +116,12 @@ def need_rows(qpv_filter) -> sa.Subquery:
 
 def _qpv_filter(session: Session, *, region_code: str | None = None, department_code: str | None = None):
     if department_code:
-        return lambda column: column.in_(sa.select(Qpv.code).where(Qpv.department_code == department_code))
-    if region_code:
-        return lambda column: column.in_(
-            sa.select(Qpv.code)
-            .join(Department, Qpv.department_code == Department.code)
-            .where(Department.region_code == region_code)
-        )
-    return lambda column: sa.true()
+        codes = scope.territory_qpv_codes(TerritoryKind.DEPARTMENT, department_code)
+    elif region_code:
+        codes = scope.territory_qpv_codes(TerritoryKind.REGION, region_code)
+    else:
+        return lambda column: sa.true()
+    return lambda column: column.in_(codes)
 
 
 def needs_by_qpv(
@@ -135,7 +133,6 @@ def needs_by_qpv(
     """{(qpv, kind): (need, assigned)}. A need is, per organisation, the larger of what it declared and the
     pupils it registered with that need (``need_rows``); assigned counts the active assignments."""
     qpv_filter = _qpv_filter(session, region_code=region_code, department_code=department_code)
-    tallies.flush(session)
     rows = need_rows(qpv_filter)
     needs = {
         (qpv, NeedKind(kind)): int(n)

@@ -1,4 +1,5 @@
-"""The device lifecycle (DESIGN §4): one transition table, one function that applies it."""
+"""The device lifecycle (docs/architecture.md, « Cycle de vie »): one transition table, the only source of who
+may do what from which state; ``check`` applies it, ``transition`` changes the state."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from ..db import utcnow
+from ..db import rows_changed, utcnow
 from ..models import (
     Assignment,
     Device,
@@ -26,9 +27,8 @@ from . import scope, tallies
 from .errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
 
 S = DeviceStatus
-_STAFF = frozenset({Role.ADMIN})
-_WAREHOUSE = frozenset({Role.ADMIN, Role.WAREHOUSE})
-_COORDINATION = frozenset({Role.ADMIN, Role.COORDINATOR})
+_WAREHOUSE = scope.WAREHOUSE
+_COORDINATION = scope.COORDINATION
 
 
 @dataclass(frozen=True)
@@ -114,13 +114,24 @@ def actor_label(user: User | None) -> str:
     return user.email if user is not None else "ligne de commande"
 
 
+def may(action: str, user: User | None) -> bool:
+    """Whether ``user``'s role may apply ``action`` at all (None is the command line: everything)."""
+    return user is None or user.role in TRANSITIONS[action].roles
+
+
+def allows(action: str, status: DeviceStatus) -> bool:
+    """Whether ``action`` applies to a device in ``status``."""
+    return status in TRANSITIONS[action].sources
+
+
+def sources(action: str) -> list[DeviceStatus]:
+    """The statuses ``action`` starts from, for the SQL of pick lists (``Device.status.in_(...)``)."""
+    return sorted(TRANSITIONS[action].sources)
+
+
 def allowed_actions(device: Device, user: User | None) -> list[Transition]:
     """The transitions this user could apply to this device now (for buttons and API hints)."""
-    return [
-        t
-        for t in TRANSITIONS.values()
-        if device.status in t.sources and (user is None or user.role in t.roles)
-    ]
+    return [t for t in TRANSITIONS.values() if allows(t.action, device.status) and may(t.action, user)]
 
 
 def _check_write_scope(device: Device, user: User | None) -> None:
@@ -137,6 +148,24 @@ def _check_write_scope(device: Device, user: User | None) -> None:
         raise NotFound("Équipement introuvable, ou hors de votre périmètre.")
 
 
+def check(action: str, device: Device, user: User | None, *, reason: str = "") -> Transition:
+    """Whether ``user`` may apply ``action`` to ``device`` now (role, scope, state, and the comment some
+    moves need): the table's rule, or the domain error that refuses it. Every transition goes through here."""
+    rule = TRANSITIONS.get(action)
+    if rule is None:
+        raise ValidationFailed(f"Action inconnue : {action}.")
+    if not may(action, user):
+        raise Forbidden(f"Votre rôle ne permet pas de {rule.label}.")
+    _check_write_scope(device, user)
+    if rule.needs_reason and not reason.strip():
+        raise ValidationFailed(f"Un commentaire est obligatoire pour {rule.label}.")
+    if not allows(action, device.status):
+        raise InvalidTransition(
+            f"Impossible de {rule.label} : l'équipement {device.serial} est « {device.status.label} »."
+        )
+    return rule
+
+
 def transition(
     session: Session,
     device: Device,
@@ -147,19 +176,8 @@ def transition(
     now: datetime | None = None,
 ) -> DeviceEvent:
     """Apply ``action`` to ``device``: check role, scope and state, change it and journal it (no commit)."""
-    rule = TRANSITIONS.get(action)
-    if rule is None:
-        raise ValidationFailed(f"Action inconnue : {action}.")
-    if by is not None and by.role not in rule.roles:
-        raise Forbidden(f"Votre rôle ne permet pas de {rule.label}.")
-    _check_write_scope(device, by)
     reason = (reason or "").strip()
-    if rule.needs_reason and not reason:
-        raise ValidationFailed(f"Un commentaire est obligatoire pour {rule.label}.")
-    if device.status not in rule.sources:
-        raise InvalidTransition(
-            f"Impossible de {rule.label} : l'équipement {device.serial} est « {device.status.label} »."
-        )
+    rule = check(action, device, by, reason=reason)
     now = now or utcnow()
     source = device.status
     # Guarded update: of two requests racing from the same state, only one changes the row.
@@ -169,40 +187,11 @@ def transition(
         .values(status=rule.target, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    if rows_changed(result) != 1:
         raise Conflict(
             f"L'équipement {device.serial} vient d'être modifié par quelqu'un d'autre ; rechargez la page."
         )
-    # the assignment carries its device's status (the status board reads assignments and their tallies)
-    active = session.execute(
-        sa.select(
-            Assignment.qpv_code,
-            Assignment.envelope_id,
-            Assignment.kind,
-            Assignment.device_status,
-            Assignment.unit_cost_cents,
-        ).where(Assignment.device_id == device.id, Assignment.cancelled_at.is_(None))
-    ).all()
-    if active:
-        ends = action in ENDS_ASSIGNMENT
-        values: dict = {"device_status": rule.target}
-        if rule.target is DeviceStatus.HANDED_OVER:
-            values["handed_over_at"] = now
-        if ends:
-            values.update(cancelled_at=now, cancelled_by_id=by.id if by else None)
-        session.execute(
-            sa.update(Assignment)
-            .where(Assignment.device_id == device.id, Assignment.cancelled_at.is_(None))
-            .values(**values)
-            .execution_options(synchronize_session="fetch")
-        )
-        for qpv, envelope, kind, status, cents in active:
-            tallies.move_assignment(
-                session,
-                (qpv, envelope, kind, status, True),
-                (qpv, envelope, kind, rule.target, not ends),
-                cents,
-            )
+    set_assignment_status(session, device, rule.target, ends=action in ENDS_ASSIGNMENT, by=by, now=now)
     set_committed_value(device, "status", rule.target)
     set_committed_value(device, "updated_at", now)
     event = DeviceEvent(
@@ -218,6 +207,42 @@ def transition(
     session.add(event)
     session.flush()
     return event
+
+
+def set_assignment_status(
+    session: Session, device: Device, target: DeviceStatus, *, ends: bool, by: User | None, now: datetime
+) -> None:
+    """The device's active assignment takes its new status (and ends when ``ends``), and the board's counters
+    move with it, in one place: the only writer of ``Assignment.device_status`` after its creation."""
+    # the assignment carries its device's status (the status board reads assignments and their tallies)
+    active = session.execute(
+        sa.select(
+            Assignment.qpv_code,
+            Assignment.envelope_id,
+            Assignment.kind,
+            Assignment.device_status,
+            Assignment.unit_cost_cents,
+        ).where(Assignment.device_id == device.id, Assignment.cancelled_at.is_(None))
+    ).all()
+    if active:
+        values: dict = {"device_status": target}
+        if target is DeviceStatus.HANDED_OVER:
+            values["handed_over_at"] = now
+        if ends:
+            values.update(cancelled_at=now, cancelled_by_id=by.id if by else None)
+        session.execute(
+            sa.update(Assignment)
+            .where(Assignment.device_id == device.id, Assignment.cancelled_at.is_(None))
+            .values(**values)
+            .execution_options(synchronize_session="fetch")
+        )
+        for qpv, envelope, kind, status, cents in active:
+            tallies.move_assignment(
+                session,
+                (qpv, envelope, kind, status, True),
+                (qpv, envelope, kind, target, not ends),
+                cents,
+            )
 
 
 # ---------------------------------------------------------------- receiving stock
@@ -302,9 +327,9 @@ def receive_device(
         reason=f"Réception du lot {lot.reference}",
     )
     try:
-        session.flush()
+        with session.begin_nested():  # only this insert is undone: the caller's transaction is its own
+            session.flush()
     except sa.exc.IntegrityError as exc:  # a racing request registered the same serial first
-        session.rollback()
         raise Conflict(f"Le numéro de série {serial} est déjà enregistré.", code="duplicate_serial") from exc
     return device
 

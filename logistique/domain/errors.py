@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..csvfiles import RowError
+
 
 class DomainError(Exception):
     """A refused operation; ``message`` is shown to the user as is."""
@@ -42,6 +47,14 @@ class Forbidden(DomainError):
 
     def __init__(self, message: str = "Votre rôle ne permet pas cette action.", **kw: str) -> None:
         super().__init__(message, **kw)
+
+
+class ImportRejected(ValidationFailed):
+    """A file was refused whole; ``errors`` lists every bad row."""
+
+    def __init__(self, message: str, errors: list[RowError]) -> None:
+        super().__init__(message, code="import_rejected")
+        self.errors = errors
 
 
 class InvalidTransition(DomainError):

@@ -10,12 +10,13 @@ import binascii
 import hashlib
 import struct
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
-from ..db import utcnow
-from ..models import Assignment, Device, DeviceStatus, Handover, HandoverMode, Pupil, Role, SlipLine, User
+from ..db import rows_changed, utcnow
+from ..models import Assignment, Device, Handover, HandoverMode, Pupil, SlipLine, User
 from . import devices, slips
 from .errors import BusinessRuleViolation, Conflict, Forbidden, NotFound, ValidationFailed
 from .pupils import pupil_filter
@@ -63,8 +64,21 @@ def is_blank(png: bytes) -> bool:
     from PIL import Image
 
     with Image.open(BytesIO(png)) as image:
-        extrema = image.convert("LA").getextrema()
+        extrema: Any = image.convert("LA").getextrema()
     return all(low == high for low, high in extrema)
+
+
+def ready_devices(session: Session, pupil: Pupil) -> list[sa.Row[tuple[Device, SlipLine]]]:
+    """The pupil's devices that may be handed over now (received at the destination), with their slip line."""
+    return list(
+        session.execute(
+            sa.select(Device, SlipLine)
+            .join(Assignment, sa.and_(Assignment.device_id == Device.id, Assignment.cancelled_at.is_(None)))
+            .join(SlipLine, sa.and_(SlipLine.device_id == Device.id, SlipLine.removed_at.is_(None)))
+            .where(Assignment.pupil_id == pupil.id, Device.status.in_(devices.sources("hand_over")))
+            .options(joinedload(Device.model))
+        ).all()
+    )
 
 
 def hand_over(
@@ -80,7 +94,7 @@ def hand_over(
     now: datetime | None = None,
 ) -> Handover:
     """Record the handover of a pupil's devices (received at the destination) to the family (no commit)."""
-    if by is not None and by.role not in (Role.ADMIN, Role.COORDINATOR):
+    if not devices.may("hand_over", by):
         raise Forbidden("Votre rôle ne permet pas d'enregistrer une remise.")
     if session.scalar(sa.select(Pupil.id).where(Pupil.id == pupil.id, pupil_filter(by))) is None:
         raise NotFound("Élève introuvable, ou hors de votre périmètre.")
@@ -132,7 +146,7 @@ def hand_over(
             + ".",
             code="already_handed_over",
         )
-    not_ready = [d.serial for d, _line in items if d.status is not DeviceStatus.RECEIVED]
+    not_ready = [d.serial for d, _line in items if not devices.allows("hand_over", d.status)]
     if not_ready:
         raise BusinessRuleViolation(
             "Ces équipements ne sont pas réceptionnés par la structure : " + ", ".join(not_ready) + ".",
@@ -169,7 +183,7 @@ def hand_over(
             .values(handover_id=handover.id)
             .execution_options(synchronize_session=False)
         )
-        if won.rowcount != 1:
+        if rows_changed(won) != 1:
             raise Conflict(
                 f"{device.serial} vient d'être remis par quelqu'un d'autre.", code="already_handed_over"
             )

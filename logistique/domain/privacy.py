@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ..db import utcnow
+from ..db import rows_changed, utcnow
 from ..models import Handover, OperationState, Pupil, User
 from . import audit, scope
 from .errors import InvalidTransition
@@ -49,7 +49,7 @@ def purge_personal_data(session: Session, *, by: User | None) -> int:
         .values(first_name=None, last_name=None, guardian_name=None, guardian_phone=None, purged_at=now)
         .execution_options(synchronize_session=False)
     )
-    count = result.rowcount or 0
+    count = rows_changed(result) or 0
     # the handover proofs keep their number, dates, devices and the signature's SHA-256; the drawing and
     # the receiver's name go
     session.execute(

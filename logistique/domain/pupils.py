@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from .. import codes
-from ..csvfiles import CsvFileError, RowError, read_csv
+from ..csvfiles import CsvFileError, RowError, fold_accents, read_csv
 from ..models import (
     Assignment,
     NeedKind,
@@ -22,8 +22,7 @@ from ..models import (
     organisation_qpvs,
 )
 from . import audit, tallies
-from .errors import Conflict, Forbidden, NotFound, ValidationFailed
-from .referential import ImportRejected
+from .errors import Conflict, Forbidden, ImportRejected, NotFound, ValidationFailed
 
 GRADES = [
     "PS",
@@ -90,7 +89,7 @@ PUPIL_COLUMNS = {
 
 
 def _fold(text: str) -> str:
-    text = unicodedata.normalize("NFKD", text or "").encode("ascii", "ignore").decode()
+    text = fold_accents(text)
     return " ".join(text.lower().replace("_", " ").replace("-", " ").split())
 
 

@@ -22,15 +22,7 @@ from ..models import (
     User,
 )
 from . import scope
-from .errors import Conflict, ValidationFailed
-
-
-class ImportRejected(ValidationFailed):
-    """A file was refused whole; ``errors`` lists every bad row."""
-
-    def __init__(self, message: str, errors: list[RowError]) -> None:
-        super().__init__(message, code="import_rejected")
-        self.errors = errors
+from .errors import Conflict, ImportRejected, ValidationFailed
 
 
 @dataclass

@@ -35,15 +35,20 @@ class Permission(StrEnum):
     VIEW_ORGANISATIONS = "organisations.view"
 
 
+# The role sets, defined here only: every page, endpoint and domain rule names one of them.
 ALL_ROLES = frozenset(Role)
+STAFF = frozenset({Role.ADMIN})
+WAREHOUSE = frozenset({Role.ADMIN, Role.WAREHOUSE})  # receive stock, prepare and ship slips
+COORDINATION = frozenset({Role.ADMIN, Role.COORDINATOR})  # pupils, assignments, slips, reception, handover
+OVERSIGHT = frozenset({Role.ADMIN, Role.PREFECTURE})  # the board, the census, the money read-only
 
 PERMISSIONS: dict[Permission, frozenset[Role]] = {
-    Permission.MANAGE_USERS: frozenset({Role.ADMIN}),
-    Permission.MANAGE_REFERENTIAL: frozenset({Role.ADMIN}),
-    Permission.MANAGE_MONEY: frozenset({Role.ADMIN}),
-    Permission.VIEW_MONEY: frozenset({Role.ADMIN, Role.PREFECTURE}),
+    Permission.MANAGE_USERS: STAFF,
+    Permission.MANAGE_REFERENTIAL: STAFF,
+    Permission.MANAGE_MONEY: STAFF,
+    Permission.VIEW_MONEY: OVERSIGHT,
     Permission.VIEW_DEVICES: ALL_ROLES,
-    Permission.RECEIVE_STOCK: frozenset({Role.ADMIN, Role.WAREHOUSE}),
+    Permission.RECEIVE_STOCK: WAREHOUSE,
     Permission.VIEW_ORGANISATIONS: ALL_ROLES,
 }
 
@@ -59,7 +64,7 @@ def require(user: User | None, permission: Permission) -> None:
         raise Forbidden()
 
 
-def user_region(user: User) -> str | None:
+def user_region(user: User) -> str | sa.ScalarSelect | None:
     """The region a user belongs to (organisation's or territory's); None for admins."""
     if user.organisation is not None:
         return user.organisation.department.region_code
@@ -72,11 +77,40 @@ def user_region(user: User) -> str | None:
     return None
 
 
-def _territory_departments(user: User) -> ColumnElement[bool] | sa.ScalarSelect:
+def territory_departments(user: User) -> sa.Select:
     """SQL set of department codes of a prefecture user's territory."""
     if user.territory_kind is TerritoryKind.DEPARTMENT:
         return sa.select(sa.literal(user.territory_code))
     return sa.select(Department.code).where(Department.region_code == user.territory_code)
+
+
+def territory_qpv_codes(kind: TerritoryKind | None, code: str | None) -> sa.Select | None:
+    """SQL set of the QPV codes of a territory (a region or a department); None for everywhere."""
+    if kind is TerritoryKind.DEPARTMENT:
+        return sa.select(Qpv.code).where(Qpv.department_code == code)
+    if kind is TerritoryKind.REGION:
+        return (
+            sa.select(Qpv.code)
+            .join(Department, Qpv.department_code == Department.code)
+            .where(Department.region_code == code)
+        )
+    return None
+
+
+def parse_territory(session: Session, code: str) -> tuple[TerritoryKind, str] | None:
+    """``32``, ``region:32``, ``departement:59`` or ``dep:59`` as a known territory (None when unknown).
+
+    A bare code names a region when one has that code, else a department (prefix to disambiguate)."""
+    kind_hint, _, value = (code or "").strip().rpartition(":")
+    value = value.strip().upper()
+    if value.isascii() and value.isdigit() and len(value) == 1:
+        value = "0" + value
+    kind_hint = kind_hint.strip().lower()
+    if kind_hint in {"", "region", "reg", "r"} and session.get(Region, value) is not None:
+        return TerritoryKind.REGION, value
+    if kind_hint in {"", "departement", "dep", "d"} and session.get(Department, value) is not None:
+        return TerritoryKind.DEPARTMENT, value
+    return None
 
 
 def _region_departments(region: object) -> sa.Select:
@@ -92,7 +126,7 @@ def organisation_filter(user: User | None) -> ColumnElement[bool]:
     if user is None or user.role is Role.ADMIN:
         return sa.true()
     if user.role is Role.PREFECTURE:
-        return Organisation.department_code.in_(_territory_departments(user))
+        return Organisation.department_code.in_(territory_departments(user))
     if user.organisation_id is None:
         return _nothing()
     region = user_region(user)
@@ -121,7 +155,7 @@ def device_filter(user: User | None) -> ColumnElement[bool]:
         return Device.warehouse_id == user.organisation_id if user.organisation_id else _nothing()
     if user.role is Role.PREFECTURE:
         # the territory's warehouses, and the devices assigned to pupils of the territory's QPVs
-        departments = _territory_departments(user)
+        departments = territory_departments(user)
         return sa.or_(
             Device.warehouse_id.in_(warehouses_in.where(Organisation.department_code.in_(departments))),
             Device.id.in_(

@@ -1,4 +1,5 @@
-"""Delivery slips (DESIGN §4–§5): create from assigned devices, issue, pick by scanning, ship, receive.
+"""Delivery slips (docs/architecture.md, « Cycle de vie »): create from assigned devices, issue, pick by
+scanning, ship, receive.
 
 Slip lifecycle: brouillon → emis → prepare → expedie → receptionne → cloture, and annule before any pick.
 Every change goes through ``_move`` (guarded update + slip event) and the device transitions of
@@ -10,14 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
-from ..db import utcnow
+from ..db import rows_changed, utcnow
 from ..models import (
     Assignment,
-    Department,
     Device,
-    DeviceStatus,
     Organisation,
     OrganisationKind,
     ReceptionState,
@@ -26,7 +25,6 @@ from ..models import (
     SlipEvent,
     SlipLine,
     SlipStatus,
-    TerritoryKind,
     User,
 )
 from . import devices, notifications, scope, tokens
@@ -40,8 +38,6 @@ NEXT: dict[SlipStatus, set[SlipStatus]] = {
     S.SHIPPED: {S.RECEIVED},
     S.RECEIVED: {S.CLOSED},
 }
-_COORDINATION = (Role.ADMIN, Role.COORDINATOR)
-_WAREHOUSE = (Role.ADMIN, Role.WAREHOUSE)
 MAX_LINES = 500
 
 
@@ -56,12 +52,8 @@ def slip_filter(user: User | None):
         return Slip.warehouse_id == user.organisation_id if user.organisation_id else sa.false()
     if user.role is Role.COORDINATOR:
         return Slip.destination_id == user.organisation_id if user.organisation_id else sa.false()
-    if user.territory_kind is TerritoryKind.DEPARTMENT:
-        departments = sa.select(sa.literal(user.territory_code))
-    else:
-        departments = sa.select(Department.code).where(Department.region_code == user.territory_code)
     return Slip.destination_id.in_(
-        sa.select(Organisation.id).where(Organisation.department_code.in_(departments))
+        sa.select(Organisation.id).where(Organisation.department_code.in_(scope.territory_departments(user)))
     )
 
 
@@ -148,7 +140,7 @@ def _move(
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    if rows_changed(result) != 1:
         raise Conflict(
             f"Le bordereau {slip.number} vient d'être modifié par quelqu'un d'autre ; rechargez la page."
         )
@@ -156,8 +148,20 @@ def _move(
     _event(session, slip, action, source, target, by, detail, now)
 
 
-def _require_role(by: User | None, allowed: tuple[Role, ...], what: str) -> None:
-    if by is not None and by.role not in allowed:
+# who moves a slip: the roles of the device transition that each slip action applies to its lines
+_DEVICE_ACTION = {
+    "create": "add_to_slip",
+    "issue": "add_to_slip",
+    "remove_line": "remove_from_slip",
+    "cancel": "remove_from_slip",
+    "pick": "pick",
+    "ship": "ship",
+    "receive": "receive",
+}
+
+
+def _require_role(by: User | None, action: str, what: str) -> None:
+    if not devices.may(_DEVICE_ACTION[action], by):
         raise Forbidden(f"Votre rôle ne permet pas de {what}.")
 
 
@@ -174,7 +178,7 @@ def create_slip(
     now: datetime | None = None,
 ) -> Slip:
     """Group assigned devices of one warehouse for one destination into a new slip (brouillon, or emis)."""
-    _require_role(by, _COORDINATION, "créer un bordereau")
+    _require_role(by, "create", "créer un bordereau")
     if by is not None and by.role is Role.COORDINATOR and destination.id != by.organisation_id:
         raise NotFound("Structure introuvable, ou hors de votre périmètre.")
     if destination.kind not in (OrganisationKind.ASSOCIATION, OrganisationKind.SCHOOL):
@@ -207,7 +211,7 @@ def create_slip(
     for serial in wanted:
         device = found[serial]
         assignment = assignments.get(device.id)
-        if device.status is not DeviceStatus.ASSIGNED or assignment is None:
+        if not devices.allows("add_to_slip", device.status) or assignment is None:
             problems.append(
                 f"{serial} est « {device.status.label} » (il faut un équipement attribué, "
                 "pas encore sur un bordereau)"
@@ -247,6 +251,24 @@ def create_slip(
     return slip
 
 
+def assignable_devices(
+    session: Session, destination: Organisation
+) -> list[sa.Row[tuple[Device, Assignment]]]:
+    """Devices assigned to pupils of ``destination`` that may go on a new slip, with their assignment."""
+    return list(
+        session.execute(
+            sa.select(Device, Assignment)
+            .join(Assignment, sa.and_(Assignment.device_id == Device.id, Assignment.cancelled_at.is_(None)))
+            .where(
+                Assignment.organisation_id == destination.id,
+                Device.status.in_(devices.sources("add_to_slip")),
+            )
+            .options(joinedload(Device.model), joinedload(Device.warehouse))
+            .order_by(Device.warehouse_id, Device.id)
+        ).all()
+    )
+
+
 def _check_destination(slip: Slip, by: User | None) -> None:
     if by is not None and by.role is Role.COORDINATOR and slip.destination_id != by.organisation_id:
         raise NotFound("Bordereau introuvable, ou hors de votre périmètre.")
@@ -259,7 +281,7 @@ def _check_warehouse(slip: Slip, by: User | None) -> None:
 
 def issue_slip(session: Session, slip: Slip, *, by: User | None, now: datetime | None = None) -> None:
     """Issue a draft: it can now be printed with its QR code and prepared by the warehouse."""
-    _require_role(by, _COORDINATION, "émettre un bordereau")
+    _require_role(by, "issue", "émettre un bordereau")
     _check_destination(slip, by)
     if not slip.active_lines:
         raise BusinessRuleViolation("Un bordereau vide ne peut pas être émis.")
@@ -270,7 +292,7 @@ def issue_slip(session: Session, slip: Slip, *, by: User | None, now: datetime |
 
 def remove_line(session: Session, slip: Slip, line: SlipLine, *, by: User | None) -> None:
     """Take a device off a slip that nobody has started preparing; it stays assigned to its pupil."""
-    _require_role(by, _COORDINATION, "retirer un équipement du bordereau")
+    _require_role(by, "remove_line", "retirer un équipement du bordereau")
     _check_destination(slip, by)
     started = any(other.picked_at for other in slip.active_lines)
     if slip.status not in (SlipStatus.DRAFT, SlipStatus.ISSUED) or started:
@@ -290,7 +312,7 @@ def remove_line(session: Session, slip: Slip, line: SlipLine, *, by: User | None
 
 def cancel_slip(session: Session, slip: Slip, *, by: User | None, reason: str = "") -> None:
     """Cancel a slip before preparation starts: its devices stay assigned, its QR code stops working."""
-    _require_role(by, _COORDINATION, "annuler un bordereau")
+    _require_role(by, "cancel", "annuler un bordereau")
     _check_destination(slip, by)
     if any(line.picked_at for line in slip.active_lines):
         raise InvalidTransition("La préparation a commencé : ce bordereau ne peut plus être annulé.")
@@ -344,7 +366,7 @@ def scan_for_pick(
 ) -> ScanResult:
     """One scan in the warehouse: on this slip → picked; already picked → harmless; anything else → refused,
     and nothing changes. Two volunteers scanning the same device: one picks, the other is told it is done."""
-    _require_role(by, _WAREHOUSE, "préparer un bordereau")
+    _require_role(by, "pick", "préparer un bordereau")
     _check_warehouse(slip, by)
     picked, total = _progress(session, slip)
     try:
@@ -383,12 +405,14 @@ def scan_for_pick(
         )
     now = now or utcnow()
     # guarded on the line: of two volunteers scanning the same device, one only picks it
-    won = session.execute(
-        sa.update(SlipLine)
-        .where(SlipLine.id == line.id, SlipLine.picked_at.is_(None))
-        .values(picked_at=now, picked_by_id=by.id if by else None)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    won = rows_changed(
+        session.execute(
+            sa.update(SlipLine)
+            .where(SlipLine.id == line.id, SlipLine.picked_at.is_(None))
+            .values(picked_at=now, picked_by_id=by.id if by else None)
+            .execution_options(synchronize_session=False)
+        )
+    )
     if won != 1:
         session.expire(line)
         return ScanResult(
@@ -404,7 +428,7 @@ def scan_for_pick(
 
 def ship(session: Session, slip: Slip, *, by: User | None, now: datetime | None = None) -> bool:
     """The parcel leaves the warehouse: every device becomes expedie. Shipping twice is harmless (False)."""
-    _require_role(by, _WAREHOUSE, "expédier un bordereau")
+    _require_role(by, "ship", "expédier un bordereau")
     _check_warehouse(slip, by)
     if slip.status in (SlipStatus.SHIPPED, SlipStatus.RECEIVED, SlipStatus.CLOSED):
         return False
@@ -446,8 +470,10 @@ def receive(
 ) -> int:
     """Confirm the parcel line by line; missing and damaged devices leave the flow and free their pupil.
     Saying again what was already said is harmless; contradicting it is a conflict. Returns lines changed."""
-    _require_role(by, _COORDINATION, "réceptionner un bordereau")
+    _require_role(by, "receive", "réceptionner un bordereau")
     _check_destination(slip, by)
+    if not lines:
+        raise ValidationFailed("Indiquez l'état d'au moins un équipement.")
     if slip.status not in (SlipStatus.SHIPPED, SlipStatus.RECEIVED, SlipStatus.CLOSED):
         raise InvalidTransition(
             f"Le bordereau {slip.number} est « {slip.status.label} » : il n'a pas été expédié."
@@ -469,12 +495,16 @@ def receive(
         raise ValidationFailed("Réception refusée — " + " ; ".join(problems) + ".")
     now = now or utcnow()
     for line, item in todo:
-        won = session.execute(
-            sa.update(SlipLine)
-            .where(SlipLine.id == line.id, SlipLine.reception_state.is_(None))
-            .values(reception_state=item.state, reception_comment=item.comment.strip()[:500], received_at=now)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        won = rows_changed(
+            session.execute(
+                sa.update(SlipLine)
+                .where(SlipLine.id == line.id, SlipLine.reception_state.is_(None))
+                .values(
+                    reception_state=item.state, reception_comment=item.comment.strip()[:500], received_at=now
+                )
+                .execution_options(synchronize_session=False)
+            )
+        )
         if won != 1:
             raise Conflict(
                 f"{line.device.serial} vient d'être réceptionné par quelqu'un d'autre ; rechargez."

@@ -1,4 +1,5 @@
-"""The prefecture's status board: delivery progress and money by territory (DESIGN §6, issue 5).
+"""The prefecture's status board: delivery progress and money by territory (docs/architecture.md,
+« Compteurs du tableau de bord »).
 
 Every device behind a row is counted in exactly one column: ``assigned`` (attribué, not yet on a slip),
 ``on_slips`` (sur bordereau or préparé), ``shipped``, ``received``, ``handed_over``, ``missing``, ``damaged``
@@ -34,7 +35,7 @@ from ..models import (
     TerritoryKind,
     User,
 )
-from . import scope, tallies
+from . import scope
 from .census import need_rows
 from .errors import Forbidden, NotFound
 from .money import cite_2020_cap, spendable_cents
@@ -118,7 +119,7 @@ class StatusRow:
 
 def resolve(session: Session, user: User | None, code: str | None) -> Territory:
     """The territory a user asks for, within what they may see: a prefecture never leaves its own."""
-    if user is not None and user.role not in (Role.ADMIN, Role.PREFECTURE):
+    if user is not None and user.role not in scope.OVERSIGHT:
         raise Forbidden("Le tableau de bord est réservé aux préfectures et à l'administration.")
     own = None
     if user is not None and user.role is Role.PREFECTURE:
@@ -136,12 +137,10 @@ def resolve(session: Session, user: User | None, code: str | None) -> Territory:
 
 
 def _parse(session: Session, code: str) -> tuple[TerritoryKind, str]:
-    kind_hint, _, value = code.rpartition(":")
-    if kind_hint.lower() in ("", "region", "reg", "r") and session.get(Region, value) is not None:
-        return TerritoryKind.REGION, value
-    if kind_hint.lower() in ("", "departement", "dep", "d") and session.get(Department, value) is not None:
-        return TerritoryKind.DEPARTMENT, value
-    raise NotFound("Territoire introuvable, ou hors de votre périmètre.")
+    territory = scope.parse_territory(session, code)
+    if territory is None:
+        raise NotFound("Territoire introuvable, ou hors de votre périmètre.")
+    return territory
 
 
 def _within(session: Session, kind: TerritoryKind, code: str, own: Territory) -> bool:
@@ -153,15 +152,7 @@ def _within(session: Session, kind: TerritoryKind, code: str, own: Territory) ->
 
 def _qpv_codes(territory: Territory):
     """SQL set of the QPV codes of a territory (None: all)."""
-    if territory.kind is TerritoryKind.DEPARTMENT:
-        return sa.select(Qpv.code).where(Qpv.department_code == territory.code)
-    if territory.kind is TerritoryKind.REGION:
-        return (
-            sa.select(Qpv.code)
-            .join(Department, Qpv.department_code == Department.code)
-            .where(Department.region_code == territory.code)
-        )
-    return None
+    return scope.territory_qpv_codes(territory.kind, territory.code)
 
 
 # ---------------------------------------------------------------- the board's numbers
@@ -185,7 +176,7 @@ def _grouped(territory: Territory, by: str, code_column, *aggregates) -> sa.Sele
 
 def _devices(*statuses: DeviceStatus, active_only: bool = True):
     """SUM of the counted devices in these statuses (of active assignments only, by default)."""
-    counted = AssignmentTally.device_status.in_(statuses)
+    counted: sa.ColumnElement[bool] = AssignmentTally.device_status.in_(statuses)
     if active_only:
         counted = sa.and_(AssignmentTally.active.is_(True), counted)
     return sa.func.sum(sa.case((counted, AssignmentTally.devices), else_=0))
@@ -219,7 +210,6 @@ _COMMITTED_SQL = sa.func.sum(
 def rows(session: Session, territory: Territory, by: str = "qpv") -> dict[str, StatusRow]:
     """One row per QPV (``by="qpv"``) or per department of the territory that has needs, quotas or devices,
     aggregated by the database from the counters (``tallies``)."""
-    tallies.flush(session)
     level = "qpv" if by == "qpv" else "department"
     found: dict[str, StatusRow] = {}
 
@@ -303,7 +293,6 @@ def money(session: Session, territory: Territory) -> list[EnvelopeRow]:
             == sa.select(Department.region_code).where(Department.code == territory.code).scalar_subquery()
         )
     envelopes = session.scalars(query).all()
-    tallies.flush(session)
     delivered = sa.case(
         (AssignmentTally.device_status == DeviceStatus.HANDED_OVER, AssignmentTally.cost_cents), else_=0
     )

@@ -2,11 +2,15 @@
 source tables (see ``models/tallies.py``).
 
 The domain records a delta wherever a counted row changes — an assignment created (``assignments.assign``),
-its device's status moving or the assignment ending (``devices.transition``), a pupil
-registered (``pupils``) — and the deltas are written when the transaction commits, in one sorted order:
-two transactions touching the same counters always lock them in the same order (no deadlock), and hold those
-locks only for the time of the commit. A rolled-back transaction (or savepoint) drops its deltas with it.
-Reading the counters within a transaction first writes what it recorded (``flush``).
+its device's status moving or the assignment ending (``devices.set_assignment_status``, the only writer
+of ``Assignment.device_status`` after creation), a pupil registered (``pupils``) — and the deltas are written
+when the transaction commits, in one sorted order: two transactions touching the same counters always lock
+them in the same order (no deadlock), and hold those locks only for the time of the commit. A rolled-back
+transaction (or savepoint) drops its deltas with it. A query that reads the counters within a transaction
+first writes what that transaction recorded, by itself (``_before_read``): readers need not call ``flush``.
+
+The listeners are registered on the application's own session factories (``install``, called by
+``db.init_app``), not on SQLAlchemy's global ``Session``: importing this module changes no other session.
 
 ``differences`` recounts everything from the source tables and says where the counters disagree;
 ``rebuild`` recomputes them (migration backfill, ``logistique recount``, bulk loads such as the benchmark)."""
@@ -15,13 +19,15 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, sessionmaker
+from sqlalchemy.sql import visitors
 
-from ..models import Assignment, AssignmentTally, DeviceStatus, NeedKind, Pupil, PupilTally
+from ..models import Assignment, AssignmentTally, Device, DeviceStatus, NeedKind, Pupil, PupilTally
 
 # (qpv_code, envelope_id, kind, device_status, active)
 AssignmentKey = tuple[str, int, NeedKind, DeviceStatus, bool]
@@ -160,19 +166,29 @@ def _sort_key(key: tuple) -> tuple:
 # its deltas unwritten, which is logged (``logistique recount`` repairs it).
 
 
-@event.listens_for(Session, "before_commit")
 def _before_commit(session: Session) -> None:
     if not session.in_nested_transaction():
         flush(session)
 
 
-@event.listens_for(Session, "after_transaction_create")
+_TALLY_TABLES = frozenset({AssignmentTally.__table__, PupilTally.__table__})
+
+
+def _reads_tallies(statement: Any) -> bool:
+    return any(element in _TALLY_TABLES for element in visitors.iterate(statement))
+
+
+def _before_read(state: ORMExecuteState) -> None:
+    """A query that reads the counters sees what its own transaction recorded."""
+    if state.is_select and state.session.info.get(_PENDING) and _reads_tallies(state.statement):
+        flush(state.session)
+
+
 def _savepoint_begins(session: Session, transaction: SessionTransaction) -> None:
     if transaction.nested:  # what is pending now is what a rollback of this savepoint comes back to
         session.info.setdefault(_SAVED, {})[transaction] = _pending(session).copy()
 
 
-@event.listens_for(Session, "after_commit")
 def _committed(session: Session) -> None:
     released = session.get_nested_transaction()
     if released is not None:  # a savepoint released: what it recorded stays recorded
@@ -181,7 +197,6 @@ def _committed(session: Session) -> None:
         log.error("Compteurs du tableau de bord non écrits (savepoint ouvert au commit) : « recount ».")
 
 
-@event.listens_for(Session, "after_transaction_end")
 def _ended(session: Session, transaction: SessionTransaction) -> None:
     if transaction.nested:
         saved = session.info.get(_SAVED, {}).pop(transaction, None)
@@ -190,6 +205,16 @@ def _ended(session: Session, transaction: SessionTransaction) -> None:
     elif transaction.parent is None:  # committed (deltas written) or rolled back (deltas dropped)
         session.info.pop(_PENDING, None)
         session.info.pop(_SAVED, None)
+
+
+def install(factory: sessionmaker[Session]) -> None:
+    """Keep the counters in the sessions ``factory`` makes: deltas written at commit, dropped at rollback,
+    written before a read of the counters."""
+    event.listen(factory, "before_commit", _before_commit)
+    event.listen(factory, "after_transaction_create", _savepoint_begins)
+    event.listen(factory, "after_commit", _committed)
+    event.listen(factory, "after_transaction_end", _ended)
+    event.listen(factory, "do_orm_execute", _before_read)
 
 
 # ---------------------------------------------------------------- recounting
@@ -237,11 +262,27 @@ def differences(session: Session) -> list[str]:
         want, have = want_assignments.get(key, (0, 0)), have_assignments.get(key, (0, 0))
         if want != have:
             found.append(f"attributions {_sort_key(key)} : compté {have}, recompté {want}")
-    for key in sorted(set(want_pupils) | set(have_pupils), key=_sort_key):
-        want, have = want_pupils.get(key, 0), have_pupils.get(key, 0)
-        if want != have:
-            found.append(f"élèves {_sort_key(key)} : compté {have}, recompté {want}")
+    for pupil_key in sorted(set(want_pupils) | set(have_pupils), key=_sort_key):
+        want_n, have_n = want_pupils.get(pupil_key, 0), have_pupils.get(pupil_key, 0)
+        if want_n != have_n:
+            found.append(f"élèves {_sort_key(pupil_key)} : compté {have_n}, recompté {want_n}")
     return found
+
+
+def status_differences(session: Session) -> list[str]:
+    """Active assignments whose stored device status (``Assignment.device_status``, which the counters group
+    by) is not their device's status (empty when every one agrees). ``rebuild`` cannot repair these."""
+    rows = session.execute(
+        sa.select(Assignment.id, Device.serial, Assignment.device_status, Device.status)
+        .join(Device, Device.id == Assignment.device_id)
+        .where(Assignment.cancelled_at.is_(None), Assignment.device_status != Device.status)
+        .order_by(Assignment.id)
+    )
+    return [
+        f"attribution {assignment_id} : l'équipement {serial} est « {device_status.value} », "
+        f"l'attribution dit « {stored.value} »"
+        for assignment_id, serial, stored, device_status in rows
+    ]
 
 
 def rebuild(session: Session, *, lock: bool = False) -> list[str]:

@@ -1,4 +1,5 @@
-"""Enumerations stored in status and kind columns (their values are the stable codes of DESIGN §3-4)."""
+"""Enumerations stored in status and kind columns: their values are the stable stored codes
+(docs/architecture.md, « Cycle de vie »)."""
 
 from __future__ import annotations
 

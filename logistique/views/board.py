@@ -7,46 +7,27 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, g, render_template, request, url_for
-from sqlalchemy.orm import aliased, joinedload
 
 from .. import charts, pdf
 from ..access import roles
 from ..db import db, utcnow
-from ..domain import paperwork, status
+from ..domain import board, paperwork, scope, status
+from ..domain.board import DEVICE_HEADERS, device_rows
 from ..domain.errors import NotFound
-from ..domain.slips import slip_filter
 from ..exports import EUROS, csv_bytes, download, xlsx_bytes
 from ..formatting import percent_fr, to_paris
 from ..models import (
-    Assignment,
     Department,
-    Device,
-    DeviceModel,
-    DeviceStatus,
-    Lot,
-    Organisation,
-    Pupil,
     Qpv,
-    ReceptionState,
     Region,
     Role,
-    Slip,
-    SlipLine,
     TerritoryKind,
 )
 
 bp = Blueprint("board", __name__)
 
-PREFECTS = (Role.PREFECTURE, Role.ADMIN)
+PREFECTS = scope.OVERSIGHT
 SEGMENTS = [(column, status.COLUMN_LABELS[column]) for column in status.COLUMNS]
-BOARD_STATUSES = (
-    DeviceStatus.ASSIGNED,
-    DeviceStatus.ON_SLIP,
-    DeviceStatus.PREPARED,
-    DeviceStatus.SHIPPED,
-    DeviceStatus.RECEIVED,
-    DeviceStatus.HANDED_OVER,
-)
 MAX_DEVICES_ON_PAGE = 500
 PACE_DAYS = 30
 
@@ -196,7 +177,7 @@ def _render(territory: status.Territory, by: str):
         labels=status.COLUMN_LABELS,
         show_quota=any(r.allocated is not None for r in rows),
         today=to_paris(utcnow()),
-        cap_note=_cap_note,
+        cap_note=paperwork.cap_note,
     )
 
 
@@ -214,10 +195,6 @@ def _gauge(value: int, total: int):
     return charts.progress_bar(value, total, label=f"{share} engagé")
 
 
-def _cap_note(env: status.EnvelopeRow) -> str:
-    return paperwork.cap_note(env)
-
-
 @bp.route("/tableau/qpv/<qpv_code>")
 @roles(*PREFECTS)
 def qpv_page(qpv_code: str):
@@ -228,57 +205,9 @@ def qpv_page(qpv_code: str):
     row = status.rows(session, territory, "qpv").get(qpv.code) or status.StatusRow(
         "qpv", qpv.code, qpv.name, qpv.department_code
     )
-    in_qpv = (
-        sa.select(SlipLine.slip_id)
-        .join(Assignment, Assignment.id == SlipLine.assignment_id)
-        .where(Assignment.qpv_code == qpv.code, SlipLine.removed_at.is_(None))
-    )
-    slip_rows = (
-        session.scalars(
-            sa.select(Slip)
-            .where(slip_filter(g.user), Slip.id.in_(in_qpv))
-            .options(joinedload(Slip.destination), joinedload(Slip.warehouse))
-            .order_by(Slip.id.desc())
-        )
-        .unique()
-        .all()
-    )
-    line_counts = dict(
-        session.execute(
-            sa.select(SlipLine.slip_id, sa.func.count())
-            .join(Assignment, Assignment.id == SlipLine.assignment_id)
-            .where(
-                Assignment.qpv_code == qpv.code,
-                SlipLine.removed_at.is_(None),
-                SlipLine.slip_id.in_([s.id for s in slip_rows]),
-            )
-            .group_by(SlipLine.slip_id)
-        ).all()
-    )
-    query = (
-        status.qpv_devices_query(g.user, qpv.code)
-        .join(Pupil, Pupil.id == Assignment.pupil_id)
-        .outerjoin(SlipLine, sa.and_(SlipLine.assignment_id == Assignment.id, SlipLine.removed_at.is_(None)))
-        .outerjoin(Slip, Slip.id == SlipLine.slip_id)
-        .add_columns(Pupil.reference, Slip.number)
-        .options(joinedload(Device.model))
-        .limit(MAX_DEVICES_ON_PAGE + 1)
-    )
-    device_rows = session.execute(query).all()
-    lost = session.execute(
-        sa.select(Device, SlipLine.reception_state, Pupil.reference, Slip.number)
-        .join(SlipLine, SlipLine.device_id == Device.id)
-        .join(Assignment, Assignment.id == SlipLine.assignment_id)
-        .join(Pupil, Pupil.id == Assignment.pupil_id)
-        .join(Slip, Slip.id == SlipLine.slip_id)
-        .where(
-            Assignment.qpv_code == qpv.code,
-            SlipLine.removed_at.is_(None),
-            SlipLine.reception_state.in_([ReceptionState.MISSING, ReceptionState.DAMAGED]),
-        )
-        .options(joinedload(Device.model))
-        .order_by(SlipLine.id)
-    ).all()
+    slip_rows, line_counts = board.qpv_slips(session, g.user, qpv.code)
+    on_page = board.qpv_devices(session, g.user, qpv.code, limit=MAX_DEVICES_ON_PAGE + 1)
+    lost = board.qpv_lost_devices(session, qpv.code)
     return render_template(
         "board/qpv.html",
         qpv=qpv,
@@ -286,8 +215,8 @@ def qpv_page(qpv_code: str):
         territory=territory,
         slips=slip_rows,
         line_counts=line_counts,
-        devices=device_rows[:MAX_DEVICES_ON_PAGE],
-        devices_cut=len(device_rows) > MAX_DEVICES_ON_PAGE,
+        devices=on_page[:MAX_DEVICES_ON_PAGE],
+        devices_cut=len(on_page) > MAX_DEVICES_ON_PAGE,
         lost=lost,
         crumbs=_crumbs(territory, qpv),
         columns=status.COLUMNS,
@@ -360,96 +289,6 @@ def board_export(fmt: str):
     return download(xlsx_bytes("Tableau de bord", headers, body, formats), name)
 
 
-DEVICE_HEADERS = [
-    "N° de série",
-    "Étiquette",
-    "Type",
-    "Modèle",
-    "Statut",
-    "Lot",
-    "Entrepôt",
-    "QPV",
-    "Élève (référence)",
-    "N° de bordereau",
-    "Mis à jour le",
-]
-
-
-def device_rows(territory: status.Territory, qpv_code: str | None = None) -> list[list]:
-    """The devices behind the board of a territory: actively assigned ones (by their pupil's QPV) and those
-    reported missing or damaged at reception — the same devices the board counts. References, never names."""
-    session = db.session
-    warehouse = aliased(Organisation)
-    qpvs = sa.select(Qpv.code)
-    if territory.kind is TerritoryKind.DEPARTMENT:
-        qpvs = qpvs.where(Qpv.department_code == territory.code)
-    elif territory.kind is TerritoryKind.REGION:
-        qpvs = qpvs.join(Department, Qpv.department_code == Department.code).where(
-            Department.region_code == territory.code
-        )
-    if qpv_code is not None:
-        qpvs = qpvs.where(Qpv.code == qpv_code)
-    columns = (
-        Device.serial,
-        Device.asset_tag,
-        DeviceModel.kind,
-        DeviceModel.name,
-        Device.status,
-        Lot.reference,
-        warehouse.name,
-        Assignment.qpv_code,
-        Pupil.reference,
-        Slip.number,
-        Device.updated_at,
-    )
-
-    def base(query):
-        return (
-            query.join(Device, Device.id == Assignment.device_id)
-            .join(DeviceModel, DeviceModel.id == Device.model_id)
-            .join(Lot, Lot.id == Device.lot_id)
-            .join(warehouse, warehouse.id == Device.warehouse_id)
-            .join(Pupil, Pupil.id == Assignment.pupil_id)
-            .where(Assignment.qpv_code.in_(qpvs))
-        )
-
-    active = base(
-        sa.select(*columns)
-        .select_from(Assignment)
-        .outerjoin(SlipLine, sa.and_(SlipLine.assignment_id == Assignment.id, SlipLine.removed_at.is_(None)))
-        .outerjoin(Slip, Slip.id == SlipLine.slip_id)
-    ).where(Assignment.cancelled_at.is_(None), Device.status.in_(BOARD_STATUSES))
-    lost = base(
-        sa.select(*columns)
-        .select_from(SlipLine)
-        .join(Assignment, Assignment.id == SlipLine.assignment_id)
-        .join(Slip, Slip.id == SlipLine.slip_id)
-    ).where(
-        SlipLine.removed_at.is_(None),
-        SlipLine.reception_state.in_([ReceptionState.MISSING, ReceptionState.DAMAGED]),
-    )
-    rows = [*session.execute(active), *session.execute(lost)]
-    rows.sort(key=lambda r: (r.qpv_code, r[4].value, r.serial))
-    return [
-        [
-            serial,
-            tag,
-            kind.label,
-            model,
-            device_status.label,
-            lot,
-            warehouse_name,
-            qpv,
-            reference,
-            number or "",
-            to_paris(updated).date(),
-        ]
-        for serial, tag, kind, model, device_status, lot, warehouse_name, qpv, reference, number, updated in (
-            rows
-        )
-    ]
-
-
 @bp.route("/tableau/equipements.<any(csv, xlsx):fmt>")
 @roles(*PREFECTS)
 def devices_export(fmt: str):
@@ -459,7 +298,7 @@ def devices_export(fmt: str):
         territory = _territory(f"departement:{_qpv(qpv_code).department_code}")
     else:
         territory = _territory()
-    body = device_rows(territory, qpv_code)
+    body = device_rows(db.session, territory, qpv_code)
     name = f"equipements-{qpv_code or _slug(territory)}-{_today():%Y%m%d}.{fmt}"
     if fmt == "csv":
         return download(csv_bytes(DEVICE_HEADERS, body), name)

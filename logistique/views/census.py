@@ -5,16 +5,17 @@ from __future__ import annotations
 import json
 
 import sqlalchemy as sa
-from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, g, redirect, render_template, request, url_for
 from wtforms import SelectField, SubmitField
 
 from ..access import roles
 from ..db import db
-from ..domain import allocation, census
+from ..domain import allocation, census, scope
 from ..domain.errors import DomainError
 from ..exports import csv_bytes, download, xlsx_bytes
-from ..models import AllocationPlan, NeedKind, Region, Role
-from .forms import Form, options
+from ..models import AllocationPlan, NeedKind, PlanStatus, Region
+from .boundary import commit
+from .forms import Form, options, parse_count
 
 bp = Blueprint("census", __name__)
 
@@ -43,7 +44,7 @@ def _census_table(rows: list[census.CensusRow]) -> tuple[list[str], list[list]]:
 
 
 @bp.route("/recensement")
-@roles(Role.PREFECTURE, Role.ADMIN)
+@roles(*scope.OVERSIGHT)
 def census_page():
     """Needs aggregated QPV → department → region, as the circular asks prefects to report them."""
     rows = census.census(db.session, by=g.user)
@@ -51,7 +52,7 @@ def census_page():
 
 
 @bp.route("/recensement.<any(csv, xlsx):fmt>")
-@roles(Role.PREFECTURE, Role.ADMIN)
+@roles(*scope.OVERSIGHT)
 def census_export(fmt: str):
     """The census as CSV (;, UTF-8 BOM) or XLSX."""
     headers, body = _census_table(census.census(db.session, by=g.user))
@@ -66,7 +67,7 @@ class ComputeForm(Form):
 
 
 @bp.route("/admin/repartition", methods=["GET", "POST"])
-@roles(Role.ADMIN)
+@roles(*scope.STAFF)
 def plans():
     """Allocation plans, and computing a new proposal from needs, stock and money left."""
     form = ComputeForm()
@@ -74,15 +75,12 @@ def plans():
         (r.code, f"{r.code} — {r.name}") for r in db.session.scalars(sa.select(Region).order_by(Region.code))
     )
     if form.validate_on_submit():
-        try:
-            plan = allocation.compute_plan(db.session, form.region.data, by=g.user)
-        except DomainError as exc:
-            db.session.rollback()
-            flash(exc.message, "error")
-        else:
-            db.session.commit()
-            flash("Proposition calculée : vérifiez-la, ajustez-la si besoin, puis appliquez-la.", "success")
-            return redirect(url_for("census.plan_detail", plan_id=plan.id))
+        done = commit(
+            lambda: allocation.compute_plan(db.session, form.region.data, by=g.user),
+            "Proposition calculée : vérifiez-la, ajustez-la si besoin, puis appliquez-la.",
+        )
+        if done:
+            return redirect(url_for("census.plan_detail", plan_id=done.value.id))
     rows = db.session.scalars(sa.select(AllocationPlan).order_by(AllocationPlan.id.desc())).all()
     return render_template("census/plans.html", plans=rows, form=form)
 
@@ -93,7 +91,7 @@ class PlanForm(Form):
 
 
 @bp.route("/admin/repartition/<int:plan_id>", methods=["GET", "POST"])
-@roles(Role.ADMIN)
+@roles(*scope.STAFF)
 def plan_detail(plan_id: int):
     """Review a plan line by line, adjust quotas, apply it."""
     plan = allocation.get_plan(db.session, plan_id)
@@ -105,30 +103,27 @@ def plan_detail(plan_id: int):
             raw = request.form.get(f"quota_{line.id}")
             if raw is None:
                 continue
-            if not (raw.strip().isascii() and raw.strip().isdigit()):
+            quota = parse_count(raw)
+            if quota is None:
                 problems.append(f"{line.qpv_code} : « {raw} » n'est pas un nombre")
             else:
-                quotas[line.id] = int(raw)
-        try:
+                quotas[line.id] = quota
+        def save() -> None:
             if problems:
                 raise DomainError("Quotas refusés — " + " ; ".join(problems) + ".")
-            if plan.status.value == "brouillon" and quotas:
+            if plan.status is PlanStatus.DRAFT and quotas:
                 allocation.adjust(db.session, plan, quotas, by=g.user)
             if form.apply.data:
                 allocation.apply(db.session, plan, by=g.user)
-        except DomainError as exc:
-            db.session.rollback()
-            flash(exc.message, "error")
-            status = 422
-        else:
-            db.session.commit()
-            flash(
-                "Plan appliqué : ses quotas limitent désormais les attributions."
-                if form.apply.data
-                else "Ajustements enregistrés.",
-                "success",
-            )
+
+        if commit(
+            save,
+            "Plan appliqué : ses quotas limitent désormais les attributions."
+            if form.apply.data
+            else "Ajustements enregistrés.",
+        ):
             return redirect(url_for("census.plan_detail", plan_id=plan.id))
+        status = 422
     inputs = json.loads(plan.note) if plan.note else {}
     return render_template(
         "census/plan.html",
@@ -141,7 +136,7 @@ def plan_detail(plan_id: int):
 
 
 @bp.route("/admin/repartition/<int:plan_id>.<any(csv, xlsx):fmt>")
-@roles(Role.ADMIN)
+@roles(*scope.STAFF)
 def plan_export(plan_id: int, fmt: str):
     """A plan as CSV or XLSX."""
     plan = allocation.get_plan(db.session, plan_id)

@@ -12,23 +12,23 @@ from ..models import Device, DeviceStatus, Role, User
 
 bp = Blueprint("main", __name__)
 
-_NAV: list[tuple[str, str, set[Role]]] = [
-    ("main.home", "Accueil", set(Role)),
-    ("pupils.pupil_list", "Élèves", {Role.COORDINATOR, Role.ADMIN}),
-    ("pupils.waiting_list", "Attente", {Role.COORDINATOR, Role.ADMIN}),
-    ("pupils.needs", "Besoins", {Role.COORDINATOR}),
-    ("slips.slip_list", "Bordereaux", set(Role)),
-    ("stock.device_list", "Équipements", set(Role)),
-    ("stock.receive", "Réception", {Role.ADMIN, Role.WAREHOUSE}),
-    ("stock.import_stock", "Import de stock", {Role.ADMIN, Role.WAREHOUSE}),
-    ("board.board_page", "Tableau de bord", {Role.PREFECTURE, Role.ADMIN}),
-    ("census.census_page", "Recensement", {Role.PREFECTURE, Role.ADMIN}),
-    ("census.plans", "Répartition", {Role.ADMIN}),
-    ("admin.organisations", "Structures", {Role.ADMIN}),
-    ("admin.qpvs", "QPV", {Role.ADMIN}),
-    ("admin.envelopes", "Enveloppes", {Role.ADMIN}),
-    ("admin.lots", "Lots", {Role.ADMIN}),
-    ("admin.users", "Comptes", {Role.ADMIN}),
+_NAV: list[tuple[str, str, frozenset[Role]]] = [
+    ("main.home", "Accueil", scope.ALL_ROLES),
+    ("pupils.pupil_list", "Élèves", scope.COORDINATION),
+    ("pupils.waiting_list", "Attente", scope.COORDINATION),
+    ("pupils.needs", "Besoins", frozenset({Role.COORDINATOR})),
+    ("slips.slip_list", "Bordereaux", scope.ALL_ROLES),
+    ("stock.device_list", "Équipements", scope.ALL_ROLES),
+    ("stock.receive", "Réception", scope.WAREHOUSE),
+    ("stock.import_stock", "Import de stock", scope.WAREHOUSE),
+    ("board.board_page", "Tableau de bord", scope.OVERSIGHT),
+    ("census.census_page", "Recensement", scope.OVERSIGHT),
+    ("census.plans", "Répartition", scope.STAFF),
+    ("admin.organisations", "Structures", scope.STAFF),
+    ("admin.qpvs", "QPV", scope.STAFF),
+    ("admin.envelopes", "Enveloppes", scope.STAFF),
+    ("admin.lots", "Lots", scope.STAFF),
+    ("admin.users", "Comptes", scope.STAFF),
 ]
 
 

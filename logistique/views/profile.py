@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, g, redirect, render_template, request, url_for
 from wtforms import BooleanField, SubmitField
 
 from ..access import any_role
-from ..db import db
 from ..domain import notifications
 from ..models import Role
+from .boundary import commit
 from .forms import Form
 
 bp = Blueprint("profile", __name__)
@@ -28,18 +28,18 @@ def account():
     # on POST the boxes say it all (an unticked box is absent from the form, not "unchanged")
     form = NotificationForm(obj=user if request.method == "GET" else None)
     if form.validate_on_submit():
-        notifications.set_preferences(
-            user, by_email=form.notify_by_email.data, weekly_summary=form.weekly_summary.data
-        )
-        db.session.commit()
-        flash(
-            "Préférences enregistrées : "
-            + (
-                "vous recevrez les notifications."
-                if user.notify_by_email
-                else "plus aucun e-mail ne vous sera envoyé."
+        commit(
+            lambda: notifications.set_preferences(
+                user, by_email=form.notify_by_email.data, weekly_summary=form.weekly_summary.data
             ),
-            "success",
+            lambda _: (
+                "Préférences enregistrées : "
+                + (
+                    "vous recevrez les notifications."
+                    if user.notify_by_email
+                    else "plus aucun e-mail ne vous sera envoyé."
+                )
+            ),
         )
         return redirect(url_for("profile.account"))
     return render_template(

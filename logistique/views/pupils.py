@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
 from flask_wtf.file import FileAllowed, FileField, FileRequired
 from sqlalchemy.orm import joinedload
 from wtforms import SelectField, SelectMultipleField, StringField, SubmitField, TextAreaField, widgets
@@ -12,28 +12,23 @@ from wtforms.validators import DataRequired, Length
 from ..access import roles
 from ..db import db
 from ..domain import assignments, census, pupils, scope
-from ..domain.errors import DomainError
+from ..domain.errors import DomainError, ImportRejected
 from ..domain.pupils import PupilData
-from ..domain.referential import ImportRejected
 from ..models import (
     Assignment,
-    Department,
-    Device,
-    DeviceModel,
-    DeviceStatus,
     Need,
     NeedKind,
-    Organisation,
     Pupil,
     Qpv,
     Role,
 )
-from .forms import Form, options
+from .boundary import commit
+from .forms import Form, options, parse_count
 from .paging import paginate
 
 bp = Blueprint("pupils", __name__)
 
-COORDINATION = (Role.COORDINATOR, Role.ADMIN)
+COORDINATION = scope.COORDINATION
 
 
 class PupilForm(Form):
@@ -126,15 +121,13 @@ def pupil_new():
             form.guardian_phone.data,
             form.needs.data,
         )
-        try:
-            pupil = pupils.register_pupil(db.session, data, by=g.user)
-        except DomainError as exc:
-            db.session.rollback()
-            flash(exc.message, "error")
+        done = commit(
+            lambda: pupils.register_pupil(db.session, data, by=g.user),
+            lambda pupil: f"Élève enregistré : {pupil.reference}.",
+        )
+        if not done:
             return render_template("pupils/form.html", form=form), 422
-        db.session.commit()
-        flash(f"Élève enregistré : {pupil.reference}.", "success")
-        return redirect(url_for("pupils.pupil_detail", pupil_id=pupil.id))
+        return redirect(url_for("pupils.pupil_detail", pupil_id=done.value.id))
     return render_template("pupils/form.html", form=form)
 
 
@@ -158,16 +151,14 @@ def pupil_import():
     form = ImportForm()
     errors = []
     if form.validate_on_submit():
-        try:
-            created = pupils.import_pupils(db.session, form.file.data.read(), by=g.user)
-        except ImportRejected as exc:
-            db.session.rollback()
-            flash(exc.message, "error")
-            errors = exc.errors
-        else:
-            db.session.commit()
-            flash(f"{len(created)} élèves importés.", "success")
+        done = commit(
+            lambda: pupils.import_pupils(db.session, form.file.data.read(), by=g.user),
+            lambda created: f"{len(created)} élèves importés.",
+            catch=ImportRejected,
+        )
+        if done:
             return redirect(url_for("pupils.pupil_list"))
+        errors = done.error.errors
     return render_template("pupils/import.html", form=form, errors=errors), (422 if errors else 200)
 
 
@@ -185,35 +176,6 @@ class AssignForm(Form):
     submit = SubmitField("Attribuer")
 
 
-def _available_devices(pupil: Pupil) -> dict[NeedKind, list[Device]]:
-    """Up to 30 devices of each needed kind in stock in the pupil's region, for a pick list."""
-    region = db.session.scalar(
-        sa.select(Department.region_code).where(Department.code == pupil.qpv.department_code)
-    )
-    offer: dict[NeedKind, list[Device]] = {}
-    for kind in pupil.needs:
-        if pupils.active_assignment(pupil, kind) is not None:
-            continue
-        offer[kind] = list(
-            db.session.scalars(
-                sa.select(Device)
-                .join(DeviceModel, Device.model_id == DeviceModel.id)
-                .join(Organisation, Device.warehouse_id == Organisation.id)
-                .join(Department, Organisation.department_code == Department.code)
-                .where(
-                    Device.status == DeviceStatus.IN_STOCK,
-                    DeviceModel.kind == kind.device_kind,
-                    Department.region_code == region,
-                    scope.device_filter(g.user),
-                )
-                .options(joinedload(Device.model), joinedload(Device.warehouse))
-                .order_by(Device.id)
-                .limit(30)
-            )
-        )
-    return offer
-
-
 @bp.route("/eleves/<int:pupil_id>", methods=["GET", "POST"])
 @roles(*COORDINATION)
 def pupil_detail(pupil_id: int):
@@ -223,26 +185,21 @@ def pupil_detail(pupil_id: int):
     status = 200
     if form.validate_on_submit():
         serial = form.serial.data.strip().upper()
-        try:
-            device = scope.get_device(db.session, g.user, serial=serial)
-            assignment = assignments.assign(db.session, pupil=pupil, device=device, by=g.user)
-        except DomainError as exc:
-            db.session.rollback()
-            flash(exc.message, "error")
-            status = exc.status
-        else:
-            db.session.commit()
-            flash(
-                f"{assignment.device.model.kind.label} {assignment.device.serial} attribué(e) à "
-                f"{pupil.reference}.",
-                "success",
-            )
+        done = commit(
+            lambda: assignments.assign(
+                db.session, pupil=pupil, device=scope.get_device(db.session, g.user, serial=serial), by=g.user
+            ),
+            lambda assignment: f"{assignment.device.model.kind.label} {assignment.device.serial} "
+            f"attribué(e) à {pupil.reference}.",
+        )
+        if done:
             return redirect(url_for("pupils.pupil_detail", pupil_id=pupil.id))
+        status = done.status
     return render_template(
         "pupils/detail.html",
         pupil=pupil,
         form=form,
-        offer=_available_devices(pupil),
+        offer=assignments.available_devices(db.session, g.user, pupil),
         show_names=pupils.may_see_names(g.user, pupil),
         active=[a for a in pupil.assignments if a.cancelled_at is None],
     ), status
@@ -253,14 +210,10 @@ def pupil_detail(pupil_id: int):
 def assignment_cancel(assignment_id: int):
     """Cancel an assignment before shipping: the device returns to stock."""
     assignment = assignments.get_assignment(db.session, g.user, assignment_id)
-    try:
-        assignments.cancel(db.session, assignment, by=g.user)
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-    else:
-        db.session.commit()
-        flash(f"Attribution annulée : {assignment.device.serial} est de retour en stock.", "success")
+    commit(
+        lambda: assignments.cancel(db.session, assignment, by=g.user),
+        lambda _: f"Attribution annulée : {assignment.device.serial} est de retour en stock.",
+    )
     return redirect(url_for("pupils.pupil_detail", pupil_id=assignment.pupil_id))
 
 
@@ -314,22 +267,19 @@ def needs():
         for qpv in qpvs:
             for kind in NeedKind:
                 raw = request.form.get(f"need_{qpv.code}_{kind.value}", "").strip() or "0"
-                if not (raw.isascii() and raw.isdigit()):
+                count = parse_count(raw)
+                if count is None:
                     problems.append(f"{qpv.code} {kind.label_lower} : « {raw} » n'est pas un nombre")
                 else:
-                    counts[(qpv.code, kind)] = int(raw)
-        try:
+                    counts[(qpv.code, kind)] = count
+        def declare() -> int:
             if problems:
                 raise DomainError("Besoins refusés — " + " ; ".join(problems) + ".")
-            changed = census.declare_needs(db.session, org, counts, by=g.user)
-        except DomainError as exc:
-            db.session.rollback()
-            flash(exc.message, "error")
-            status = 422
-        else:
-            db.session.commit()
-            flash(f"Besoins enregistrés ({changed} ligne(s) modifiée(s)).", "success")
+            return census.declare_needs(db.session, org, counts, by=g.user)
+
+        if commit(declare, lambda changed: f"Besoins enregistrés ({changed} ligne(s) modifiée(s))."):
             return redirect(url_for("pupils.needs"))
+        status = 422
     registered = {}
     for kind, flag in (
         (NeedKind.TABLET, Pupil.needs_tablet),

@@ -1,5 +1,6 @@
-"""Slips: creation and printing (coordinators), preparation by scanning (warehouse, phone), reception and
-handover with the family's signature (coordinators, phone), and what a slip's QR code opens."""
+"""Slips (blueprint ``slips``): creation and printing (coordinators), labels, and what a slip's QR code opens.
+Preparation in the warehouse is in ``views/preparation.py``; reception and handover at the destination in
+``views/handover.py``."""
 
 from __future__ import annotations
 
@@ -11,41 +12,36 @@ from flask import (
     current_app,
     flash,
     g,
-    jsonify,
     redirect,
     render_template,
     request,
     url_for,
 )
 from sqlalchemy.orm import joinedload
-from wtforms import HiddenField, RadioField, SelectField, StringField, SubmitField
-from wtforms.validators import DataRequired, Length
+from wtforms import SubmitField
 
 from .. import pdf
 from ..access import any_role, roles
 from ..db import db
-from ..domain import handover as handover_domain
-from ..domain import paperwork, pupils, scope, slips
-from ..domain.errors import DomainError
+from ..domain import paperwork, scope, slips
 from ..models import (
-    Assignment,
     Device,
     DeviceStatus,
-    HandoverMode,
     Organisation,
+    OrganisationKind,
     Pupil,
-    ReceptionState,
     Role,
     Slip,
     SlipLine,
     SlipStatus,
 )
-from .forms import Form, options
+from .boundary import commit
+from .forms import Form
 
 bp = Blueprint("slips", __name__)
 
-COORDINATION = (Role.COORDINATOR, Role.ADMIN)
-WAREHOUSE = (Role.WAREHOUSE, Role.ADMIN)
+COORDINATION = scope.COORDINATION
+WAREHOUSE = scope.WAREHOUSE
 
 
 def _pdf(data: bytes, filename: str, *, inline: bool = True) -> Response:
@@ -103,7 +99,7 @@ def slip_list():
     if g.user.role in WAREHOUSE:
         warehouses = db.session.scalars(
             sa.select(Organisation)
-            .where(Organisation.kind == "entrepot", scope.organisation_filter(g.user))
+            .where(Organisation.kind == OrganisationKind.WAREHOUSE, scope.organisation_filter(g.user))
             .order_by(Organisation.name)
         ).all()
     return render_template(
@@ -126,7 +122,10 @@ def slip_new():
     """Pick assigned devices (one warehouse) for the organisation, and make a draft slip of them."""
     destinations = db.session.scalars(
         sa.select(Organisation)
-        .where(Organisation.kind.in_(["association", "ecole"]), scope.organisation_filter(g.user))
+        .where(
+            Organisation.kind.in_([OrganisationKind.ASSOCIATION, OrganisationKind.SCHOOL]),
+            scope.organisation_filter(g.user),
+        )
         .order_by(Organisation.name)
     ).all()
     chosen = request.values.get("destination", type=int) or (
@@ -136,27 +135,18 @@ def slip_new():
     form = NewSlipForm()
     status = 200
     if form.validate_on_submit() and destination is not None:
-        try:
-            slip = slips.create_slip(
+        done = commit(
+            lambda: slips.create_slip(
                 db.session, destination=destination, serials=request.form.getlist("serial"), by=g.user
-            )
-        except DomainError as exc:
-            db.session.rollback()
-            flash(exc.message, "error")
-            status = exc.status
-        else:
-            db.session.commit()
-            flash(f"Bordereau {slip.number} créé (brouillon) : vérifiez-le puis émettez-le.", "success")
-            return redirect(url_for("slips.slip_detail", number=slip.number))
+            ),
+            lambda slip: f"Bordereau {slip.number} créé (brouillon) : vérifiez-le puis émettez-le.",
+        )
+        if done:
+            return redirect(url_for("slips.slip_detail", number=done.value.number))
+        status = done.status
     ready = []
     if destination is not None:
-        ready = db.session.execute(
-            sa.select(Device, Assignment)
-            .join(Assignment, sa.and_(Assignment.device_id == Device.id, Assignment.cancelled_at.is_(None)))
-            .where(Assignment.organisation_id == destination.id, Device.status == DeviceStatus.ASSIGNED)
-            .options(joinedload(Device.model), joinedload(Device.warehouse))
-            .order_by(Device.warehouse_id, Device.id)
-        ).all()
+        ready = slips.assignable_devices(db.session, destination)
     by_warehouse: dict[str, list] = {}
     for device, assignment in ready:
         by_warehouse.setdefault(device.warehouse.name, []).append((device, assignment))
@@ -199,14 +189,7 @@ def _act(number: str, action, success: str, endpoint: str = "slips.slip_detail")
     form = ActionForm()
     if not form.validate_on_submit():
         abort(400)
-    try:
-        action(slip)
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-    else:
-        db.session.commit()
-        flash(success.format(number=slip.number), "success")
+    commit(lambda: action(slip), success.format(number=slip.number))
     return redirect(url_for(endpoint, number=slip.number))
 
 
@@ -276,206 +259,6 @@ def slips_batch_pdf():
     return _pdf(pdf.slips_pdf(_document(s) for s in batch), "bordereaux-a-preparer.pdf")
 
 
-# ---------------------------------------------------------------- warehouse: preparation
-
-
-class ScanForm(Form):
-    code = StringField(
-        "Code scanné",
-        validators=[DataRequired("Scannez une étiquette."), Length(max=300)],
-        render_kw={
-            "autocomplete": "off",
-            "autocapitalize": "characters",
-            "spellcheck": "false",
-            "data-autofocus-scan": True,
-            "autofocus": True,
-            "enterkeyhint": "done",
-        },
-    )
-    submit = SubmitField("Valider")
-
-
-@bp.route("/bordereaux/<number>/preparation")
-@roles(*WAREHOUSE)
-def prepare(number: str):
-    """Phone page: scan each device of the slip (camera or handheld scanner), then ship."""
-    slip = _slip(number)
-    picked = sum(1 for line in slip.active_lines if line.picked_at)
-    return render_template(
-        "slips/prepare.html",
-        slip=slip,
-        form=ScanForm(),
-        ship_form=ActionForm(),
-        picked=picked,
-        total=len(slip.active_lines),
-    )
-
-
-@bp.route("/bordereaux/<number>/scan", methods=["POST"])
-@roles(*WAREHOUSE)
-def scan(number: str):
-    """One scan: JSON for the page's script, a redirect with a message without script."""
-    slip = _slip(number)
-    form = ScanForm()
-    wants_json = request.accept_mimetypes.best == "application/json"
-    if not form.validate_on_submit():
-        message = "; ".join(e for errors in form.errors.values() for e in errors)
-        if wants_json:
-            return jsonify({"outcome": "refused", "message": message}), 400
-        flash(message, "error")
-        return redirect(url_for("slips.prepare", number=number))
-    result = slips.scan_for_pick(db.session, slip, form.code.data, by=g.user)
-    db.session.commit()
-    if wants_json:
-        return jsonify(
-            {
-                "outcome": result.outcome,
-                "message": result.message,
-                "picked": result.picked,
-                "total": result.total,
-                "serial": result.serial,
-                "complete": result.picked == result.total,
-            }
-        ), (422 if result.outcome == "refused" else 200)
-    flash(result.message, {"picked": "success", "already": "info", "refused": "error"}[result.outcome])
-    return redirect(url_for("slips.prepare", number=number))
-
-
-@bp.route("/bordereaux/<number>/expedier", methods=["POST"])
-@roles(*WAREHOUSE)
-def slip_ship(number: str):
-    """The parcel leaves: every device becomes expédié."""
-    return _act(
-        number,
-        lambda s: slips.ship(db.session, s, by=g.user),
-        "Bordereau {number} expédié.",
-        endpoint="slips.slip_detail",
-    )
-
-
-# ---------------------------------------------------------------- destination: reception and handover
-
-
-@bp.route("/bordereaux/<number>/reception", methods=["GET", "POST"])
-@roles(*COORDINATION)
-def reception(number: str):
-    """Confirm the parcel line by line: reçu, manquant or endommagé (with a comment)."""
-    slip = _slip(number)
-    form = ActionForm()
-    status = 200
-    if form.validate_on_submit():
-        lines = []
-        for line in slip.active_lines:
-            state = request.form.get(f"state_{line.id}", "")
-            if not state:
-                continue
-            if state not in [s.value for s in ReceptionState]:
-                abort(400)
-            lines.append(
-                slips.ReceptionLine(
-                    line.device.serial, ReceptionState(state), request.form.get(f"comment_{line.id}", "")
-                )
-            )
-        try:
-            if not lines:
-                raise DomainError("Indiquez l'état d'au moins un équipement.")
-            changed = slips.receive(db.session, slip, lines, by=g.user)
-        except DomainError as exc:
-            db.session.rollback()
-            flash(exc.message, "error")
-            status = exc.status
-        else:
-            db.session.commit()
-            flash(f"Réception enregistrée ({changed} ligne(s)).", "success")
-            return redirect(url_for("slips.slip_detail", number=slip.number))
-    return render_template("slips/reception.html", slip=slip, form=form, states=list(ReceptionState)), status
-
-
-class HandoverForm(Form):
-    receiver_name = StringField(
-        "Nom de la personne qui reçoit",
-        validators=[DataRequired("Nom obligatoire."), Length(max=200)],
-        render_kw={"autocomplete": "off"},
-    )
-    relation = SelectField(
-        "Lien avec l'élève", choices=options((r, r.capitalize()) for r in handover_domain.RELATIONS)
-    )
-    mode = RadioField(
-        "Remise",
-        choices=options(
-            [
-                (HandoverMode.LOAN.value, "Prêt (convention de prêt)"),
-                (HandoverMode.GIFT.value, "Don (attestation de remise)"),
-            ]
-        ),
-        default=HandoverMode.LOAN.value,
-    )
-    signature = HiddenField(validators=[DataRequired("La signature est obligatoire.")])
-    submit = SubmitField("Valider la remise")
-
-
-@bp.route("/remises/eleve/<int:pupil_id>", methods=["GET", "POST"])
-@roles(*COORDINATION)
-def handover_new(pupil_id: int):
-    """Hand a pupil's received devices to the family: the guardian signs on the phone screen."""
-    pupil = pupils.get_pupil(db.session, g.user, pupil_id=pupil_id)
-    ready = db.session.execute(
-        sa.select(Device, SlipLine)
-        .join(Assignment, sa.and_(Assignment.device_id == Device.id, Assignment.cancelled_at.is_(None)))
-        .join(SlipLine, sa.and_(SlipLine.device_id == Device.id, SlipLine.removed_at.is_(None)))
-        .where(Assignment.pupil_id == pupil.id, Device.status == DeviceStatus.RECEIVED)
-        .options(joinedload(Device.model))
-    ).all()
-    form = HandoverForm()
-    status = 200
-    if form.validate_on_submit():
-        chosen = request.form.getlist("serial")  # nothing ticked is refused by the domain, never "all"
-        try:
-            handover = handover_domain.hand_over(
-                db.session,
-                pupil=pupil,
-                serials=chosen,
-                receiver_name=form.receiver_name.data,
-                relation=form.relation.data,
-                mode=HandoverMode(form.mode.data),
-                signature=form.signature.data,
-                by=g.user,
-            )
-        except DomainError as exc:
-            db.session.rollback()
-            flash(exc.message, "error")
-            status = exc.status
-        else:
-            db.session.commit()
-            flash(f"Remise enregistrée ({handover.number}). Téléchargez le reçu de la famille.", "success")
-            return redirect(url_for("slips.handover_detail", handover_id=handover.id))
-    return render_template(
-        "slips/handover.html",
-        pupil=pupil,
-        ready=ready,
-        form=form,
-        show_names=pupils.may_see_names(g.user, pupil),
-    ), status
-
-
-@bp.route("/remises/<int:handover_id>")
-@roles(*COORDINATION)
-def handover_detail(handover_id: int):
-    """A handover and the link to the family's receipt."""
-    handover = handover_domain.get_handover(db.session, g.user, handover_id)
-    return render_template(
-        "slips/handover_done.html", handover=handover, show_names=pupils.may_see_names(g.user, handover.pupil)
-    )
-
-
-@bp.route("/remises/<int:handover_id>/recu.pdf")
-@roles(*COORDINATION)
-def receipt(handover_id: int):
-    """The family's receipt: attestation de remise, or convention de prêt."""
-    handover = handover_domain.get_handover(db.session, g.user, handover_id)
-    return _pdf(pdf.receipt_pdf(paperwork.receipt_document(handover)), f"{handover.number}.pdf", inline=False)
-
-
 # ---------------------------------------------------------------- labels
 
 
@@ -503,3 +286,7 @@ def labels():
 
 
 __all__ = ["bp", "Pupil"]
+
+
+# preparation in the warehouse, reception and handover at the destination: their routes join this blueprint
+from . import handover, preparation  # noqa: E402, F401

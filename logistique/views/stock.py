@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
 from flask_wtf.file import FileAllowed, FileField, FileRequired
 from sqlalchemy.orm import joinedload
 from wtforms import SelectField, StringField, SubmitField, TextAreaField
@@ -13,10 +13,9 @@ from ..access import permission
 from ..db import db
 from ..domain import assignments, scope
 from ..domain import devices as device_domain
-from ..domain.errors import DomainError
-from ..domain.referential import ImportRejected
+from ..domain.errors import DomainError, ImportRejected
 from ..domain.scope import Permission
-from ..domain.stock import import_stock as import_stock_file
+from ..domain.stock_import import import_stock as import_stock_file
 from ..models import (
     Assignment,
     Device,
@@ -26,8 +25,8 @@ from ..models import (
     DeviceStatus,
     Lot,
     Organisation,
-    Role,
 )
+from .boundary import commit
 from .forms import Form as FlaskForm
 from .forms import options
 from .paging import paginate
@@ -117,29 +116,20 @@ def device_detail(device_id: int):
     if request.method == "POST":
         if not actions:
             raise DomainError("Aucune action possible sur cet équipement dans son état actuel.")
-        if form.validate_on_submit():
-            try:
-                assignments.record_side_exit(
-                    db.session, device, form.action.data, by=g.user, reason=form.reason.data or ""
-                )
-            except DomainError as exc:
-                db.session.rollback()
-                flash(exc.message, "error")
-            else:
-                db.session.commit()
-                flash(f"Équipement {device.serial} : {device.status.label_lower}.", "success")
-                return redirect(url_for("stock.device_detail", device_id=device.id))
+        if form.validate_on_submit() and commit(
+            lambda: assignments.record_side_exit(
+                db.session, device, form.action.data, by=g.user, reason=form.reason.data or ""
+            ),
+            lambda _: f"Équipement {device.serial} : {device.status.label_lower}.",
+        ):
+            return redirect(url_for("stock.device_detail", device_id=device.id))
     unit_cost = next(
         (uc.unit_cost_cents for uc in device.lot.unit_costs if uc.model_id == device.model_id), None
     )
     assignment = db.session.scalar(
         sa.select(Assignment).where(Assignment.device_id == device.id, Assignment.cancelled_at.is_(None))
     )
-    can_open_pupil = (
-        assignment is not None
-        and g.user.role in (Role.ADMIN, Role.COORDINATOR)
-        and (g.user.role is Role.ADMIN or assignment.organisation_id == g.user.organisation_id)
-    )
+    can_open_pupil = assignment is not None and assignments.may_open_pupil(g.user, assignment)
     return render_template(
         "stock/device_detail.html",
         device=device,
@@ -176,19 +166,16 @@ def import_stock():
     errors = []
     if form.validate_on_submit():
         lot = scope.get_lot(db.session, g.user, lot_id=form.lot.data)
-        try:
-            report = import_stock_file(db.session, form.file.data.read(), lot=lot, by=g.user)
-        except ImportRejected as exc:
-            db.session.rollback()
-            flash(exc.message, "error")
-            errors = exc.errors
-        else:
-            db.session.commit()
-            detail = ", ".join(
-                f"{n} {k.label_lower}{'s' if n > 1 else ''}" for k, n in report.by_kind.items()
-            )
-            flash(f"{report.created} équipements ajoutés au lot {lot.reference} ({detail}).", "success")
+        done = commit(
+            lambda: import_stock_file(db.session, form.file.data.read(), lot=lot, by=g.user),
+            lambda report: f"{report.created} équipements ajoutés au lot {lot.reference} ("
+            + ", ".join(f"{n} {k.label_lower}{'s' if n > 1 else ''}" for k, n in report.by_kind.items())
+            + ").",
+            catch=ImportRejected,
+        )
+        if done:
             return redirect(url_for("stock.device_list", lot=lot.id))
+        errors = done.error.errors
     status = 422 if errors else 200
     return render_template("stock/import.html", form=form, errors=errors), status
 
@@ -234,26 +221,27 @@ def receive():
     if request.method == "POST" and lot is not None:
         if form.validate_on_submit():
             model = db.session.get(DeviceModel, form.model.data)
-            try:
-                device = device_domain.receive_device(
+            done = commit(
+                lambda: device_domain.receive_device(
                     db.session,
                     lot=lot,
                     model=model,
                     serial=form.serial.data,
                     condition=DeviceCondition(form.condition.data),
                     by=g.user,
-                )
-            except DomainError as exc:
-                db.session.rollback()
-                known = exc.code == "duplicate_serial"
-                feedback = ("dup" if known else "ko", exc.message)
-                status = 200 if known else 422
-            else:
-                db.session.commit()
+                ),
+                flash_error=False,  # the phone page shows its own feedback line
+            )
+            if done:
+                device = done.value
                 feedback = (
                     "ok",
                     f"{device.serial} enregistré ({device.model.name}, étiquette {device.asset_tag}).",
                 )
+            else:
+                known = done.error.code == "duplicate_serial"
+                feedback = ("dup" if known else "ko", done.error.message)
+                status = 200 if known else 422
             form.serial.data = ""
         else:
             feedback = ("ko", "; ".join(e for errs in form.errors.values() for e in errs))

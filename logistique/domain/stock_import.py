@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ..csvfiles import CsvFileError, RowError, read_csv
+from ..csvfiles import CsvFileError, RowError, fold_accents, read_csv
 from ..db import utcnow
-from ..models import Device, DeviceCondition, DeviceKind, Lot, User
+from ..models import Device, DeviceCondition, DeviceKind, DeviceModel, Lot, User
 from .devices import (
     _free_asset_tag,
     add_to_stock,
@@ -18,8 +17,7 @@ from .devices import (
     clean_asset_tag,
     clean_serial,
 )
-from .errors import ValidationFailed
-from .referential import ImportRejected
+from .errors import ImportRejected, ValidationFailed
 
 STOCK_COLUMNS = {
     "numero_serie": {"numero_de_serie", "n_serie", "no_serie", "serie", "serial", "sn", "imei"},
@@ -52,7 +50,7 @@ _CONDITIONS = {
 
 
 def _word(value: str) -> str:
-    text = unicodedata.normalize("NFKD", value or "").encode("ascii", "ignore").decode().lower().strip()
+    text = fold_accents(value).lower().strip()
     return "_".join(text.replace("/", " ").replace("-", " ").split())
 
 
@@ -74,7 +72,7 @@ def import_stock(session: Session, data: bytes, *, lot: Lot, by: User | None) ->
     models = {(uc.model.kind, uc.model.name.lower()): uc.model for uc in lot.unit_costs}
     serial_lines: dict[str, int] = {}
     tag_lines: dict[str, int] = {}
-    rows: list[tuple[int, str, str | None, object, DeviceCondition]] = []
+    rows: list[tuple[int, str, str | None, DeviceModel, DeviceCondition]] = []
     for line, row in table.rows:
         problems: list[str] = []
         serial = tag = None

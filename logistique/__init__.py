@@ -38,13 +38,26 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from . import formatting
     from .api import bp as api_bp
     from .cli import register_commands
-    from .views import admin, auth, board, census, health, main, profile, pupils, slips, stock
+    from .views import (
+        admin,
+        auth,
+        board,
+        bulk_assign,
+        census,
+        distribution,
+        health,
+        main,
+        profile,
+        pupils,
+        slips,
+        stock,
+    )
 
     formatting.register(app)
-    for blueprint in (auth.bp, main.bp, admin.bp, stock.bp, pupils.bp, census.bp, slips.bp, board.bp, api_bp):
+    views = (auth, main, admin, stock, pupils, census, slips, board, distribution, bulk_assign)
+    views += (health, profile)
+    for blueprint in (*(view.bp for view in views), api_bp):
         app.register_blueprint(blueprint)
-    app.register_blueprint(health.bp)
-    app.register_blueprint(profile.bp)
     csrf.exempt(api_bp)
     register_commands(app)
 

@@ -18,10 +18,12 @@ from logistique import charts
 from logistique.db import utcnow
 from logistique.domain import assignments, census, devices, handover, money, pupils, slips, status
 from logistique.models import (
+    Department,
     DeviceCondition,
     EnvelopeKind,
     HandoverMode,
     NeedKind,
+    Qpv,
     ReceptionState,
     Slip,
 )
@@ -452,7 +454,7 @@ def test_the_xlsx_reads_back_with_the_page_figures(board, login_as):
     assert response.headers["Content-Type"].startswith("application/vnd.openxmlformats")
     sheet, rows = xlsx_rows(response.data)
     header = rows[0]
-    assert header[:5] == ["Niveau", "Code", "Nom", "Département", "Besoins"]
+    assert header[:6] == ["Niveau", "Code", "Nom", "Département", "Signalement", "Besoins"]
     assert sheet.freeze_panes == "A2"
     by_code = {("total" if r[0] == "Total" else r[1]): r for r in rows[1:]}
     assert set(by_code) == set(table.rows)
@@ -693,10 +695,72 @@ def test_a_prefecture_user_of_the_demo_sees_every_stage_drills_down_to_a_slip_an
     assert "pas encore expédié" in stuck and "pas encore réceptionné" in stuck
     # region → department → QPV → slip and its journal
     department = read_page(client.get(_link(region, r"/tableau/departement/59")))
-    qpv = read_page(client.get(_link(department, r"/tableau/qpv/\w+")))
+    busy = next(code for code, row in department.rows.items() if code != "total" and row.get("shipped"))
+    qpv = read_page(client.get(_link(department, rf"/tableau/qpv/{busy}")))
     slip = client.get(_link(qpv, r"/bordereaux/BL-59-\d{4}-\d{6}"))
     assert slip.status_code == 200 and 'id="journal-title"' in slip.get_data(as_text=True)
     # and to Excel, with the page's figures
     _sheet, rows = xlsx_rows(client.get("/tableau.xlsx").data)
     exported = _export_numbers(rows[0], next(r for r in rows[1:] if r[0] == "Total"))
     assert {key: exported[key] for key in status.COLUMNS} == {key: total[key] for key in status.COLUMNS}
+
+
+# ---------------------------------------------------------------- who has not answered
+
+
+def test_every_qpv_and_department_is_listed_and_those_with_nothing_are_flagged(board, login_as, api, session):
+    """A QPV of the current list where nobody declared anything, and a department with no QPV activity, show
+    on the board, in its exports, in the API and in the census — flagged, never left out."""
+    world = board.world
+    session.add(Department(code="62", name="Pas-de-Calais", region_code="32"))
+    session.flush()
+    session.add_all(
+        [
+            Qpv(code="QN05999Z", name="Quartier silencieux", department_code="59", list_year=2024),
+            Qpv(code="QN06201M", name="Quartier de Lens", department_code="62", list_year=2024),
+        ]
+    )
+    session.commit()
+
+    # the Nord's board by QPV: the silent QPV is there, all zeros, flagged; the QPVs with activity are not
+    client = login_as(world.prefecture_nord)
+    page = client.get("/tableau")
+    table = read_page(page)
+    html = page.get_data(as_text=True)
+    assert set(table.rows) == {"QN05981M", "QP059001", "QN05999Z", "total"}
+    assert table.rows["QN05999Z"]["needs"] == 0 and table.rows["QN05999Z"]["devices"] == 0
+    silent_rows = re.findall(r'<tr data-code="(\w+)" class="board-silent"', html)
+    assert silent_rows == ["QN05999Z"]
+    assert "aucun besoin déclaré" in html and 'data-silent-count="1"' in html
+
+    # the region's board by department: the Pas-de-Calais is listed and flagged
+    client_region = login_as(world.prefecture)
+    table = read_page(client_region.get("/tableau"))
+    assert set(table.rows) == {"59", "62", "80", "total"}
+    rows = csv_rows(client_region.get("/tableau.csv").data)
+    header = rows[0]
+    flags = {r[1]: r[header.index("Signalement")] for r in rows[1:]}
+    assert flags == {"59": "", "62": "aucun besoin déclaré", "80": "", "32": ""}
+
+    # the API: every QPV of the region, with nothing-yet ones reported false
+    by_qpv = api(world.prefecture).get("/api/v1/status?by=qpv").get_json()
+    reported = {r["code"]: r["reported"] for r in by_qpv["rows"]}
+    assert reported["QN05999Z"] is False and reported["QN06201M"] is False
+    assert reported["QN05981M"] is True and "QN09301M" not in reported  # Seine-Saint-Denis: other region
+    silent = next(r for r in by_qpv["rows"] if r["code"] == "QN06201M")
+    assert (silent["needs"], silent["devices"], silent["committed_eur"]) == (0, 0, 0)
+    by_department = api(world.prefecture).get("/api/v1/status").get_json()
+    assert [(r["code"], r["reported"]) for r in by_department["rows"]] == [
+        ("59", True),
+        ("62", False),
+        ("80", True),
+    ]
+
+    # the census lists them too, flagged, in its page and its export
+    rows = census.census(session, by=world.prefecture)
+    by_code = {r.code: r for r in rows}
+    assert by_code["QN06201M"].has_reported is False and by_code["QN05999Z"].has_reported is False
+    assert by_code["62"].level == "department"
+    exported = csv_rows(client_region.get("/recensement.csv").data)
+    flags = {r[1]: r[exported[0].index("Signalement")] for r in exported[1:] if r[0] == "QPV"}
+    assert flags["QN06201M"] == "aucun besoin déclaré" and flags["QN05981M"] == ""

@@ -294,9 +294,9 @@ def test_csv_export_reads_back_to_the_numbers_of_the_page(session, world, login_
     assert data.startswith(b"\xef\xbb\xbf")
     assert b"\r\n" in data
     header, *body = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline=""), delimiter=";"))
-    assert header[:4] == ["Niveau", "Code", "Nom", "Département"]
+    assert header[:5] == ["Niveau", "Code", "Nom", "Département", "Signalement"]
     assert "Besoins tablette" in header and "Attribués total" in header
-    exported = {row[1]: [int(v) for v in row[4:]] for row in body}
+    exported = {row[1]: [int(v) for v in row[5:]] for row in body}
     assert [row[1] for row in body] == [code for _level, code, *_ in EXPECTED_32]
     assert exported == _page_rows(client)
     assert exported["32"] == [14, 4, 5, 23, 1, 0, 0, 1]
@@ -319,8 +319,8 @@ def test_xlsx_export_is_typed_with_a_frozen_header(session, world, login_as):
     assert values[0] == csv_rows[0]
     assert len(values) == len(csv_rows) == 1 + len(EXPECTED_32)
     for row, csv_row in zip(values[1:], csv_rows[1:], strict=True):
-        assert all(type(v) is int for v in row[4:]), row
-        assert row[4:] == [int(v) for v in csv_row[4:]]
+        assert all(type(v) is int for v in row[5:]), row
+        assert row[5:] == [int(v) for v in csv_row[5:]]
         assert row[1] == csv_row[1]
 
 

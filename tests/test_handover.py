@@ -154,7 +154,8 @@ def test_handover_by_api(app, session, world, api):
     assert sorted(body["serials"]) == sorted(lea.serials)
     assert body["signature_sha256"] == hashlib.sha256(png).hexdigest()
     done = _handover(session, body["number"])
-    assert body["receipt_url"] == f"{BASE}/remises/{done.id}/recu.pdf"
+    assert body["id"] == done.id
+    assert body["receipt_url"] == f"{BASE}/api/v1/handovers/{done.id}/receipt"
     assert done.signature_png == png and done.receiver_name == RECEIVER
     for serial in lea.serials:
         assert device_status(session, serial) is DeviceStatus.HANDED_OVER
@@ -168,9 +169,18 @@ def test_handover_by_api(app, session, world, api):
     assert again.get_json()["receipt_url"] == body["receipt_url"]
     assert snapshot(session) == after
 
-    text = _receipt_text(_client(app, world.coordinator), body["receipt_url"])
+    # the receipt with the same bearer token (no browser session), and for nobody outside the organisation
+    text = _receipt_text(client, body["receipt_url"])
     assert "Attestation de remise" in text and "Convention de prêt" not in text
-    assert body["number"] in text
+    assert body["number"] in text and RECEIVER in text
+    receipt = client.get(urlsplit(body["receipt_url"]).path)
+    assert receipt.headers["Cache-Control"] == "no-store"
+    for outsider in (world.coordinator_idf, world.warehouse, world.prefecture):
+        refused = api(outsider).get(urlsplit(body["receipt_url"]).path)
+        assert refused.status_code in (403, 404) and refused.mimetype == "application/json", outsider.email
+        assert RECEIVER not in refused.get_data(as_text=True)
+    assert _error(api(world.coordinator_idf).get(urlsplit(body["receipt_url"]).path), 404)
+    assert _error(client.get("/api/v1/handovers/999999/receipt"), 404)
 
 
 def test_handover_in_the_domain_closes_the_slip_with_missing_lines(session, world):

@@ -172,7 +172,60 @@ def test_french_characters_print_without_missing_glyphs():
     line = SlipLine("Tablette", "Cœur 10\u202fpouces — 129\u00a0€ É", "SN1", "EC-1", "59-E1")
     (text,) = pages_text(slip_pdf(dataclasses.replace(doc, lines=[line])))
     assert "Cœur 10 pouces — 129 € É" in text
-    assert pdf_text("12\u202f345\u202f€") == "12\u00a0345\u00a0€"  # WinAnsi has no narrow no-break space
+    assert pdf_text("12\u202f345\u202f€") == "12\u202f345\u202f€"  # the embedded font has the narrow space
+
+
+# Names of families the operation serves: Polish, Turkish, Vietnamese, Romanian, and mixed.
+NAMES = ["Łukasz Wiśniewski", "Şükrü Yılmaz", "Nguyễn Thị Hương", "Ștefan Țurcanu", "Zoë N'Diaye-Ødegård"]
+
+
+def embedded_fonts(pdf: bytes) -> list[str]:
+    """The base names of the fonts a PDF embeds (a subset is named ``ABCDEF+Name``)."""
+    import re
+
+    return sorted(set(re.findall(rb"/FontName /([A-Z]{6}\+[\w-]+)", pdf)), key=bytes)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_name_prints_exactly_on_the_receipt(name):
+    doc = dataclasses.replace(
+        make_receipt("pret", png=signature_png()),
+        receiver_name=name,
+        organisation=Address(f"Association {name}", "5 place de la Liberté", "59100", "Roubaix"),
+    )
+    (text,) = pages_text(receipt_pdf(doc))
+    assert f"Association {name}" in text
+    assert text.count(name) >= 2  # the receiver and the organisation, letter for letter, no « ? »
+
+
+def test_every_pdf_embeds_a_subset_of_the_unicode_font_and_prints_the_names():
+    slip = make_slip(lines=2)
+    slip = dataclasses.replace(
+        slip,
+        sender=Address(f"Entrepôt {NAMES[1]}", "1 rue", "59000", "Lille"),
+        destination=Address(f"Association {NAMES[0]}", "5 place", "59100", "Roubaix"),
+        lines=[dataclasses.replace(line, model=f"Modèle {NAMES[2]}") for line in slip.lines],
+    )
+    labels = [Label(f"{BASE}/d/EC-1", "EC-1", "SN-1", f"Tablette {NAMES[3]}")]
+    receipt = dataclasses.replace(make_receipt("don", png=signature_png()), receiver_name=NAMES[4])
+    documents = {
+        "slip": (slip_pdf(slip), NAMES[:3]),
+        "batch": (slips_pdf([slip]), NAMES[:3]),
+        "labels": (labels_pdf(labels), NAMES[3:4]),
+        "receipt": (receipt_pdf(receipt), NAMES[4:]),
+    }
+    for kind, (pdf, names) in documents.items():
+        text = "\n".join(pages_text(pdf))
+        for name in names:
+            assert name in text, (kind, name)
+        fonts = embedded_fonts(pdf)
+        assert fonts and all(b"+DejaVuSans" in font for font in fonts), (kind, fonts)
+        assert b"/FontFile2" in pdf, kind  # TrueType program embedded: readers need no font of their own
+
+
+def test_a_letter_the_font_lacks_prints_a_question_mark_not_a_box():
+    assert pdf_text("Lê 中") == "Lê ?"
+    assert pdf_text("Nguyễn", "DejaVuSansMono") == "Nguyen"  # the monospace face lacks « ễ »: its base letter
 
 
 def test_long_slip_spans_pages_with_header_number_and_page_count_on_each():

@@ -4,11 +4,12 @@ Each endpoint calls the domain; none holds a rule of its own."""
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import current_app
+from flask import Response, current_app
 
+from .. import pdf
 from ..db import db
 from ..domain import handover as handover_domain
-from ..domain import pupils, scope, slips
+from ..domain import paperwork, pupils, scope, slips
 from ..domain.errors import ValidationFailed
 from ..models import Assignment, User
 from . import schemas
@@ -49,11 +50,30 @@ def create_handover(user: User, *, body: schemas.HandoverIn) -> dict:
     )
     base = current_app.config["BASE_URL"]
     return {
+        "id": done.id,
         "number": done.number,
         "pupil": pupil.reference,
         "mode": done.mode,
         "serials": [ln.device.serial for ln in done.lines],
         "signature_sha256": done.signature_sha256,
         "handed_over_at": done.handed_over_at,
-        "receipt_url": f"{base}/remises/{done.id}/recu.pdf",
+        "receipt_url": f"{base}/api/v1/handovers/{done.id}/receipt",
     }
+
+
+@operation(
+    "/handovers/<int:handover_id>/receipt",
+    "GET",
+    summary="Le reçu de la famille en PDF (attestation de remise ou convention de prêt)",
+    roles=scope.COORDINATION,
+    errors=(404,),
+    path_params={"handover_id": "Identifiant de la remise (champ « id » de la réponse de POST /handovers)."},
+    raw=True,
+    description="Avec le même jeton que la remise ; une remise d'une autre structure répond 404.",
+)
+def get_receipt(user: User, *, handover_id: int) -> Response:
+    done = handover_domain.get_handover(db.session, user, handover_id)
+    response = Response(pdf.receipt_pdf(paperwork.receipt_document(done)), mimetype="application/pdf")
+    response.headers["Content-Disposition"] = f'attachment; filename="{done.number}.pdf"'
+    response.headers["Cache-Control"] = "no-store"
+    return response

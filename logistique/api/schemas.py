@@ -145,6 +145,31 @@ class AssignmentIn(Strict):
     pupil: str = Field(min_length=1, max_length=16, description="Référence de l'élève (E-59-000123).")
 
 
+class AssignmentBatchIn(Strict):
+    items: list[AssignmentIn] = Field(min_length=1, max_length=200)
+
+
+class AssignmentScanIn(Strict):
+    serial: str = Field(
+        min_length=1, max_length=200, description="Numéro de série, étiquette ou URL d'étiquette."
+    )
+
+
+class AssignmentItemOut(BaseModel):
+    serial: str
+    pupil: str | None
+    status: int = Field(description="201 attribué ; sinon le statut d'erreur qu'aurait eu POST /assignments.")
+    code: str | None = None
+    message: str | None = None
+    id: int | None = Field(None, description="Identifiant de l'attribution créée.")
+
+
+class AssignmentBatchOut(BaseModel):
+    assigned: int
+    refused: int
+    items: list[AssignmentItemOut]
+
+
 class Assignment(BaseModel):
     id: int
     serial: str
@@ -222,6 +247,7 @@ class HandoverIn(Strict):
 
 
 class HandoverOut(BaseModel):
+    id: int
     number: str
     pupil: str
     mode: HandoverMode
@@ -253,6 +279,10 @@ class StatusRowOut(BaseModel):
     damaged: int
     devices: int = Field(description="Somme des colonnes précédentes.")
     committed_eur: float
+    reported: bool = Field(
+        description="false : aucun besoin déclaré, aucun quota ni équipement (un QPV ou un département à "
+        "relancer)."
+    )
 
 
 class StatusOut(BaseModel):

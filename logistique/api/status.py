@@ -20,6 +20,7 @@ def status_row_out(row: status.StatusRow) -> dict:
         **row.counts,
         "devices": row.devices,
         "committed_eur": round(row.committed_cents / 100, 2),
+        "reported": row.level == "total" or row.has_reported,
     }
 
 

@@ -173,6 +173,11 @@ class CensusRow:
     def total_assigned(self) -> int:
         return sum(self.assigned.values())
 
+    @property
+    def has_reported(self) -> bool:
+        """False where nobody has declared a need nor been assigned a device yet: a QPV to chase."""
+        return bool(self.total_needs or self.total_assigned)
+
 
 def territory_of(session: Session, user: User | None) -> tuple[str | None, str | None]:
     """(region, department) a census is limited to for this user: prefecture's territory, admin everything."""
@@ -186,11 +191,19 @@ def territory_of(session: Session, user: User | None) -> tuple[str | None, str |
 
 
 def census(session: Session, *, by: User | None, region_code: str | None = None) -> list[CensusRow]:
-    """Rows in report order: each region, then each of its departments followed by its QPVs with needs."""
+    """Rows in report order: each region, then each of its departments followed by every one of its QPVs —
+    those where nothing is declared yet included (``has_reported`` False), so that a prefect sees whom to
+    chase."""
     scope_region, scope_department = territory_of(session, by)
     region_code = scope_region or region_code
     data = needs_by_qpv(session, region_code=region_code, department_code=scope_department)
-    qpvs = {q.code: q for q in session.scalars(sa.select(Qpv).where(Qpv.code.in_({q for q, _ in data})))}
+    if scope_department:
+        territory: tuple[TerritoryKind | None, str | None] = (TerritoryKind.DEPARTMENT, scope_department)
+    else:
+        territory = (TerritoryKind.REGION, region_code) if region_code else (None, None)
+    silent = {code for code, _name, _dep in session.execute(scope.territory_qpvs(*territory))}
+    codes = {q for q, _ in data} | silent
+    qpvs = {q.code: q for q in session.scalars(sa.select(Qpv).where(Qpv.code.in_(codes)))}
     departments = {d.code: d for d in session.scalars(sa.select(Department))}
     regions = {r.code: r for r in session.scalars(sa.select(Region))}
     tree: dict[str, dict[str, list[CensusRow]]] = defaultdict(lambda: defaultdict(list))
@@ -203,6 +216,10 @@ def census(session: Session, *, by: User | None, region_code: str | None = None)
             tree[departments[qpv.department_code].region_code][qpv.department_code].append(row)
         row.needs[kind] += need
         row.assigned[kind] += assigned
+    for code in sorted(silent - set(by_qpv)):
+        qpv = qpvs[code]
+        by_qpv[code] = CensusRow("qpv", code, qpv.name, qpv.department_code)
+        tree[departments[qpv.department_code].region_code][qpv.department_code].append(by_qpv[code])
     rows: list[CensusRow] = []
     for region in sorted(tree):
         region_row = CensusRow("region", region, regions[region].name)

@@ -97,6 +97,25 @@ def territory_qpv_codes(kind: TerritoryKind | None, code: str | None) -> sa.Sele
     return None
 
 
+def territory_qpvs(kind: TerritoryKind | None, code: str | None) -> sa.Select:
+    """(code, name, department) of every QPV of the current list (the most recent list year loaded) in a
+    territory: those a board or a census must show even when nobody has declared anything there yet."""
+    latest = sa.select(sa.func.max(Qpv.list_year)).scalar_subquery()
+    query = sa.select(Qpv.code, Qpv.name, Qpv.department_code).where(Qpv.list_year == latest)
+    codes = territory_qpv_codes(kind, code)
+    return query if codes is None else query.where(Qpv.code.in_(codes))
+
+
+def departments_of(kind: TerritoryKind | None, code: str | None) -> sa.Select:
+    """(code, name) of every department of a territory."""
+    query = sa.select(Department.code, Department.name)
+    if kind is TerritoryKind.DEPARTMENT:
+        return query.where(Department.code == code)
+    if kind is TerritoryKind.REGION:
+        return query.where(Department.region_code == code)
+    return query
+
+
 def parse_territory(session: Session, code: str) -> tuple[TerritoryKind, str] | None:
     """``32``, ``region:32``, ``departement:59`` or ``dep:59`` as a known territory (None when unknown).
 

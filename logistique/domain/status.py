@@ -101,6 +101,12 @@ class StatusRow:
             return self.counts[name]
         raise AttributeError(name)
 
+    @property
+    def has_reported(self) -> bool:
+        """False for a territory where nobody has declared a need, nor received a quota or a device yet:
+        the QPVs and departments a prefect must chase for the census."""
+        return bool(self.needs or self.devices or self.allocated)
+
     def share(self, column: str) -> float | None:
         """A column as a share of the needs (None without needs)."""
         return self.counts[column] / self.needs if self.needs else None
@@ -207,14 +213,23 @@ _COMMITTED_SQL = sa.func.sum(
 )
 
 
+SILENT = "aucun besoin déclaré"  # how a row with nothing yet is flagged, on the pages and in the exports
+
+
 def rows(session: Session, territory: Territory, by: str = "qpv") -> dict[str, StatusRow]:
-    """One row per QPV (``by="qpv"``) or per department of the territory that has needs, quotas or devices,
-    aggregated by the database from the counters (``tallies``)."""
+    """One row per QPV (``by="qpv"``) or per department of the territory — every one of them, those with
+    nothing yet included (``has_reported`` False) —, aggregated by the database from the counters."""
     level = "qpv" if by == "qpv" else "department"
     found: dict[str, StatusRow] = {}
+    if level == "qpv":
+        for code, name, department in session.execute(scope.territory_qpvs(territory.kind, territory.code)):
+            found[code] = StatusRow(level, code, name, department)
+    else:
+        for code, name in session.execute(scope.departments_of(territory.kind, territory.code)):
+            found[code] = StatusRow(level, code, name, code)
 
     def row(code: str) -> StatusRow:
-        if code not in found:
+        if code not in found:  # a QPV of an older list that still has needs or devices
             found[code] = StatusRow(level, code, "", code if level == "department" else "")
         return found[code]
 
@@ -236,16 +251,11 @@ def rows(session: Session, territory: Territory, by: str = "qpv") -> dict[str, S
     )
     for code, quota in session.execute(quotas):
         row(code).allocated = int(quota)
-    found = {code: r for code, r in found.items() if r.needs or r.devices or r.allocated}
-    if found and level == "qpv":
-        names = sa.select(Qpv.code, Qpv.name, Qpv.department_code).where(Qpv.code.in_(list(found)))
+    unnamed = [code for code, r in found.items() if not r.name]
+    if unnamed and level == "qpv":
+        names = sa.select(Qpv.code, Qpv.name, Qpv.department_code).where(Qpv.code.in_(unnamed))
         for code, name, department in session.execute(names):
             found[code].name, found[code].department = name, department
-    elif found:
-        for code, name in session.execute(
-            sa.select(Department.code, Department.name).where(Department.code.in_(list(found)))
-        ):
-            found[code].name = name
     return found
 
 

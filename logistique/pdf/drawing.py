@@ -1,15 +1,17 @@
-"""What every printed paper shares: the canvas, the palette, French-safe text, fitting text into a width."""
+"""What every printed paper shares: the canvas, the palette, the embedded Unicode fonts, fitting text."""
 
 from __future__ import annotations
 
 import io
 import unicodedata
 from functools import lru_cache
+from pathlib import Path
 
 from reportlab import rl_config
 from reportlab.lib.colors import Color, HexColor
 from reportlab.lib.pagesizes import A4
-from reportlab.pdfbase.pdfmetrics import stringWidth
+from reportlab.pdfbase.pdfmetrics import registerFont, stringWidth
+from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
 # Plain hex streams compress better than ASCII85 once deflated: ~18 % smaller files at the same speed.
@@ -17,10 +19,16 @@ rl_config.useA85 = 0
 
 PAGE_WIDTH, PAGE_HEIGHT = A4
 
-REGULAR = "Helvetica"
-BOLD = "Helvetica-Bold"
-MONO = "Courier"  # serials and references: 0 and O, 1 and I stay apart when someone checks by eye
-MONO_BOLD = "Courier-Bold"
+# DejaVu (vendored from npm by scripts/vendor, licence beside the files) rather than the PDF's built-in
+# Helvetica, whose WinAnsi encoding prints « Łukasz » as « ?ukasz »: families' names are Polish, Turkish,
+# Romanian, Vietnamese… reportlab embeds only the glyphs a document uses (a subset), so a slip stays small.
+REGULAR = "DejaVuSansCondensed"  # the condensed face sets text as wide as Helvetica did: layouts hold
+BOLD = "DejaVuSansCondensed-Bold"
+MONO = "DejaVuSansMono"  # serials and references: 0 and O, 1 and I stay apart when someone checks by eye
+MONO_BOLD = "DejaVuSansMono-Bold"
+FONT_DIR = Path(__file__).resolve().parent / "fonts"
+for _name in (REGULAR, BOLD, MONO, MONO_BOLD):
+    registerFont(TTFont(_name, str(FONT_DIR / f"{_name}.ttf")))
 
 BLUE = HexColor("#000091")  # « bleu France » of the State's design system
 BLUE_LIGHT = HexColor("#E3E3FD")
@@ -29,37 +37,26 @@ GREY_LINE = HexColor("#929292")
 GREY_LIGHT = HexColor("#F6F6F6")
 BLACK = Color(0, 0, 0)
 
-# Characters the built-in fonts (WinAnsi) lack, and what prints instead.
-_REPLACEMENTS = {
-    "\u202f": "\u00a0",  # narrow no-break space (French thousands, « % ») -> no-break space
-    "\u2009": " ",
-    "\u2007": "\u00a0",
-    "\u2010": "-",
-    "\u2011": "-",
-    "\u2212": "-",
-}
+
+@lru_cache(maxsize=8)
+def _covered(font: str) -> frozenset[int]:
+    """The code points that ``font`` has a glyph for."""
+    from reportlab.pdfbase.pdfmetrics import getFont
+
+    return frozenset(getFont(font).face.charToGlyph)
 
 
-def pdf_text(text: str) -> str:
-    """Return ``text`` printable in Helvetica: WinAnsi has « É », « œ », « € »; others are mapped."""
-    try:
-        text.encode("cp1252")
+def pdf_text(text: str, font: str = REGULAR) -> str:
+    """Return ``text`` as ``font`` can print it: every letter it has (all Latin scripts, Vietnamese included
+    in DejaVu Sans) unchanged; a letter it lacks loses its accent if that helps, else prints « ? »."""
+    covered = _covered(font)
+    if all(ord(char) in covered for char in text):
         return text
-    except UnicodeEncodeError:
-        pass
     out = []
     for char in text:
-        char = _REPLACEMENTS.get(char, char)
-        try:
-            char.encode("cp1252")
-        except UnicodeEncodeError:
-            # Strip accents WinAnsi lacks (« ő » -> « o »); anything else prints « ? » rather than a box.
+        if ord(char) not in covered:
             base = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
-            try:
-                base.encode("cp1252")
-                char = base or "?"
-            except UnicodeEncodeError:
-                char = "?"
+            char = base if base and all(ord(c) in covered for c in base) else "?"
         out.append(char)
     return "".join(out)
 
@@ -67,7 +64,7 @@ def pdf_text(text: str) -> str:
 @lru_cache(maxsize=4096)  # pure and bounded: models, kinds and captions repeat on every row and page
 def fit(text: str, font: str, size: float, width: float) -> str:
     """Return ``text`` (made printable) cut with « … » so that it holds in ``width`` points."""
-    text = pdf_text(text)
+    text = pdf_text(text, font)
     if stringWidth(text, font, size) <= width:
         return text
     ellipsis_width = stringWidth("…", font, size)
@@ -85,7 +82,7 @@ def wrap(text: str, font: str, size: float, width: float) -> list[str]:
     """Break ``text`` into lines of at most ``width`` points, on spaces (a word too long is cut)."""
     lines: list[str] = []
     current = ""
-    for word in pdf_text(text).split(" "):
+    for word in pdf_text(text, font).split(" "):
         candidate = f"{current} {word}" if current else word
         if stringWidth(candidate, font, size) <= width:
             current = candidate

@@ -6,6 +6,7 @@ import io
 
 from reportlab.lib.units import mm
 from reportlab.lib.utils import ImageReader
+from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
 
 from logistique.formatting import date_fr, datetime_fr
@@ -239,10 +240,12 @@ def _signature(canvas: Canvas, doc: ReceiptDocument, y: float) -> None:
         )
 
     y = box_y - 5 * mm
+    caption = "Empreinte SHA-256 de la signature :"
     canvas.setFont(REGULAR, 8)
-    canvas.drawString(LEFT, y, "Empreinte SHA-256 de la signature :")
+    canvas.drawString(LEFT, y, caption)
     canvas.setFont(MONO, 8)
-    canvas.drawString(LEFT + 50 * mm, y, fit(doc.signature_sha256 or "—", MONO, 8, WIDTH - 50 * mm))
+    indent = stringWidth(caption, REGULAR, 8) + 2 * mm
+    canvas.drawString(LEFT + indent, y, fit(doc.signature_sha256 or "—", MONO, 8, WIDTH - indent))
 
     y -= 8 * mm
     canvas.setFillColor(GREY)

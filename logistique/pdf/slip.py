@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from reportlab.lib.units import mm
+from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
 
 from logistique.formatting import datetime_fr
@@ -276,10 +277,12 @@ def _closing(canvas: Canvas, doc: SlipDocument, table_bottom: float) -> None:
     totals = doc.totals
     canvas.setFont(BOLD, 9.5)
     total = sum(totals.values())
-    canvas.drawString(LEFT, y, pdf_text(f"Total : {total} équipement{'s' if total > 1 else ''}"))
+    caption = pdf_text(f"Total : {total} équipement{'s' if total > 1 else ''}", BOLD)
+    canvas.drawString(LEFT, y, caption)
+    indent = max(42 * mm, stringWidth(caption, BOLD, 9.5) + 4 * mm)
     parts = [f"{kind} : {n}" for kind, n in totals.items()]
     canvas.setFont(REGULAR, 9.5)
-    canvas.drawString(LEFT + 42 * mm, y, fit("   ·   ".join(parts), REGULAR, 9.5, RIGHT - LEFT - 42 * mm))
+    canvas.drawString(LEFT + indent, y, fit("   ·   ".join(parts), REGULAR, 9.5, RIGHT - LEFT - indent))
 
     width = RIGHT - LEFT
     y -= 6 * mm

@@ -205,11 +205,11 @@ def _head(canvas: Canvas, columns, top: float) -> float:
     canvas.setFillColor(BLUE_LIGHT)
     canvas.rect(LEFT, top - HEAD, RIGHT - LEFT, HEAD, stroke=0, fill=1)
     canvas.setFillColor(BLUE)
-    canvas.setFont(BOLD, 7.5)
+    canvas.setFont(BOLD, 6.8)  # « Sur bord. » and « Expédiés » must clear their 12 mm neighbours
     x = LEFT
     for title, width, align in columns:
         if align == "right":
-            canvas.drawRightString(x + width - 1.2 * mm, top - HEAD + 2.1 * mm, pdf_text(title))
+            canvas.drawRightString(x + width - 0.6 * mm, top - HEAD + 2.1 * mm, pdf_text(title))
         else:
             canvas.drawString(x + 1.2 * mm, top - HEAD + 2.1 * mm, pdf_text(title))
         x += width

@@ -10,7 +10,7 @@ from wtforms import SelectField, SubmitField
 
 from ..access import roles
 from ..db import db
-from ..domain import allocation, census, scope
+from ..domain import allocation, census, scope, status
 from ..domain.errors import DomainError
 from ..exports import csv_bytes, download, xlsx_bytes
 from ..models import AllocationPlan, NeedKind, PlanStatus, Region
@@ -24,7 +24,7 @@ _KINDS = list(NeedKind)
 
 def _census_table(rows: list[census.CensusRow]) -> tuple[list[str], list[list]]:
     level = {"region": "Région", "department": "Département", "qpv": "QPV"}
-    headers = ["Niveau", "Code", "Nom", "Département"]
+    headers = ["Niveau", "Code", "Nom", "Département", "Signalement"]
     headers += [f"Besoins {k.label_lower}" for k in _KINDS] + ["Besoins total"]
     headers += [f"Attribués {k.label_lower}" for k in _KINDS] + ["Attribués total"]
     body = [
@@ -33,6 +33,7 @@ def _census_table(rows: list[census.CensusRow]) -> tuple[list[str], list[list]]:
             r.code,
             r.name,
             r.department,
+            "" if r.level != "qpv" or r.has_reported else status.SILENT,
             *[r.needs[k] for k in _KINDS],
             r.total_needs,
             *[r.assigned[k] for k in _KINDS],

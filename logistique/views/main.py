@@ -6,8 +6,8 @@ import sqlalchemy as sa
 from flask import Blueprint, redirect, render_template, url_for
 
 from ..access import any_role
-from ..db import db
-from ..domain import scope
+from ..db import db, utcnow
+from ..domain import scope, worklists
 from ..models import Device, DeviceStatus, Role, User
 
 bp = Blueprint("main", __name__)
@@ -16,7 +16,9 @@ _NAV: list[tuple[str, str, frozenset[Role]]] = [
     ("main.home", "Accueil", scope.ALL_ROLES),
     ("pupils.pupil_list", "Élèves", scope.COORDINATION),
     ("pupils.waiting_list", "Attente", scope.COORDINATION),
+    ("bulk.scan_assign", "Attribuer", frozenset({Role.COORDINATOR})),
     ("pupils.needs", "Besoins", frozenset({Role.COORDINATOR})),
+    ("distribution.distribution_page", "Distribution", frozenset({Role.COORDINATOR})),
     ("slips.slip_list", "Bordereaux", scope.ALL_ROLES),
     ("stock.device_list", "Équipements", scope.ALL_ROLES),
     ("stock.receive", "Réception", scope.WAREHOUSE),
@@ -42,9 +44,15 @@ def nav_items_for(user: User | None) -> list[tuple[str, str]]:
 @bp.route("/")
 @any_role
 def home():
-    """What the user is responsible for, in figures: devices by status in scope."""
+    """What the user has to do next: coordinators' and warehouses' work lists, others' devices by status."""
     from flask import g
 
+    if g.user.role is Role.COORDINATOR and g.user.organisation_id:
+        home = worklists.coordinator_home(db.session, g.user, utcnow())
+        return render_template("main/home_coordinator.html", home=home)
+    if g.user.role is Role.WAREHOUSE and g.user.organisation_id:
+        home = worklists.warehouse_home(db.session, g.user, utcnow())
+        return render_template("main/home_warehouse.html", home=home)
     counts = dict(
         db.session.execute(
             sa.select(Device.status, sa.func.count())

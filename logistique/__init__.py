@@ -33,6 +33,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     csrf.init_app(app)
     login_manager.init_app(app)
+    from . import mail, observability
+
+    observability.init_app(app)
+    mail.init_app(app)
 
     from . import formatting
     from .api import bp as api_bp
@@ -44,8 +48,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         bulk_assign,
         census,
         distribution,
+        health,
         jobs,
         main,
+        profile,
         pupils,
         scanning,
         slips,
@@ -55,7 +61,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     formatting.register(app)
     views = (auth, main, admin, stock, pupils, census, slips, board, distribution, bulk_assign, tokens, jobs)
-    views += (scanning,)
+    views += (scanning, health, profile)
     for blueprint in (*(view.bp for view in views), api_bp):
         app.register_blueprint(blueprint)
     csrf.exempt(api_bp)

@@ -38,8 +38,7 @@ def _report_rejection(exc: ImportRejected) -> None:
 def init_db() -> None:
     """Create or upgrade the schema to the latest migration."""
     engine = db.get_engine()
-    before = migrate.current_revision(engine)
-    migrate.upgrade(engine)
+    before = migrate.upgrade(engine)
     after = migrate.current_revision(engine)
     click.echo(
         f"Schéma à jour (révision {after})"
@@ -332,6 +331,57 @@ def db_revision(message: str) -> None:
     migrate.revision(db.get_engine(), message)
 
 
+@click.command("send-notifications")
+@click.option("--loop", is_flag=True, help="Recommencer toutes les --interval secondes (jusqu'à SIGTERM).")
+@click.option("--interval", default=30.0, show_default=True, help="Secondes entre deux passages.")
+@with_appcontext
+def send_notifications(loop: bool, interval: float) -> None:
+    """Send the e-mails waiting in the outbox (one pass, or --loop for a long-running sender)."""
+    from . import mail
+
+    if not mail.is_enabled():
+        _fail("LOGISTIQUE_SMTP_URL n'est pas défini : aucun e-mail ne part.")
+    if loop:
+        mail.run_forever(interval)
+        return
+    click.echo(str(mail.run_pass()))
+
+
+@click.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False, writable=True, path_type=Path))
+@with_appcontext
+def backup_database(file: Path) -> None:
+    """Write a consistent copy of the whole database to FILE (SQLite or PostgreSQL)."""
+    from .backup import BackupError, backup
+
+    try:
+        backup(db.get_engine(), file)
+    except BackupError as exc:
+        _fail(str(exc))
+    click.echo(f"Sauvegarde écrite dans {file} ({file.stat().st_size // 1024} Ko).")
+
+
+@click.command("restore")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--yes", is_flag=True, help="Ne pas demander de confirmation.")
+@with_appcontext
+def restore_database(file: Path, yes: bool) -> None:
+    """Replace the whole database by the copy FILE (stop the application first)."""
+    from .backup import BackupError, restore
+
+    if not yes:
+        click.confirm(f"Remplacer TOUTE la base par le contenu de {file} ?", abort=True)
+    engine = db.get_engine()
+    try:
+        restore(engine, file)
+    except BackupError as exc:
+        _fail(str(exc))
+    click.echo(
+        f"Base restaurée depuis {file} (révision {migrate.current_revision(engine)}) ; "
+        "lancez « logistique init-db » si la sauvegarde précède la dernière mise à jour."
+    )
+
+
 COMMANDS = [
     init_db,
     load_demo,
@@ -346,6 +396,9 @@ COMMANDS = [
     purge_personal_data,
     recount,
     db_revision,
+    send_notifications,
+    backup_database,
+    restore_database,
 ]
 
 

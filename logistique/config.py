@@ -35,6 +35,12 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_COOKIE_SAMESITE": "Lax",
     "SESSION_COOKIE_SECURE": False,
     "REMEMBER_COOKIE_HTTPONLY": True,
+    # operations (README « Production »)
+    "LOG_FORMAT": "text",  # or "json": one JSON object per line
+    "SENTRY_DSN": None,
+    "SMTP_URL": None,  # smtp://[user:password@]host[:port], smtps://… or smtp+starttls://…; unset: no e-mail
+    "MAIL_FROM": "logistique <ne-pas-repondre@localhost>",
+    "STUCK_DAYS": 3,  # a slip waiting longer than this is reported to the administrators
 }
 
 _BOOLEAN = {"DEMO_MODE", "TESTING", "SESSION_COOKIE_SECURE"}
@@ -49,6 +55,7 @@ _INTEGER = {
     "JOB_STALL_SECONDS",
     "EXPORT_INLINE_MAX_ROWS",
     "SLIPS_INLINE_MAX",
+    "STUCK_DAYS",
 }
 
 

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from ..models import Device, Handover, Organisation, ReceptionState, Slip
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from ..db import utcnow
+from ..models import Device, EnvelopeKind, Handover, Organisation, ReceptionState, Slip, TerritoryKind, User
 from ..pdf.documents import Address, Label, ReceiptDevice, ReceiptDocument, SlipDocument, SlipLine
-from . import slips
+from ..pdf.summary import SummaryDocument, SummaryEnvelope, SummaryRow
+from . import slips, status
 
 
 def address(org: Organisation) -> Address:
@@ -77,4 +83,58 @@ def receipt_document(handover: Handover) -> ReceiptDocument:
     )
 
 
-__all__ = ["ReceptionState", "address", "label", "receipt_document", "slip_document", "slip_url"]
+def cap_note(env: status.EnvelopeRow) -> str:
+    """« plafond 15 % : 1 500,00 € sur un montant annuel de 10 000,00 € » (cité éducative 2020 only)."""
+    from ..formatting import euros
+
+    if env.envelope.kind is not EnvelopeKind.CITE_2020 or env.cap_cents is None:
+        return ""
+    return (
+        f"plafond 15\u00a0% : {euros(env.cap_cents)} sur un montant annuel de "
+        f"{euros(env.envelope.annual_amount_cents)}"
+    )
+
+
+def summary_document(
+    session: Session,
+    user: User | None,
+    territory: status.Territory,
+    *,
+    days: int,
+    now: datetime | None = None,
+) -> SummaryDocument:
+    """The board's one-page summary of ``territory`` (for a prefect's meeting and the weekly e-mail)."""
+    by = "qpv" if territory.kind is TerritoryKind.DEPARTMENT else "department"
+    total, rows = status.board(session, territory, by=by)
+
+    def summary_row(row: status.StatusRow) -> SummaryRow:
+        return SummaryRow(row.code, row.name, row.needs, dict(row.counts), row.committed_cents)
+
+    return SummaryDocument(
+        territory=territory.label,
+        generated_at=now or utcnow(),
+        level="QPV" if by == "qpv" else "département",
+        total=summary_row(total),
+        rows=[summary_row(r) for r in rows],
+        envelopes=[
+            SummaryEnvelope(
+                e.envelope.label, e.spendable_cents, e.committed_cents, e.delivered_cents, cap_note(e)
+            )
+            for e in status.money(session, territory)
+        ],
+        stuck_slips=status.stuck_slips(session, user, territory, days=days, limit=0).total,
+        stuck_days=days,
+        envelopes_scope="disponibles dans la région" if by == "qpv" else "disponibles",
+    )
+
+
+__all__ = [
+    "ReceptionState",
+    "address",
+    "cap_note",
+    "label",
+    "receipt_document",
+    "slip_document",
+    "slip_url",
+    "summary_document",
+]

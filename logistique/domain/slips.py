@@ -27,7 +27,7 @@ from ..models import (
     SlipStatus,
     User,
 )
-from . import devices, scope, tokens
+from . import devices, notifications, scope, tokens
 from .errors import BusinessRuleViolation, Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
 
 S = SlipStatus
@@ -285,7 +285,9 @@ def issue_slip(session: Session, slip: Slip, *, by: User | None, now: datetime |
     _check_destination(slip, by)
     if not slip.active_lines:
         raise BusinessRuleViolation("Un bordereau vide ne peut pas être émis.")
+    now = now or utcnow()
     _move(session, slip, SlipStatus.ISSUED, "issue", by, now=now, stamp="issued_at")
+    notifications.slip_issued(session, slip, now=now)
 
 
 def remove_line(session: Session, slip: Slip, line: SlipLine, *, by: User | None) -> None:
@@ -465,6 +467,7 @@ def ship(session: Session, slip: Slip, *, by: User | None, now: datetime | None 
     _move(session, slip, SlipStatus.SHIPPED, "ship", by, now=now, stamp="shipped_at")
     for line in slip.active_lines:
         devices.transition(session, line.device, "ship", by=by, reason=f"Expédié avec {slip.number}", now=now)
+    notifications.slip_shipped(session, slip, now=now)
     session.flush()
     return True
 

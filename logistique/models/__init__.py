@@ -13,6 +13,7 @@ from .enums import (
 )
 from .jobs import Job, JobStatus
 from .money import Envelope, Lot, LotUnitCost
+from .notifications import OutboxMessage, OutboxStatus
 from .pupils import (
     AllocationLine,
     AllocationPlan,
@@ -74,4 +75,6 @@ __all__ = [
     "TerritoryKind",
     "User",
     "organisation_qpvs",
+    "OutboxMessage",
+    "OutboxStatus",
 ]

@@ -29,6 +29,9 @@ class User(Base):
     last_login_at: Mapped[datetime | None] = mapped_column()
     # stamped in the session cookie at login; bumping it ends every session of the account
     session_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    # e-mail notifications (account page): every notice, and the prefecture's weekly summary (opt-in)
+    notify_by_email: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
+    weekly_summary: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
     organisation: Mapped[Organisation | None] = relationship()
 

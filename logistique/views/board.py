@@ -11,14 +11,13 @@ from flask import Blueprint, Response, abort, current_app, g, render_template, r
 from .. import charts, jobs, pdf
 from ..access import roles
 from ..db import db, utcnow
-from ..domain import board, scope, status
+from ..domain import board, paperwork, scope, status
 from ..domain.board import DEVICE_HEADERS, device_rows
 from ..domain.errors import NotFound
 from ..exports import EUROS, csv_bytes, csv_chunks, download, download_stream, write_xlsx, xlsx_bytes
 from ..formatting import percent_fr, to_paris
 from ..models import (
     Department,
-    EnvelopeKind,
     Qpv,
     Region,
     Role,
@@ -180,7 +179,7 @@ def _render(territory: status.Territory, by: str):
         silent_label=status.SILENT,
         show_quota=any(r.allocated is not None for r in rows),
         today=to_paris(utcnow()),
-        cap_note=_cap_note,
+        cap_note=paperwork.cap_note,
     )
 
 
@@ -196,18 +195,6 @@ def _money_totals(envelopes: list[status.EnvelopeRow]) -> dict[str, int]:
 def _gauge(value: int, total: int):
     share = percent_fr(value / total if total else None)
     return charts.progress_bar(value, total, label=f"{share} engagé")
-
-
-def _cap_note(env: status.EnvelopeRow) -> str:
-    """« plafond 15 % : 1 500,00 € sur un montant annuel de 10 000,00 € » (cité éducative 2020 only)."""
-    from ..formatting import euros
-
-    if env.envelope.kind is not EnvelopeKind.CITE_2020 or env.cap_cents is None:
-        return ""
-    return (
-        f"plafond 15\u00a0% : {euros(env.cap_cents)} sur un montant annuel de "
-        f"{euros(env.envelope.annual_amount_cents)}"
-    )
 
 
 @bp.route("/tableau/qpv/<qpv_code>")
@@ -355,31 +342,8 @@ DEVICE_FORMATS = {10: "DD/MM/YYYY"}
 @roles(*PREFECTS)
 def summary_pdf():
     """A one-page A4 summary for a prefect's meeting: KPIs, rows, money, stuck slips."""
-    session = db.session
     territory = _territory()
-    by = "qpv" if territory.kind is TerritoryKind.DEPARTMENT else "department"
-    total, rows = status.board(session, territory, by=by)
-    days = _days()
-
-    def summary_row(row: status.StatusRow) -> pdf.SummaryRow:
-        return pdf.SummaryRow(row.code, row.name, row.needs, dict(row.counts), row.committed_cents)
-
-    document = pdf.SummaryDocument(
-        territory=territory.label,
-        generated_at=utcnow(),
-        level="QPV" if by == "qpv" else "département",
-        total=summary_row(total),
-        rows=[summary_row(r) for r in rows],
-        envelopes=[
-            pdf.SummaryEnvelope(
-                e.envelope.label, e.spendable_cents, e.committed_cents, e.delivered_cents, _cap_note(e)
-            )
-            for e in status.money(session, territory)
-        ],
-        stuck_slips=status.stuck_slips(session, g.user, territory, days=days, limit=0).total,
-        stuck_days=days,
-        envelopes_scope="disponibles dans la région" if by == "qpv" else "disponibles",
-    )
+    document = paperwork.summary_document(db.session, g.user, territory, days=_days())
     response = Response(pdf.summary_pdf(document), mimetype="application/pdf")
     filename = f"synthese-{_slug(territory)}-{_today():%Y%m%d}.pdf"
     response.headers["Content-Disposition"] = f'inline; filename="{filename}"'

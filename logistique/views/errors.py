@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app, jsonify, render_template, request
+from flask import Flask, current_app, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from ..db import db
@@ -18,7 +18,7 @@ _API_MESSAGES = {
     413: ("too_large", "Fichier ou requête trop volumineux."),
     429: ("too_many_requests", "Trop de requêtes : patientez un instant."),
     422: ("business_rule", "Règle de gestion non respectée."),
-    500: ("internal", "Erreur interne ; l'équipe technique a été prévenue."),
+    500: ("internal", "Erreur interne."),
 }
 
 
@@ -87,5 +87,6 @@ def register_error_handlers(app: Flask) -> None:
     def internal_error(exc: Exception):
         db.session.rollback()
         if _is_api():
-            return api_error(500)
+            # the request id (also in the X-Request-ID header) finds the error in the server's log
+            return api_error(500, f"Erreur interne (référence {g.get('request_id')}).")
         return render_template("errors/500.html"), 500

@@ -344,6 +344,26 @@ def _pupils_csv(w) -> tuple:
     return (text.encode(), "eleves.csv")
 
 
+def _devices_export_job(w, s, who):
+    """A Nord tablet assigned (the Nord and the region have devices to export), and an XLSX export of any size
+    sent to the background."""
+    from flask import current_app
+
+    current_app.config["EXPORT_INLINE_MAX_ROWS"] = 0
+    _kit(w, s)
+    s.commit()
+    return Request("POST", "/tableau/equipements.xlsx")
+
+
+def _slips_batch_job(w, s, who):
+    """An issued slip of the Lille warehouse, and its batch PDF sent to the background."""
+    from flask import current_app
+
+    current_app.config["SLIPS_INLINE_MAX"] = 0
+    _issued(w, s)
+    return Request("POST", "/bordereaux/a-preparer.pdf")
+
+
 COORDINATION = {"admin", "coordinator"}
 WAREHOUSE = {"admin", "warehouse"}
 ADMIN = {"admin"}
@@ -535,6 +555,22 @@ CASES: dict[tuple[str, str], Case] = {
     # handovers
     ("api.create_handover", "POST"): Case(_handover_json, COORDINATION),
     ("slips.handover_new", "POST"): Case(_handover_form, COORDINATION),
+    # parcel reception by scanning, device by device
+    ("scanning.reception_scan", "POST"): Case(
+        lambda w, s, who: (
+            lambda kit, slip: Request(
+                "POST", f"/bordereaux/{slip.number}/reception/scan", {"code": kit.tablet.serial}
+            )
+        )(*_shipped(w, s)),
+        COORDINATION,
+    ),
+    # background jobs: what is too big for a request becomes a job row (the thresholds lowered to 0 here)
+    ("board.devices_export", "POST"): Case(_devices_export_job, {"admin", "prefecture", "prefecture_nord"}),
+    ("slips.slips_batch_pdf", "POST"): Case(_slips_batch_job, WAREHOUSE),
+    # one's own notification preferences: every account changes its own row, nobody anonymous
+    ("profile.account", "POST"): Case(
+        lambda w, s, who: Request("POST", "/compte", {}), set(ACCOUNTS) - {"anonymous"}
+    ),
 }
 
 

@@ -95,6 +95,15 @@ def _build_queue(app: Flask) -> Huey:
         with app.app_context():
             housekeeping()
 
+    @huey.periodic_task(crontab(minute="*"), name="logistique.notifications")
+    def notifications_task() -> None:
+        # the e-mail outbox (logistique/mail.py): scheduled notices due, then sending with retries; nothing to
+        # do without LOGISTIQUE_SMTP_URL. Safe on every worker at once: each message is claimed by one sender.
+        from . import mail
+
+        with app.app_context():
+            mail.run_pass()
+
     @huey.on_startup()
     def take_up_interrupted_jobs() -> None:
         with app.app_context():

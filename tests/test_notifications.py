@@ -347,3 +347,20 @@ def test_the_long_running_sender_sends_then_stops_on_sigterm(app, session, world
         "sender_stopped",
     ]
     assert events[2]["sent"] == 1 and events[2]["failed"] == 0
+
+
+def test_the_background_worker_sends_the_outbox_every_minute(app, session, world, smtp, tmp_path):
+    """The huey worker that `scripts/serve` and `deploy/logistique-worker.service` run has a periodic task
+    that sends the outbox: no separate sender is needed."""
+    from logistique import jobs
+
+    smtp.start()
+    issued_slip(session, world, bundle(session, world, 1).serials)
+    session.commit()
+    app.config["QUEUE_FILE"] = str(tmp_path / "queue.sqlite3")
+    huey = jobs.queue(app)
+    (task,) = [t for t in huey._registry.periodic_tasks if t.name == "logistique.notifications"]
+    assert task.validate_datetime(datetime(2026, 11, 30, 9, 17))  # every minute
+    huey.execute(task)
+    assert [rcpt for rcpt, _ in smtp.inbox.received] == [[world.warehouse.email]]
+    assert [m.status for m in _outbox(session)] == [OutboxStatus.SENT]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import csv
 import io
 from datetime import date
@@ -56,12 +57,17 @@ def test_the_device_csv_is_streamed_from_the_database(session, world, app):
     session.commit()
     client = FlaskClient(app, app.response_class, use_cookies=True)  # not buffered: as a server sends it
     assert login(client, world.prefecture).status_code == 302
-    response = client.get("/tableau/equipements.csv")
+
+    def download():  # a context of its own, as a server's request: its session closes with the response
+        response = client.get("/tableau/equipements.csv")
+        body = b"".join(response.response)
+        response.close()
+        return response, body
+
+    response, body = contextvars.Context().run(download)
     assert response.status_code == 200 and response.is_streamed
     assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
     assert "Content-Length" not in response.headers
-    body = b"".join(response.response)
-    response.close()
     rows = list(csv.reader(io.StringIO(body.decode("utf-8-sig")), delimiter=";"))
     assert sorted(r[0] for r in rows[1:]) == sorted(
         f"SN-{k}-{n}" for n in range(1, 4) for k in ("TAB", "CLE")

@@ -308,7 +308,11 @@ def devices_export(fmt: str):
     if fmt == "csv":
         if request.method == "POST":
             abort(405)
-        return download_stream(csv_chunks(DEVICE_HEADERS, device_rows(db.session, territory, qpv_code)), name)
+
+        def rows():  # the session of the context that streams (the request's own is closed by then)
+            yield from device_rows(db.session, territory, qpv_code)
+
+        return download_stream(csv_chunks(DEVICE_HEADERS, rows()), name)
     query = board.device_query(territory, qpv_code)
     count = db.session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
     if count <= current_app.config["EXPORT_INLINE_MAX_ROWS"]:

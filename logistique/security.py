@@ -51,7 +51,11 @@ def _headers(response: Response) -> Response:
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     if request.is_secure:
         headers.setdefault("Strict-Transport-Security", HSTS)
-    if request.endpoint != "static":
+    if request.endpoint == "scanning.service_worker":
+        # the installable app's worker, which holds no data: revalidated at each visit so that a deploy
+        # reaches the phones (views/scanning.py)
+        headers["Cache-Control"] = "no-cache"
+    elif request.endpoint != "static":
         # pages and answers may show pupils' names: no browser or proxy keeps a copy
         headers["Cache-Control"] = "no-store"
         headers.setdefault("Pragma", "no-cache")

@@ -89,7 +89,11 @@ def _pupils(session: Session, coordinator, start: int, count: int) -> list[Pupil
         f"Eleve;{name};CM2;0750654D;QN05981M;Parent {name};{_phone(n)};tablette"
         for n, name in ((start + i, _name(start + i)) for i in range(count))
     ]
-    return pupils.import_pupils(session, "\n".join(rows).encode(), by=coordinator)
+    before = session.scalar(sa.select(sa.func.max(Pupil.id))) or 0
+    report = pupils.import_pupils(session, "\n".join(rows).encode(), by=coordinator)
+    made = list(session.scalars(sa.select(Pupil).where(Pupil.id > before).order_by(Pupil.id)))
+    assert len(made) == report.created == count
+    return made
 
 
 def seed(session: Session, *, picks: int, scans: int, free: int, progress=lambda _step: None) -> Scenario:

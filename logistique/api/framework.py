@@ -236,9 +236,11 @@ def _idempotent(
     if len(key) > 200:
         return api_error(400, "L'en-tête Idempotency-Key dépasse 200 caractères.")
     digest = _request_hash()
-    # No lookup first: the key is stored in the change's own transaction, so that a retry (or a racing
-    # request with the same key) fails on the unique key at commit, which undoes whatever it did, and gets the
-    # first answer again. A first request, the common case, costs one query less.
+    # Looked up first: a retry must not run its action again (a web scan view commits its own change before
+    # its key is stored). Two requests racing with one key still meet on the unique key at commit below.
+    stored = _stored(user, key)
+    if stored is not None:
+        return _replay(user, stored, digest, replay, dump)
     response = run()
     if response.status_code >= 500:
         db.session.rollback()

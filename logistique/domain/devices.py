@@ -242,29 +242,36 @@ def set_assignment_status(
 ) -> None:
     """The device's active assignment takes its new status (and ends when ``ends``), and the board's counters
     move with it, in one place: the only writer of ``Assignment.device_status`` after its creation."""
-    # the assignment carries its device's status (the status board reads assignments and their tallies), so
-    # the status it leaves is the device's, not yet changed in the session: one UPDATE … RETURNING gives what
-    # the counters need
-    source = device.status
-    values: dict = {"device_status": target}
-    if target is DeviceStatus.HANDED_OVER:
-        values["handed_over_at"] = now
-    if ends:
-        values.update(cancelled_at=now, cancelled_by_id=by.id if by else None)
-    moved = session.execute(
-        sa.update(Assignment)
-        .where(Assignment.device_id == device.id, Assignment.cancelled_at.is_(None))
-        .values(**values)
-        .returning(Assignment.qpv_code, Assignment.envelope_id, Assignment.kind, Assignment.unit_cost_cents)
-        .execution_options(synchronize_session="fetch")
+    # the assignment carries its device's status (the status board reads assignments and their tallies); the
+    # counters move from the status the assignment holds, which they count, whatever the device row says
+    active = session.execute(
+        sa.select(
+            Assignment.qpv_code,
+            Assignment.envelope_id,
+            Assignment.kind,
+            Assignment.device_status,
+            Assignment.unit_cost_cents,
+        ).where(Assignment.device_id == device.id, Assignment.cancelled_at.is_(None))
     ).all()
-    for qpv, envelope, kind, cents in moved:
-        tallies.move_assignment(
-            session,
-            (qpv, envelope, kind, source, True),
-            (qpv, envelope, kind, target, not ends),
-            cents,
+    if active:
+        values: dict = {"device_status": target}
+        if target is DeviceStatus.HANDED_OVER:
+            values["handed_over_at"] = now
+        if ends:
+            values.update(cancelled_at=now, cancelled_by_id=by.id if by else None)
+        session.execute(
+            sa.update(Assignment)
+            .where(Assignment.device_id == device.id, Assignment.cancelled_at.is_(None))
+            .values(**values)
+            .execution_options(synchronize_session="fetch")
         )
+        for qpv, envelope, kind, status, cents in active:
+            tallies.move_assignment(
+                session,
+                (qpv, envelope, kind, status, True),
+                (qpv, envelope, kind, target, not ends),
+                cents,
+            )
 
 
 # ---------------------------------------------------------------- receiving stock

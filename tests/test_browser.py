@@ -101,7 +101,8 @@ def _log_in(page, user) -> None:
 def _open_as(page, user, path: str) -> None:
     page.goto(f"/login?next={path}")
     _log_in(page, user)
-    page.wait_for_url(lambda url: "/login" not in url and url.endswith(path))  # not the login's ?next=
+    # not the login's ?next=; a minute: the other pytest worker may be running the load test meanwhile
+    page.wait_for_url(lambda url: "/login" not in url and url.endswith(path), timeout=60_000)
 
 
 def _scan(page, code: str) -> dict:

@@ -29,7 +29,7 @@ from ..api.framework import idempotent
 from ..db import db
 from ..domain import slips
 from ..models import Assignment, Role
-from .boundary import Outcome
+from .boundary import Outcome, commit
 
 bp = Blueprint("scanning", __name__)
 
@@ -107,11 +107,9 @@ def scan_answer(result: slips.ScanResult, **extra) -> Response:
 def reception_scan(number: str):
     """One device of the parcel scanned: reçu. JSON for scan.js; a redirect with a message without script."""
     slip = slips.get_slip(db.session, g.user, number=number)
-    result = slips.receive_scan(db.session, slip, request.form.get("code", ""), by=g.user)
-    if result.outcome == "picked":
-        db.session.commit()
-    else:
-        db.session.rollback()
+    # a refused scan is an answer, not an error: it changes nothing and is committed like a reception
+    code = request.form.get("code", "")
+    result = commit(lambda: slips.receive_scan(db.session, slip, code, by=g.user), catch=()).value
     if wants_json():
         return scan_answer(result)
     flash(result.message, {"picked": "success", "already": "info", "refused": "error"}[result.outcome])

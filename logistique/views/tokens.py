@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
+from flask import Blueprint, abort, g, redirect, render_template, url_for
 
 from ..access import permission
 from ..db import db
 from ..domain import api_tokens
-from ..domain.errors import DomainError, NotFound
+from ..domain.errors import Conflict
 from ..domain.scope import Permission
+from .boundary import commit
 from .forms import Form
 
 bp = Blueprint("tokens", __name__, url_prefix="/admin/jetons")
@@ -28,14 +29,10 @@ def token_revoke(token_id: int):
     """Revoke one token: requests carrying it are refused from now on."""
     if not Form().validate_on_submit():
         abort(400)
-    try:
-        token = api_tokens.revoke_token(db.session, token_id, by=g.user)
-    except NotFound:
-        raise
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-    else:
-        db.session.commit()
-        flash(f"Jeton {token.prefix}… de {token.user.email} révoqué.", "success")
+    # an unknown token is a 404 (the error handler rolls back); revoking twice is told on the list
+    commit(
+        lambda: api_tokens.revoke_token(db.session, token_id, by=g.user),
+        lambda token: f"Jeton {token.prefix}… de {token.user.email} révoqué.",
+        catch=Conflict,
+    )
     return redirect(url_for("tokens.token_list"))

@@ -14,6 +14,7 @@ from ..access import any_role, public
 from ..db import db
 from ..domain import accounts
 from ..extensions import start_session
+from .boundary import commit
 from .forms import Form as FlaskForm
 
 bp = Blueprint("auth", __name__)
@@ -92,8 +93,7 @@ def logout():
     """Log out (POST with CSRF, so that a link elsewhere cannot log the user out), on every device: a
     session lives in a signed cookie, so the server ends them all at once by bumping the account's session
     version; a copy of the cookie is refused from now on."""
-    accounts.end_sessions(g.user)
-    db.session.commit()
+    commit(lambda: accounts.end_sessions(g.user))
     logout_user()
     session.clear()  # nothing of this user (flashed messages included) is left for the next one
     flash("Vous êtes déconnecté.", "info")

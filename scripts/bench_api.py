@@ -119,6 +119,7 @@ def write_items(path: Path, items: list[tuple[str, str]]) -> Path:
 
 def bench_engine(engine_name: str, opts: dict, wrk: str, workdir: Path) -> dict:
     runs, seconds, connections, devices = opts["runs"], opts["seconds"], opts["connections"], opts["devices"]
+    scenarios = [(m, label) for m, label in SCENARIOS if m in opts["scenarios"]]
     click.echo(f"\n## {engine_name}", err=True)
     url = fresh_database(engine_name, workdir)
     app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench-api"})
@@ -139,7 +140,7 @@ def bench_engine(engine_name: str, opts: dict, wrk: str, workdir: Path) -> dict:
     scans = [(n, s) for n, serials in scenario.scan_slips for s in serials]
     reads = [("-", s) for s in scenario.read_serials]
     bare_ids = iter(range(1, bare_rows + 1))
-    results: dict[str, dict[str, list[dict]]] = {m: {"bare": [], "app": []} for m, _label in SCENARIOS}
+    results: dict[str, dict[str, list[dict]]] = {m: {"bare": [], "app": []} for m, _label in scenarios}
     logs = RESULTS / f"api-{engine_name}"
     with (
         load_scenario.gunicorn("bench_bare:create_app()", env, extra=("--pythonpath", "scripts")) as bare,
@@ -152,7 +153,7 @@ def bench_engine(engine_name: str, opts: dict, wrk: str, workdir: Path) -> dict:
         token = scenario.tokens["warehouse"]
         share = max(1, len(picks) // runs)
         for run in range(runs):
-            for mode, _label in SCENARIOS:
+            for mode, _label in scenarios:
                 bare_items = [(str(next(bare_ids)), "x") for _ in range(60_000 // runs // len(SCENARIOS))]
                 if mode == "get":
                     bare_items = [(i, f"BARE-{int(i):07d}") for i, _x in bare_items]
@@ -188,7 +189,7 @@ def bench_engine(engine_name: str, opts: dict, wrk: str, workdir: Path) -> dict:
     with check_engine.connect() as conn:
         events = conn.exec_driver_sql("SELECT count(*) FROM device_events WHERE action = 'pick'").scalar()
     check_engine.dispose()
-    picked = sum(r["picked"] for mode in ("pick", "scan") for r in results[mode]["app"])
+    picked = sum(r["picked"] for mode in ("pick", "scan") if mode in results for r in results[mode]["app"])
     drop_database(engine_name)
     return {"results": results, "pick_events": events, "picked_answers": picked}
 
@@ -209,6 +210,8 @@ def report(all_results: dict[str, dict], opts: dict) -> str:
     ]
     for engine_name, data in all_results.items():
         for mode, label in SCENARIOS:
+            if mode not in data["results"]:
+                continue
             bare, app = data["results"][mode]["bare"], data["results"][mode]["app"]
             ratios = [a["rps"] / b["rps"] for a, b in zip(app, bare, strict=True)]
             ratio, p99 = median(ratios), median([a["p99_ms"] for a in app])
@@ -221,9 +224,11 @@ def report(all_results: dict[str, dict], opts: dict) -> str:
     lines.append("")
     for engine_name, data in all_results.items():
         errors = sum(
-            r["non2xx"] + r["socket_errors"] for m, _l in SCENARIOS for r in data["results"][m]["app"]
+            r["non2xx"] + r["socket_errors"] for m in data["results"] for r in data["results"][m]["app"]
         )
-        wrapped = any(r["wrapped"] for m in ("pick", "scan") for r in data["results"][m]["app"])
+        wrapped = any(
+            r["wrapped"] for m in ("pick", "scan") if m in data["results"] for r in data["results"][m]["app"]
+        )
         in_flight = opts["connections"] * opts["runs"] * 2  # wrk does not count answers after its time is up
         extra = data["pick_events"] - data["picked_answers"]
         agree = "cohérent" if 0 <= extra <= in_flight else "**INCOHÉRENT**"
@@ -247,11 +252,20 @@ def report(all_results: dict[str, dict], opts: dict) -> str:
 @click.option("--seconds", default=3, show_default=True, help="Durée de chaque mesure.")
 @click.option("--runs", default=3, show_default=True, help="Mesures par scénario (médiane).")
 @click.option("--connections", default=16, show_default=True)
-def main(engines: str, devices: int, seconds: int, runs: int, connections: int) -> None:
+@click.option(
+    "--scenarios", default="pick,scan,get", show_default=True, help="Scénarios mesurés (pick, scan, get)."
+)
+def main(engines: str, devices: int, seconds: int, runs: int, connections: int, scenarios: str) -> None:
     """The API's write paths against bare endpoints (req/s ratio and p99), SQLite and PostgreSQL."""
     wrk = ensure_wrk()
     RESULTS.mkdir(exist_ok=True)
-    opts = {"devices": devices, "seconds": seconds, "runs": runs, "connections": connections}
+    opts = {
+        "devices": devices,
+        "seconds": seconds,
+        "runs": runs,
+        "connections": connections,
+        "scenarios": scenarios.split(","),
+    }
     all_results = {}
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
         for engine_name in engines.split(","):

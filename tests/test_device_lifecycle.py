@@ -72,7 +72,7 @@ def test_allowed_transition_changes_status_and_journals_it(session, world, actio
             _force_status(session, device, source)
             user = getattr(world, ROLE_USER[role])
             before = len(_events(session, device))
-            event = devices.transition(session, device, action, by=user, reason="colis abîmé")
+            event_id = devices.transition(session, device, action, by=user, reason="colis abîmé")
             session.commit()
             session.expire_all()
             case = f"{action} depuis {source.value} par {role.value}"
@@ -80,7 +80,7 @@ def test_allowed_transition_changes_status_and_journals_it(session, world, actio
             events = _events(session, device)
             assert len(events) == before + 1, case
             assert (events[-1].id, events[-1].action, events[-1].from_status, events[-1].to_status) == (
-                event.id,
+                event_id,
                 action,
                 source,
                 rule.target,

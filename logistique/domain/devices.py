@@ -12,6 +12,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from ..db import rows_changed, utcnow
 from ..models import (
@@ -194,6 +195,36 @@ def check(action: str, device: Device, user: User | None, *, reason: str = "") -
     return rule
 
 
+# Built once: a transition is on the warehouse's hot paths (a pick, a web scan), and a statement built per
+# call costs more than its execution (SQLAlchemy then compiles it once per engine and keeps it).
+_DEVICES = Device.__table__
+_ASSIGNMENTS = Assignment.__table__
+_MOVE_DEVICE = (
+    sa.update(_DEVICES)
+    .where(_DEVICES.c.id == sa.bindparam("device_id"), _DEVICES.c.status == sa.bindparam("source"))
+    .values(status=sa.bindparam("target"), updated_at=sa.bindparam("now"))
+)
+_JOURNAL = sa.insert(DeviceEvent.__table__)
+_ACTIVE = sa.and_(
+    _ASSIGNMENTS.c.device_id == sa.bindparam("of_device"), _ASSIGNMENTS.c.cancelled_at.is_(None)
+)
+_COUNTED = (
+    _ASSIGNMENTS.c.id,
+    _ASSIGNMENTS.c.qpv_code,
+    _ASSIGNMENTS.c.envelope_id,
+    _ASSIGNMENTS.c.kind,
+    _ASSIGNMENTS.c.unit_cost_cents,
+)
+# the usual move: the active assignment holds the status its device leaves, and goes on
+_MOVE_ASSIGNMENT = (
+    sa.update(_ASSIGNMENTS)
+    .where(_ACTIVE, _ASSIGNMENTS.c.device_status == sa.bindparam("source"))
+    .values(device_status=sa.bindparam("target"))
+    .returning(*_COUNTED)
+)
+_ACTIVE_ASSIGNMENTS = sa.select(*_COUNTED, _ASSIGNMENTS.c.device_status).where(_ACTIVE)
+
+
 def transition(
     session: Session,
     device: Device,
@@ -202,76 +233,98 @@ def transition(
     by: User | None,
     reason: str = "",
     now: datetime | None = None,
-) -> DeviceEvent:
-    """Apply ``action`` to ``device``: check role, scope and state, change it and journal it (no commit)."""
+) -> int:
+    """Apply ``action`` to ``device``: check role, scope and state, change it and journal it (no commit).
+    Returns the id of the journal event."""
     reason = (reason or "").strip()
     rule = check(action, device, by, reason=reason)
     now = now or utcnow()
     source = device.status
+    session.flush()  # what the caller changed through the ORM goes first, as it always did
+    connection = session.connection()
     # Guarded update: of two requests racing from the same state, only one changes the row.
-    result = session.execute(
-        sa.update(Device)
-        .where(Device.id == device.id, Device.status == source)
-        .values(status=rule.target, updated_at=now)
-        .execution_options(synchronize_session=False)
+    moved = connection.execute(
+        _MOVE_DEVICE, {"device_id": device.id, "source": source, "target": rule.target, "now": now}
     )
-    if rows_changed(result) != 1:
+    if rows_changed(moved) != 1:
         raise Conflict(
             f"L'équipement {device.serial} vient d'être modifié par quelqu'un d'autre ; rechargez la page."
         )
-    set_assignment_status(session, device, rule.target, ends=action in ENDS_ASSIGNMENT, by=by, now=now)
+    set_assignment_status(
+        session, device, rule.target, ends=action in ENDS_ASSIGNMENT, by=by, now=now, source=source
+    )
     set_committed_value(device, "status", rule.target)
     set_committed_value(device, "updated_at", now)
-    event = DeviceEvent(
-        device=device,
-        at=now,
-        actor=by,
-        actor_label=actor_label(by),
-        action=action,
-        from_status=source,
-        to_status=rule.target,
-        reason=reason[:500],
+    journal = connection.execute(
+        _JOURNAL,
+        {
+            "device_id": device.id,
+            "at": now,
+            "actor_id": by.id if by is not None else None,
+            "actor_label": actor_label(by),
+            "action": action,
+            "from_status": source,
+            "to_status": rule.target,
+            "reason": reason[:500],
+        },
     )
-    session.add(event)
-    session.flush()
-    return event
+    if "events" in device.__dict__:  # a journal loaded before: read again when next asked for
+        session.expire(device, ["events"])
+    return int(journal.inserted_primary_key[0])
 
 
 def set_assignment_status(
-    session: Session, device: Device, target: DeviceStatus, *, ends: bool, by: User | None, now: datetime
+    session: Session,
+    device: Device,
+    target: DeviceStatus,
+    *,
+    ends: bool,
+    by: User | None,
+    now: datetime,
+    source: DeviceStatus | None = None,
 ) -> None:
     """The device's active assignment takes its new status (and ends when ``ends``), and the board's counters
-    move with it, in one place: the only writer of ``Assignment.device_status`` after its creation."""
+    move with it, in one place: the only writer of ``Assignment.device_status`` after its creation.
+    ``source``: the status the device leaves, which its assignment normally holds."""
     # the assignment carries its device's status (the status board reads assignments and their tallies); the
     # counters move from the status the assignment holds, which they count, whatever the device row says
-    active = session.execute(
-        sa.select(
-            Assignment.qpv_code,
-            Assignment.envelope_id,
-            Assignment.kind,
-            Assignment.device_status,
-            Assignment.unit_cost_cents,
-        ).where(Assignment.device_id == device.id, Assignment.cancelled_at.is_(None))
-    ).all()
-    if active:
-        values: dict = {"device_status": target}
-        if target is DeviceStatus.HANDED_OVER:
-            values["handed_over_at"] = now
-        if ends:
-            values.update(cancelled_at=now, cancelled_by_id=by.id if by else None)
-        session.execute(
-            sa.update(Assignment)
-            .where(Assignment.device_id == device.id, Assignment.cancelled_at.is_(None))
-            .values(**values)
-            .execution_options(synchronize_session="fetch")
-        )
-        for qpv, envelope, kind, status, cents in active:
-            tallies.move_assignment(
-                session,
-                (qpv, envelope, kind, status, True),
-                (qpv, envelope, kind, target, not ends),
-                cents,
+    connection = session.connection()
+    values: dict = {"device_status": target}
+    if target is DeviceStatus.HANDED_OVER:
+        values["handed_over_at"] = now
+    if ends:
+        values.update(cancelled_at=now, cancelled_by_id=by.id if by else None)
+    moved: list = []
+    if source is not None and len(values) == 1:
+        # one statement in the usual case: the assignment held ``source``, so that is what the counters leave
+        moved = [
+            (*row, source)
+            for row in connection.execute(
+                _MOVE_ASSIGNMENT, {"of_device": device.id, "source": source, "target": target}
             )
+        ]
+    if not moved:
+        active = connection.execute(_ACTIVE_ASSIGNMENTS, {"of_device": device.id}).all()
+        if not active:
+            return
+        connection.execute(
+            sa.update(_ASSIGNMENTS)
+            .where(_ASSIGNMENTS.c.id.in_([row.id for row in active]), _ASSIGNMENTS.c.cancelled_at.is_(None))
+            .values(**values)
+        )
+        moved = [tuple(row) for row in active]
+    for assignment_id, qpv, envelope, kind, cents, status in moved:
+        tallies.move_assignment(
+            session,
+            (qpv, envelope, kind, status, True),
+            (qpv, envelope, kind, target, not ends),
+            cents,
+        )
+        # an assignment this session holds sees its new values, as the ORM's own update would have shown it
+        held = session.identity_map.get(identity_key(Assignment, assignment_id))
+        if held is not None:
+            for name, value in values.items():
+                set_committed_value(held, name, value)
 
 
 # ---------------------------------------------------------------- receiving stock

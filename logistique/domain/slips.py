@@ -57,17 +57,43 @@ def slip_filter(user: User | None):
     )
 
 
+# Built once: the lookups and writes of a scan are on the warehouse's hot path (one request per device), and
+# a statement built per call costs more than its execution (SQLAlchemy compiles it once per engine, keeps it).
+_SLIP_BY_NUMBER = sa.select(Slip).where(Slip.number == sa.bindparam("number"))
+_SLIP_BY_ID = sa.select(Slip).where(Slip.id == sa.bindparam("slip_id"))
+
+
+def _sees(user: User | None, slip: Slip) -> bool:
+    """``slip_filter`` for a loaded slip, for the roles whose scope needs no query."""
+    if user is None or user.role is Role.ADMIN:
+        return True
+    if user.role is Role.WAREHOUSE:
+        return user.organisation_id is not None and slip.warehouse_id == user.organisation_id
+    return user.organisation_id is not None and slip.destination_id == user.organisation_id
+
+
 def get_slip(
     session: Session, user: User | None, *, number: str | None = None, slip_id: int | None = None
 ) -> Slip:
     """A slip the user may see, or NotFound."""
-    query = sa.select(Slip).where(slip_filter(user))
-    query = (
-        query.where(Slip.id == slip_id)
-        if slip_id is not None
-        else query.where(Slip.number == (number or "").strip().upper())
-    )
-    slip = session.scalar(query)
+    if user is not None and user.role is Role.PREFECTURE:  # a territory: its scope is a query
+        query = sa.select(Slip).where(slip_filter(user))
+        query = (
+            query.where(Slip.id == slip_id)
+            if slip_id is not None
+            else query.where(Slip.number == (number or "").strip().upper())
+        )
+        slip = session.scalar(query)
+    else:
+        slip = session.execute(
+            *(
+                (_SLIP_BY_ID, {"slip_id": slip_id})
+                if slip_id is not None
+                else (_SLIP_BY_NUMBER, {"number": (number or "").strip().upper()})
+            )
+        ).scalar_one_or_none()
+        if slip is not None and not _sees(user, slip):
+            slip = None
     if slip is None:
         raise NotFound("Bordereau introuvable, ou hors de votre périmètre.")
     return slip
@@ -114,6 +140,22 @@ def _event(
     )
 
 
+_SLIPS = Slip.__table__
+_MOVES: dict[str | None, sa.Update] = {}
+
+
+def _move_statement(stamp: str | None) -> sa.Update:
+    """The guarded update of a slip's status (and of its ``stamp`` column), built once per stamp."""
+    statement = _MOVES.get(stamp)
+    if statement is None:
+        statement = _MOVES[stamp] = (
+            sa.update(_SLIPS)
+            .where(_SLIPS.c.id == sa.bindparam("slip_id"), _SLIPS.c.status == sa.bindparam("source"))
+            .values(status=sa.bindparam("target"), **({stamp: sa.bindparam("now")} if stamp else {}))
+        )
+    return statement
+
+
 def _move(
     session: Session,
     slip: Slip,
@@ -133,12 +175,9 @@ def _move(
             f"« {target.label} »."
         )
     now = now or utcnow()
-    values = {"status": target, **({stamp: now} if stamp else {})}
-    result = session.execute(
-        sa.update(Slip)
-        .where(Slip.id == slip.id, Slip.status == source)
-        .values(**values)
-        .execution_options(synchronize_session=False)
+    session.flush()  # what the caller changed through the ORM goes first
+    result = session.connection().execute(
+        _move_statement(stamp), {"slip_id": slip.id, "source": source, "target": target, "now": now}
     )
     if rows_changed(result) != 1:
         raise Conflict(
@@ -349,27 +388,38 @@ def parse_scan(code: str) -> str:
     return scope.scanned_text(code)
 
 
+_LINES = SlipLine.__table__
+_PROGRESS = sa.select(sa.func.count(_LINES.c.picked_at), sa.func.count(_LINES.c.id)).where(
+    _LINES.c.slip_id == sa.bindparam("slip_id"), _LINES.c.removed_at.is_(None)
+)
+_LINE_FOR = (
+    sa.select(SlipLine)
+    .join(Device, SlipLine.device_id == Device.id)
+    .options(contains_eager(SlipLine.device))
+    .where(
+        SlipLine.slip_id == sa.bindparam("slip_id"),
+        SlipLine.removed_at.is_(None),
+        sa.or_(Device.serial == sa.bindparam("code"), Device.asset_tag == sa.bindparam("code")),
+    )
+)
+# guarded on the line: of two volunteers scanning the same device, one only picks it
+_PICK_LINE = (
+    sa.update(_LINES)
+    .where(
+        _LINES.c.id == sa.bindparam("line_id"), _LINES.c.picked_at.is_(None), _LINES.c.removed_at.is_(None)
+    )
+    .values(picked_at=sa.bindparam("now"), picked_by_id=sa.bindparam("by_id"))
+)
+
+
 def _progress(session: Session, slip: Slip) -> tuple[int, int]:
-    picked, total = session.execute(
-        sa.select(sa.func.count(SlipLine.picked_at), sa.func.count(SlipLine.id)).where(
-            SlipLine.slip_id == slip.id, SlipLine.removed_at.is_(None)
-        )
-    ).one()
+    picked, total = session.connection().execute(_PROGRESS, {"slip_id": slip.id}).one()
     return picked, total
 
 
 def _line_for(session: Session, slip: Slip, text: str) -> SlipLine | None:
     """The active line of ``slip`` whose device has this serial or asset tag."""
-    return session.scalar(
-        sa.select(SlipLine)
-        .join(Device, SlipLine.device_id == Device.id)
-        .options(contains_eager(SlipLine.device))
-        .where(
-            SlipLine.slip_id == slip.id,
-            SlipLine.removed_at.is_(None),
-            sa.or_(Device.serial == text, Device.asset_tag == text),
-        )
-    )
+    return session.execute(_LINE_FOR, {"slip_id": slip.id, "code": text}).scalar_one_or_none()
 
 
 def _other_slip(session: Session, slip: Slip, text: str) -> str | None:
@@ -428,13 +478,9 @@ def scan_for_pick(
             serial,
         )
     now = now or utcnow()
-    # guarded on the line: of two volunteers scanning the same device, one only picks it
     won = rows_changed(
-        session.execute(
-            sa.update(SlipLine)
-            .where(SlipLine.id == line.id, SlipLine.picked_at.is_(None))
-            .values(picked_at=now, picked_by_id=by.id if by else None)
-            .execution_options(synchronize_session=False)
+        session.connection().execute(
+            _PICK_LINE, {"line_id": line.id, "now": now, "by_id": by.id if by else None}
         )
     )
     if won != 1:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import statistics
 import subprocess
@@ -101,6 +102,60 @@ def fill_bare(url: str, rows: int) -> None:
     engine.dispose()
 
 
+def seeded(
+    engine_name: str, devices: int, bare_rows: int, workdir: Path
+) -> tuple[str, load_scenario.Scenario]:
+    """A fresh database with the operation and the bare table; its URL and scenario."""
+    url = fresh_database(engine_name, workdir)
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench-api"})
+    started = time.perf_counter()
+    with app.app_context(), db.new_session(write=True) as session:
+        scenario = load_scenario.seed(
+            session, picks=devices, scans=devices, free=0, progress=lambda m: click.echo(f"   {m}", err=True)
+        )
+        db.get_engine().dispose()  # no connection left open: the database may serve as a template (--cache)
+    click.echo(f"   données : {time.perf_counter() - started:.0f} s", err=True)
+    fill_bare(url, bare_rows)
+    return url, scenario
+
+
+def seeded_copy(
+    engine_name: str, devices: int, bare_rows: int, workdir: Path
+) -> tuple[str, load_scenario.Scenario]:
+    """``seeded``, made once and kept (bench-results/, and a PostgreSQL template database), then copied: for
+    measuring again and again while working on the code (--cache)."""
+    meta = RESULTS / f"api-seed-{engine_name}-{devices}.pickle"
+    template = f"{PG_DATABASE}_seed_{devices}"
+    master = RESULTS / f"api-seed-{devices}.sqlite3"
+    if not meta.exists():
+        url, scenario = seeded(engine_name, devices, bare_rows, workdir)
+        if engine_name == "sqlite":
+            engine = make_engine(url)
+            with engine.connect() as conn:
+                conn.exec_driver_sql(f"VACUUM INTO '{master}'")
+            engine.dispose()
+        else:
+            admin = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{template}"')
+                conn.exec_driver_sql(f'CREATE DATABASE "{template}" TEMPLATE "{PG_DATABASE}" ')
+            admin.dispose()
+        meta.write_bytes(pickle.dumps(scenario))
+    scenario = pickle.loads(meta.read_bytes())  # noqa: S301 — our own file
+    if engine_name == "sqlite":
+        copy = workdir / "bench-api.sqlite3"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{copy}{suffix}").unlink(missing_ok=True)
+        shutil.copy(master, copy)
+        return f"sqlite:///{copy}", scenario
+    admin = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
+        conn.exec_driver_sql(f'CREATE DATABASE "{PG_DATABASE}" TEMPLATE "{template}"')
+    admin.dispose()
+    return f"{PG_SERVER}/{PG_DATABASE}", scenario
+
+
 def wrk_run(wrk: str, base: str, mode: str, items: Path, *, seconds: int, connections: int, auth="", csrf=""):
     threads = 2
     command = [wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(LUA)]
@@ -121,16 +176,8 @@ def bench_engine(engine_name: str, opts: dict, wrk: str, workdir: Path) -> dict:
     runs, seconds, connections, devices = opts["runs"], opts["seconds"], opts["connections"], opts["devices"]
     scenarios = [(m, label) for m, label in SCENARIOS if m in opts["scenarios"]]
     click.echo(f"\n## {engine_name}", err=True)
-    url = fresh_database(engine_name, workdir)
-    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench-api"})
-    started = time.perf_counter()
-    with app.app_context(), db.new_session(write=True) as session:
-        scenario = load_scenario.seed(
-            session, picks=devices, scans=devices, free=0, progress=lambda m: click.echo(f"   {m}", err=True)
-        )
-    click.echo(f"   données : {time.perf_counter() - started:.0f} s", err=True)
     bare_rows = 200_000
-    fill_bare(url, bare_rows)
+    url, scenario = (seeded_copy if opts["cache"] else seeded)(engine_name, devices, bare_rows, workdir)
     env = {
         "LOGISTIQUE_DATABASE_URL": url,
         "LOGISTIQUE_SECRET_KEY": "bench-api",
@@ -255,7 +302,10 @@ def report(all_results: dict[str, dict], opts: dict) -> str:
 @click.option(
     "--scenarios", default="pick,scan,get", show_default=True, help="Scénarios mesurés (pick, scan, get)."
 )
-def main(engines: str, devices: int, seconds: int, runs: int, connections: int, scenarios: str) -> None:
+@click.option("--cache", is_flag=True, help="Garder la base semée et la recopier aux exécutions suivantes.")
+def main(
+    engines: str, devices: int, seconds: int, runs: int, connections: int, scenarios: str, cache: bool
+) -> None:
     """The API's write paths against bare endpoints (req/s ratio and p99), SQLite and PostgreSQL."""
     wrk = ensure_wrk()
     RESULTS.mkdir(exist_ok=True)
@@ -265,6 +315,7 @@ def main(engines: str, devices: int, seconds: int, runs: int, connections: int, 
         "runs": runs,
         "connections": connections,
         "scenarios": scenarios.split(","),
+        "cache": cache,
     }
     all_results = {}
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:

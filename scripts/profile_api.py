@@ -95,8 +95,18 @@ def main(
         bare_app = bench_bare.create_app()
     app = create_app({"DATABASE_URL": url, "SECRET_KEY": "profile-api", "BASE_URL": "http://b"})
     statements: Counter[str] = Counter()
-    for engine in [db_engine(app)] + ([] if not bare else []):
-        sa.event.listen(engine, "before_cursor_execute", lambda _c, _cu, stmt, *_a: statements.update([stmt]))
+    spent: Counter[str] = Counter()
+    clock: dict[str, float] = {}
+
+    def before(_conn, _cursor, stmt, *_args):
+        statements[stmt] += 1
+        clock["start"] = time.perf_counter()
+
+    def after(_conn, _cursor, stmt, *_args):
+        spent[stmt] += time.perf_counter() - clock["start"]
+
+    sa.event.listen(db_engine(app), "before_cursor_execute", before)
+    sa.event.listen(db_engine(app), "after_cursor_execute", after)
     client = app.test_client()
     token = sc.tokens["warehouse"]
     if scenario == "scan":
@@ -148,6 +158,7 @@ def main(
         for stmt, n in statements.items():
             click.echo(f"-- ×{n}\n{stmt}\n")
     statements.clear()
+    spent.clear()
     profiler = cProfile.Profile()
     started, cpu = time.perf_counter(), time.process_time()
     if not no_profile:
@@ -167,6 +178,9 @@ def main(
         f"SQL/requête ({len(statements)} distinctes), {calls / done:.0f} appels de fonctions/requête ; "
         f"statuts {dict(outcomes)}"
     )
+    if sql:
+        for stmt, seconds in spent.most_common():
+            click.echo(f"{seconds / done * 1e6:6.0f} µs/requête  {' '.join(stmt.split())[:150]}")
     if stats is not None:
         stats.sort_stats("tottime").print_stats(top)
         stats.sort_stats("cumulative").print_stats(top)

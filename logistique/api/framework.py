@@ -15,7 +15,7 @@ from flask import Blueprint, Response, current_app, g, request
 from pydantic import BaseModel, ValidationError
 
 from ..access import Access, public
-from ..db import db
+from ..db import db, utcnow
 from ..domain import accounts, retention
 from ..domain.errors import DomainError
 from ..models import IdempotencyRecord, Role, User
@@ -80,12 +80,37 @@ def french_validation_message(exc: ValidationError) -> str:
     return "Requête invalide — " + " ; ".join(parts) + "."
 
 
-def _bearer_user() -> User | None:
+# the holder of a bearer token and, for a POST, the stored answer of its Idempotency-Key: one statement
+_HOLDER_AND_KEY = accounts.TOKEN_HOLDER.add_columns(IdempotencyRecord).outerjoin(
+    IdempotencyRecord,
+    sa.and_(IdempotencyRecord.user_id == User.id, IdempotencyRecord.key == sa.bindparam("idempotency_key")),
+)
+
+
+def _bearer_user(key: str | None = None) -> tuple[User | None, IdempotencyRecord | None]:
+    """The account behind the request's bearer token, and the record stored for ``key`` by that account (an
+    expired one included: ``_idempotent`` tells them apart)."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return accounts.user_for_token(db.session, token.strip(), demo_mode=current_app.config["DEMO_MODE"])
+    if scheme.lower() != "bearer":
+        return None, None
+    now = utcnow()
+    lookup = accounts.token_lookup(token.strip(), now)
+    if lookup is None:
+        return None, None
+    session = db.session
+    if key is None:
+        row = session.execute(accounts.TOKEN_HOLDER, lookup).first()
+        record = None
+    else:
+        row = session.execute(_HOLDER_AND_KEY, {**lookup, "idempotency_key": key}).first()
+        record = row[3] if row is not None else None
+    if row is None:
+        return None, None
+    user = accounts.token_holder(
+        session, row[0], row[1], row[2], demo_mode=current_app.config["DEMO_MODE"], now=now
+    )
+    return user, record
 
 
 def _json(payload: Any, status: int) -> Response:
@@ -135,7 +160,8 @@ def operation(
             return response
 
         def answer(**path_values: Any) -> Response:
-            user = _bearer_user()
+            key = _idempotency_key() if method == "POST" else None
+            user, record = _bearer_user(key or None)
             if user is None:
                 return api_error(401)
             if allowed is not None and user.role not in allowed:
@@ -147,7 +173,12 @@ def operation(
                     kwargs["query"] = query.model_validate(request.args.to_dict())
                 if method == "POST":
                     return _idempotent(
-                        user, lambda: _run(handler, user, kwargs), personal=personal, replay=replay, dump=_out
+                        user,
+                        lambda: _run(handler, user, kwargs),
+                        personal=personal,
+                        replay=replay,
+                        dump=_out,
+                        stored=record,
                     )
                 response = _run(handler, user, kwargs)
                 if method != "GET":
@@ -218,6 +249,14 @@ def _request_hash() -> str:
     return hashlib.sha256(request.method.encode() + request.path.encode() + b"\0" + body).hexdigest()
 
 
+_LOOK_UP = object()  # ``_idempotent``'s default: the stored record is not known yet
+_STORE = sa.insert(IdempotencyRecord.__table__)
+
+
+def _idempotency_key() -> str:
+    return request.headers.get("Idempotency-Key", "").strip()
+
+
 def _idempotent(
     user: User,
     run: Callable[[], Response],
@@ -225,10 +264,12 @@ def _idempotent(
     personal: tuple[str, ...] = (),
     replay: Callable[[User, str], Any] | None = None,
     dump: Callable[[Any], Response] | None = None,
+    stored: Any = _LOOK_UP,
 ) -> Response:
     """Commit the change with the stored answer; a retry with the same key (within a day) gets that answer
-    again. What is stored keeps no personal data: a reference to read again, or the answer redacted."""
-    key = request.headers.get("Idempotency-Key", "").strip()
+    again. What is stored keeps no personal data: a reference to read again, or the answer redacted.
+    ``stored``: the record of this key, when the caller already read it (None: there is none)."""
+    key = _idempotency_key()
     if not key:
         response = run()
         _finish(response)
@@ -238,8 +279,10 @@ def _idempotent(
     digest = _request_hash()
     # Looked up first: a retry must not run its action again (a web scan view commits its own change before
     # its key is stored). Two requests racing with one key still meet on the unique key at commit below.
-    stored = _stored(user, key)
-    if stored is not None:
+    if stored is _LOOK_UP:
+        stored = _stored(user, key)
+    expired = stored is not None and stored.created_at < retention.idempotency_cutoff()
+    if stored is not None and not expired:
         return _replay(user, stored, digest, replay, dump)
     response = run()
     if response.status_code >= 500:
@@ -248,30 +291,26 @@ def _idempotent(
     if response.status_code >= 400:
         db.session.rollback()  # the refused change is undone; the refusal itself is remembered
     reference, body = _storable(response, personal, replay)
-    # the expired record of a reused key, and a bounded batch of the others, go on the way
-    db.session.execute(
-        sa.delete(IdempotencyRecord)
-        .where(
-            IdempotencyRecord.user_id == user.id,
-            IdempotencyRecord.key == key,
-            IdempotencyRecord.created_at < retention.idempotency_cutoff(),
-        )
-        .execution_options(synchronize_session=False)
-    )
-    retention.delete_expired_idempotency(db.session, limit=retention.CLEANUP_BATCH)
-    db.session.add(
-        IdempotencyRecord(
-            user_id=user.id,
-            key=key,
-            method=request.method,
-            path=request.path,
-            request_hash=digest,
-            status_code=response.status_code,
-            response_body=body,
-            resource_reference=reference,
-        )
-    )
     try:
+        connection = db.session.connection()
+        # the expired record of a reused key, and a bounded batch of the others, go on the way
+        retention.delete_expired_on_the_way(
+            connection, user_id=user.id, key=key if expired else None, now=utcnow()
+        )
+        connection.execute(
+            _STORE,
+            {
+                "user_id": user.id,
+                "key": key,
+                "method": request.method,
+                "path": request.path,
+                "request_hash": digest,
+                "status_code": response.status_code,
+                "response_body": body,
+                "resource_reference": reference,
+                "created_at": utcnow(),
+            },
+        )
         db.session.commit()
     except sa.exc.IntegrityError:
         # a request with the same key committed first: answer what it answered
@@ -317,14 +356,14 @@ def _finish(response: Response) -> None:
         db.session.rollback()
 
 
+_RECORD = sa.select(IdempotencyRecord).where(
+    IdempotencyRecord.user_id == sa.bindparam("for_user"), IdempotencyRecord.key == sa.bindparam("for_key")
+)
+
+
 def _stored(user: User, key: str) -> IdempotencyRecord | None:
-    return db.session.scalar(
-        sa.select(IdempotencyRecord).where(
-            IdempotencyRecord.user_id == user.id,
-            IdempotencyRecord.key == key,
-            IdempotencyRecord.created_at >= retention.idempotency_cutoff(),
-        )
-    )
+    """The record ``user`` stored for ``key``, expired or not."""
+    return db.session.execute(_RECORD, {"for_user": user.id, "for_key": key}).scalar_one_or_none()
 
 
 def _replay(

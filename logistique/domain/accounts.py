@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..db import utcnow
@@ -275,26 +275,52 @@ def create_token(session: Session, user: User, label: str = "", *, expires_at: d
     return token
 
 
+# Built once: every API request authenticates by its token (the holder, its token's id and last use)
+TOKEN_HOLDER = (
+    sa.select(User, ApiToken.id, ApiToken.last_used_at)
+    .join(ApiToken, ApiToken.user_id == User.id)
+    .where(
+        ApiToken.token_hash == sa.bindparam("token_hash"),
+        ApiToken.revoked_at.is_(None),
+        sa.or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > sa.bindparam("now")),
+    )
+)
+
+
+def token_lookup(token: str, now: datetime) -> dict | None:
+    """The parameters of ``TOKEN_HOLDER`` for ``token``, or None when it cannot be one of ours."""
+    if not token or not token.startswith(TOKEN_PREFIX):
+        return None
+    return {"token_hash": hash_token(token), "now": now}
+
+
+def token_holder(
+    session: Session,
+    user: User,
+    token_id: int,
+    last_used_at: datetime | None,
+    *,
+    demo_mode: bool,
+    now: datetime,
+) -> User | None:
+    """The holder found by ``TOKEN_HOLDER`` if the account may act (its use noted in ``session``), or None."""
+    if not user.is_active or (user.is_demo and not demo_mode):
+        return None
+    if last_used_at is None or last_used_at <= now - TOKEN_USE_PRECISION:
+        session.info.setdefault(PENDING_TOKEN_USES, {})[token_id] = now
+    return user
+
+
 def user_for_token(
     session: Session, token: str, *, demo_mode: bool, now: datetime | None = None
 ) -> User | None:
     """The active account behind a bearer token, or None."""
-    if not token or not token.startswith(TOKEN_PREFIX):
-        return None
     now = now or utcnow()
-    row = session.scalar(
-        sa.select(ApiToken)
-        .options(joinedload(ApiToken.user))
-        .where(
-            ApiToken.token_hash == hash_token(token),
-            ApiToken.revoked_at.is_(None),
-            sa.or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now),
-        )
-    )
-    if row is None or not row.user.is_active or (row.user.is_demo and not demo_mode):
+    lookup = token_lookup(token, now)
+    row = session.execute(TOKEN_HOLDER, lookup).first() if lookup is not None else None
+    if row is None:
         return None
-    _note_token_use(session, row, now)
-    return row.user
+    return token_holder(session, *row, demo_mode=demo_mode, now=now)
 
 
 # A read takes no write lock: the last use of a token is not written by the request that uses it. It is noted
@@ -302,11 +328,6 @@ def user_for_token(
 # transaction of its own (record_token_uses).
 TOKEN_USE_PRECISION = timedelta(minutes=5)
 PENDING_TOKEN_USES = "logistique.pending_token_uses"  # noqa: S105 (a key of Session.info)
-
-
-def _note_token_use(session: Session, row: ApiToken, now: datetime) -> None:
-    if row.last_used_at is None or row.last_used_at <= now - TOKEN_USE_PRECISION:
-        session.info.setdefault(PENDING_TOKEN_USES, {})[row.id] = now
 
 
 def pending_token_uses(session: Session) -> dict[int, datetime]:

@@ -44,6 +44,38 @@ def delete_expired_idempotency(
     return len(ids)
 
 
+_RECORDS = IdempotencyRecord.__table__
+# what a write deletes on its way, in one statement built once: the oldest expired records, a bounded batch
+_EXPIRED_BATCH = sa.delete(_RECORDS).where(
+    _RECORDS.c.id.in_(
+        sa.select(_RECORDS.c.id)
+        .where(_RECORDS.c.created_at < sa.bindparam("cutoff"))
+        .order_by(_RECORDS.c.created_at)
+        .limit(CLEANUP_BATCH)
+    )
+)
+_EXPIRED_KEY = sa.delete(_RECORDS).where(
+    _RECORDS.c.user_id == sa.bindparam("for_user"),
+    _RECORDS.c.key == sa.bindparam("for_key"),
+    _RECORDS.c.created_at < sa.bindparam("cutoff"),
+)
+
+
+def delete_expired_on_the_way(
+    connection: sa.Connection,
+    *,
+    user_id: int | None = None,
+    key: str | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Delete a batch of expired stored answers, and first the expired record of ``user_id``'s ``key`` (which
+    a new answer is about to replace) when given (no commit)."""
+    cutoff = idempotency_cutoff(now)
+    if key is not None:
+        connection.execute(_EXPIRED_KEY, {"for_user": user_id, "for_key": key, "cutoff": cutoff})
+    connection.execute(_EXPIRED_BATCH, {"cutoff": cutoff})
+
+
 def delete_stale_throttles(session: Session, *, now: datetime | None = None) -> int:
     """Forget login failures older than a day whose lock is over (no commit)."""
     now = now or utcnow()

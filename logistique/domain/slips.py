@@ -76,22 +76,17 @@ def get_slip(
     session: Session, user: User | None, *, number: str | None = None, slip_id: int | None = None
 ) -> Slip:
     """A slip the user may see, or NotFound."""
+    wanted = (number or "").strip().upper()
     if user is not None and user.role is Role.PREFECTURE:  # a territory: its scope is a query
-        query = sa.select(Slip).where(slip_filter(user))
-        query = (
-            query.where(Slip.id == slip_id)
-            if slip_id is not None
-            else query.where(Slip.number == (number or "").strip().upper())
-        )
-        slip = session.scalar(query)
+        key = Slip.id == slip_id if slip_id is not None else Slip.number == wanted
+        slip = session.scalar(sa.select(Slip).where(slip_filter(user), key))
     else:
-        slip = session.execute(
-            *(
-                (_SLIP_BY_ID, {"slip_id": slip_id})
-                if slip_id is not None
-                else (_SLIP_BY_NUMBER, {"number": (number or "").strip().upper()})
-            )
-        ).scalar_one_or_none()
+        statement, params = (
+            (_SLIP_BY_ID, {"slip_id": slip_id})
+            if slip_id is not None
+            else (_SLIP_BY_NUMBER, {"number": wanted})
+        )
+        slip = session.execute(statement, params).scalar_one_or_none()
         if slip is not None and not _sees(user, slip):
             slip = None
     if slip is None:

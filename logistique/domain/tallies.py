@@ -23,7 +23,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, sessionmaker
 from sqlalchemy.sql import visitors
 
@@ -104,21 +103,23 @@ def pupil_registered(session: Session, organisation_id: int, qpv_code: str, kind
 # ---------------------------------------------------------------- writing
 
 
-_UPSERTS: dict[tuple[str, str], sa.Insert] = {}
+_UPSERTS: dict[str, sa.TextClause] = {}
 
 
 def _upsert(session: Session, model, keys: list[str], values: list[dict], counters: list[str]) -> None:
-    # A Core statement built once, run on the transaction's connection: the ORM's bulk path cost a pick
-    # more than all its other writes together.
-    dialect = session.get_bind().dialect.name
+    # One statement built once and run on the transaction's connection: the ORM's bulk path cost a pick more
+    # than all its other writes together. Written as text because SQLAlchemy cannot cache the compiled form
+    # of an INSERT … ON CONFLICT (it compiled it again at every commit); SQLite and PostgreSQL share its SQL.
     table = model.__table__
-    stmt = _UPSERTS.get((dialect, table.name))
+    stmt = _UPSERTS.get(table.name)
     if stmt is None:
-        insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-        stmt = _UPSERTS[(dialect, table.name)] = insert.on_conflict_do_update(
-            index_elements=[table.c[k] for k in keys],
-            set_={c: table.c[c] + insert.excluded[c] for c in counters},
-        )
+        columns = [*keys, *counters]
+        stmt = _UPSERTS[table.name] = sa.text(
+            f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608 — the model's own names
+            f"VALUES ({', '.join(':' + c for c in columns)}) "
+            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
+            + ", ".join(f"{c} = {table.name}.{c} + excluded.{c}" for c in counters)
+        ).bindparams(*(sa.bindparam(c, type_=table.c[c].type) for c in columns))
     session.flush()  # the ORM's pending writes first, in the order they always had
     session.connection().execute(stmt, values)
 

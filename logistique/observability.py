@@ -8,13 +8,15 @@ from __future__ import annotations
 import logging
 import re
 import sys
-import time
 import traceback
-import uuid
+from time import perf_counter
 from typing import IO, Any
+from uuid import uuid4
 
 from flask import Flask, Response, g, has_request_context, request
 from flask.logging import default_handler
+
+from .security import REQUEST_ID_KEY
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # what a proxy or a client may hand us as request id (nginx's $request_id, a UUID…); anything else is replaced
@@ -105,7 +107,11 @@ def make_handler(log_format: str, stream: IO[str]) -> logging.Handler:
     return handler
 
 
+_JSON_LINES = False  # whether the app's handler writes JSON lines, which carry a request's fields
+
+
 def _configure_logging(log_format: str, stream: IO[str]) -> None:
+    global _JSON_LINES
     if log_format not in ("text", "json"):
         from .config import ConfigError
 
@@ -114,6 +120,7 @@ def _configure_logging(log_format: str, stream: IO[str]) -> None:
     for old in [h for h in logger.handlers if getattr(h, "logistique", False) or h is default_handler]:
         logger.removeHandler(old)
     logger.addHandler(make_handler(log_format, stream))
+    _JSON_LINES = log_format == "json"
     logger.setLevel(logging.INFO)
     logger.propagate = False
 
@@ -124,9 +131,9 @@ def log_handler() -> logging.Handler:
 
 
 def _start() -> None:
-    given = request.headers.get(REQUEST_ID_HEADER, "")
-    g.request_id = given if _VALID_REQUEST_ID.match(given) else uuid.uuid4().hex
-    g.request_started = time.perf_counter()
+    given = request.environ.get("HTTP_X_REQUEST_ID", "")
+    g.request_id = request.environ[REQUEST_ID_KEY] = given if _VALID_REQUEST_ID.match(given) else uuid4().hex
+    g.request_started = perf_counter()
 
 
 def _user_fields() -> dict[str, Any]:
@@ -138,26 +145,24 @@ def _user_fields() -> dict[str, Any]:
 
 
 def _finish(response: Response) -> Response:
-    response.headers[REQUEST_ID_HEADER] = g.request_id
-    duration_ms = round((time.perf_counter() - g.request_started) * 1000, 1)
+    # X-Request-ID goes out with the security headers (security.SecurityHeaders)
+    duration_ms = round((perf_counter() - g.request_started) * 1000, 1)
     # the URL rule, not the path: ids and tokens stay out of the logs
-    route = request.url_rule.rule if request.url_rule is not None else None
-    log.info(
-        "%s %s %s %.1f ms",
-        request.method,
-        route or "(aucune route)",
-        response.status_code,
-        duration_ms,
-        extra={
-            "event": "request",
-            "method": request.method,
-            "route": route,
-            "endpoint": request.endpoint,
-            "status": response.status_code,
-            "duration_ms": duration_ms,
+    rule = request.url_rule
+    route = rule.rule if rule is not None else None
+    status = response.status_code
+    extra = {"request_id": g.request_id}
+    if _JSON_LINES:  # the fields of a JSON line (a text line prints the message only)
+        extra.update(
+            event="request",
+            method=request.method,
+            route=route,
+            endpoint=request.endpoint,
+            status=status,
+            duration_ms=duration_ms,
             **_user_fields(),
-        },
-    )
+        )
+    log.info("%s %s %s %.1f ms", request.method, route or "(aucune route)", status, duration_ms, extra=extra)
     return response
 
 

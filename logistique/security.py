@@ -3,9 +3,13 @@ session's lifetime and version, and the security headers."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from datetime import timedelta
+from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from itsdangerous import URLSafeTimedSerializer
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .bounds import BoundedIntConverter
@@ -35,28 +39,77 @@ HSTS = "max-age=31536000; includeSubDomains"
 def init_app(app: Flask) -> None:
     """Trust ``TRUSTED_PROXIES`` proxies' forwarded headers, set the session lifetime and the headers."""
     app.url_map.converters["int"] = BoundedIntConverter  # before any route is registered
+    app.wsgi_app = SecurityHeaders(app.wsgi_app, app.static_url_path or "/static")  # type: ignore[method-assign]
     proxies = app.config["TRUSTED_PROXIES"]
-    if proxies > 0:
+    if proxies > 0:  # outside: the headers above see the client's scheme (HSTS over HTTPS only)
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
     app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=app.config["SESSION_LIFETIME_HOURS"])
-    app.after_request(_headers)
+    # a session ends SESSION_LIFETIME_HOURS after its login whatever its cookie says (extensions.py): signing
+    # the cookie again at every request would extend nothing
+    app.config["SESSION_REFRESH_EACH_REQUEST"] = False
+    app.session_interface = CookieSessions()
 
 
-def _headers(response: Response) -> Response:
-    headers = response.headers
-    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault("Referrer-Policy", "same-origin")
-    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-    if request.is_secure:
-        headers.setdefault("Strict-Transport-Security", HSTS)
-    if request.endpoint == "scanning.service_worker":
-        # the installable app's worker, which holds no data: revalidated at each visit so that a deploy
-        # reaches the phones (views/scanning.py)
-        headers["Cache-Control"] = "no-cache"
-    elif request.endpoint != "static":
-        # pages and answers may show pupils' names: no browser or proxy keeps a copy
-        headers["Cache-Control"] = "no-store"
-        headers.setdefault("Pragma", "no-cache")
-    return response
+class CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, with the signing serializer made once per key (Flask builds it at every
+    request) and not at all for a request without a session cookie (an API call)."""
+
+    _made: tuple[tuple, URLSafeTimedSerializer | None] = ((), None)
+
+    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
+        keys = (app.secret_key, *(app.config["SECRET_KEY_FALLBACKS"] or ()))
+        made_for, serializer = self._made
+        if made_for != keys:
+            serializer = super().get_signing_serializer(app)
+            self._made = (keys, serializer)
+        return serializer
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
+
+
+_ALWAYS = [
+    ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "same-origin"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+]
+REQUEST_ID_KEY = "logistique.request_id"  # the request id, in the WSGI environ, sent back as X-Request-ID
+SERVICE_WORKER_PATH = "/sw.js"  # views/scanning.py
+
+
+class SecurityHeaders:
+    """Every answer's security headers, its cache policy and its request id, appended to the WSGI header list
+    as precomputed pairs (an after_request hook setting them one by one cost a measurable share of a fast
+    request). A header the view set itself is kept, except the cache policy, which is decided here."""
+
+    def __init__(self, wsgi_app: Callable, static_path: str) -> None:
+        self.wsgi_app = wsgi_app
+        self.static_prefix = static_path.rstrip("/") + "/"
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable:
+            present = {name.lower() for name, _value in headers}
+            headers.extend(pair for pair in _ALWAYS if pair[0].lower() not in present)
+            if environ.get("wsgi.url_scheme") == "https" and "strict-transport-security" not in present:
+                headers.append(("Strict-Transport-Security", HSTS))
+            path = environ.get("PATH_INFO", "")
+            if not path.startswith(self.static_prefix):
+                # the installable app's worker, which holds no data, is revalidated at each visit so that a
+                # deploy reaches the phones (views/scanning.py); pages and answers may show pupils' names: no
+                # browser or proxy keeps a copy
+                policy = "no-cache" if path == SERVICE_WORKER_PATH else "no-store"
+                if "cache-control" in present:
+                    headers[:] = [pair for pair in headers if pair[0].lower() != "cache-control"]
+                headers.append(("Cache-Control", policy))
+                if policy == "no-store" and "pragma" not in present:
+                    headers.append(("Pragma", "no-cache"))
+            request_id = environ.get(REQUEST_ID_KEY)
+            if request_id is not None:
+                headers.append(("X-Request-ID", request_id))
+            return start_response(status, headers, exc_info)
+
+        return self.wsgi_app(environ, start)

@@ -131,8 +131,11 @@ def seeded_copy(
         url, scenario = seeded(engine_name, devices, bare_rows, workdir)
         if engine_name == "sqlite":
             engine = make_engine(url)
-            with engine.connect() as conn:
-                conn.exec_driver_sql(f"VACUUM INTO '{master}'")
+            raw = engine.raw_connection()  # outside any transaction: VACUUM refuses to run in one
+            try:
+                raw.driver_connection.execute(f"VACUUM INTO '{master}'")
+            finally:
+                raw.close()
             engine.dispose()
         else:
             admin = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-import sqlalchemy as sa
 from flask import current_app, session
 from flask_login import LoginManager
 from flask_wtf import CSRFProtect
@@ -21,17 +20,20 @@ login_manager.session_protection = "strong"
 
 @login_manager.user_loader
 def load_user(user_id: str):
-    """The active account with that id, or None (an unknown or disabled id logs the browser out)."""
-    from .models import User
+    """The active account with that id, or None (an unknown or disabled id logs the browser out). A session
+    cookie is refused once the account's sessions were ended (logout, password change, deactivation) or once
+    it is older than the session lifetime, even if it was copied elsewhere."""
+    from .domain import accounts
 
     if not user_id.isdigit():
         return None
-    user = db.session.scalar(sa.select(User).where(User.id == int(user_id)))
-    if user is None or not user.is_active or (user.is_demo and not current_app.config["DEMO_MODE"]):
+    database = db.session
+    row = database.connection().execute(accounts.USER_BY_ID, {"user_id": int(user_id)}).mappings().first()
+    if row is None or not row["is_active"] or (row["is_demo"] and not current_app.config["DEMO_MODE"]):
         return None
-    if not session_is_current(user):
+    if session.get(SESSION_VERSION) != row["session_version"] or not _within_lifetime():
         return None
-    return user
+    return accounts.attach_user(database, row)
 
 
 SESSION_VERSION = "_sv"
@@ -45,11 +47,7 @@ def start_session(user) -> None:
     session[LOGGED_IN_AT] = int(time.time())
 
 
-def session_is_current(user) -> bool:
-    """A session cookie is refused once the account's sessions were ended (logout, password change,
-    deactivation) or once it is older than the session lifetime, even if it was copied elsewhere."""
-    if session.get(SESSION_VERSION) != user.session_version:
-        return False
+def _within_lifetime() -> bool:
     started = session.get(LOGGED_IN_AT)
     lifetime = current_app.permanent_session_lifetime.total_seconds()
     return isinstance(started, int) and 0 <= time.time() - started <= lifetime

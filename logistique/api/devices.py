@@ -78,19 +78,9 @@ def list_devices(user: User, *, query: schemas.DeviceQuery) -> dict:
     path_params={"serial": "Numéro de série"},
 )
 def get_device(user: User, *, serial: str) -> dict:
-    device = scope.get_device(db.session, user, serial=serial.strip().upper())
-    history = [
-        {
-            "at": e.at,
-            "actor": e.actor_label,
-            "action": e.action,
-            "from_status": e.from_status,
-            "to_status": e.to_status,
-            "reason": e.reason,
-        }
-        for e in device.events
-    ]
-    return {**device_out(device), "history": history}
+    card = scope.device_card(db.session, user, serial=serial.strip().upper())
+    history = [dict(event) for event in scope.device_history(db.session, card["id"])]
+    return {**{k: v for k, v in card.items() if k != "id"}, "history": history}
 
 
 @operation(

@@ -7,6 +7,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -80,16 +81,39 @@ def french_validation_message(exc: ValidationError) -> str:
     return "Requête invalide — " + " ; ".join(parts) + "."
 
 
-# the holder of a bearer token and, for a POST, the stored answer of its Idempotency-Key: one statement
-_HOLDER_AND_KEY = accounts.TOKEN_HOLDER.add_columns(IdempotencyRecord).outerjoin(
-    IdempotencyRecord,
-    sa.and_(IdempotencyRecord.user_id == User.id, IdempotencyRecord.key == sa.bindparam("idempotency_key")),
+_RECORDS = IdempotencyRecord.__table__
+_STORED_COLUMNS = (
+    _RECORDS.c.request_hash,
+    _RECORDS.c.status_code,
+    _RECORDS.c.response_body,
+    _RECORDS.c.resource_reference,
+    _RECORDS.c.created_at,
 )
 
 
-def _bearer_user(key: str | None = None) -> tuple[User | None, IdempotencyRecord | None]:
-    """The account behind the request's bearer token, and the record stored for ``key`` by that account (an
-    expired one included: ``_idempotent`` tells them apart)."""
+@dataclass(frozen=True)
+class StoredAnswer:
+    """What a request with an Idempotency-Key left for its retries (``IdempotencyRecord``'s columns)."""
+
+    request_hash: str
+    status_code: int
+    response_body: str
+    resource_reference: str | None
+    created_at: datetime
+
+
+# the holder of a bearer token and, for a POST, the answer stored for its Idempotency-Key: one statement
+_HOLDER_AND_KEY = accounts.TOKEN_HOLDER.add_columns(
+    *(column.label(f"stored_{column.key}") for column in _STORED_COLUMNS)
+).outerjoin(
+    _RECORDS,
+    sa.and_(_RECORDS.c.user_id == User.id, _RECORDS.c.key == sa.bindparam("idempotency_key")),
+)
+
+
+def _bearer_user(key: str | None = None) -> tuple[User | None, StoredAnswer | None]:
+    """The account behind the request's bearer token, and the answer it stored for ``key`` (an expired one
+    included: ``_idempotent`` tells them apart)."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer":
@@ -100,17 +124,21 @@ def _bearer_user(key: str | None = None) -> tuple[User | None, IdempotencyRecord
         return None, None
     session = db.session
     if key is None:
-        row = session.execute(accounts.TOKEN_HOLDER, lookup).first()
-        record = None
+        row = session.connection().execute(accounts.TOKEN_HOLDER, lookup).mappings().first()
     else:
-        row = session.execute(_HOLDER_AND_KEY, {**lookup, "idempotency_key": key}).first()
-        record = row[3] if row is not None else None
+        row = (
+            session.connection()
+            .execute(_HOLDER_AND_KEY, {**lookup, "idempotency_key": key})
+            .mappings()
+            .first()
+        )
     if row is None:
         return None, None
-    user = accounts.token_holder(
-        session, row[0], row[1], row[2], demo_mode=current_app.config["DEMO_MODE"], now=now
-    )
-    return user, record
+    user = accounts.token_holder(session, row, demo_mode=current_app.config["DEMO_MODE"], now=now)
+    stored = None
+    if key is not None and row["stored_request_hash"] is not None:
+        stored = StoredAnswer(*(row[f"stored_{column.key}"] for column in _STORED_COLUMNS))
+    return user, stored
 
 
 def _json(payload: Any, status: int) -> Response:
@@ -356,19 +384,20 @@ def _finish(response: Response) -> None:
         db.session.rollback()
 
 
-_RECORD = sa.select(IdempotencyRecord).where(
-    IdempotencyRecord.user_id == sa.bindparam("for_user"), IdempotencyRecord.key == sa.bindparam("for_key")
+_RECORD = sa.select(*_STORED_COLUMNS).where(
+    _RECORDS.c.user_id == sa.bindparam("for_user"), _RECORDS.c.key == sa.bindparam("for_key")
 )
 
 
-def _stored(user: User, key: str) -> IdempotencyRecord | None:
-    """The record ``user`` stored for ``key``, expired or not."""
-    return db.session.execute(_RECORD, {"for_user": user.id, "for_key": key}).scalar_one_or_none()
+def _stored(user: User, key: str) -> StoredAnswer | None:
+    """The answer ``user`` stored for ``key``, expired or not."""
+    row = db.session.connection().execute(_RECORD, {"for_user": user.id, "for_key": key}).first()
+    return None if row is None else StoredAnswer(*row)
 
 
 def _replay(
     user: User,
-    stored: IdempotencyRecord,
+    stored: StoredAnswer,
     digest: str,
     replay: Callable[[User, str], Any] | None = None,
     dump: Callable[[Any], Response] | None = None,

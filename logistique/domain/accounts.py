@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..db import utcnow
@@ -275,9 +278,43 @@ def create_token(session: Session, user: User, label: str = "", *, expires_at: d
     return token
 
 
-# Built once: every API request authenticates by its token (the holder, its token's id and last use)
+_USER_COLUMNS = tuple(User.__table__.c)
+_ABSENT = object()
+_KNOWN: dict[int, User] = {}  # the accounts this process made objects of, detached between requests
+_KNOWN_MAX = 10_000
+
+
+def attach_user(session: Session, values: Mapping[str, Any]) -> User:
+    """The account whose columns are ``values`` (read by a Core statement, such as ``TOKEN_HOLDER``), as an
+    object of ``session``: the one ``session`` holds; else the object this process made for an earlier
+    request, if its columns are all still these and it holds nothing else; else a new one. The ORM's loading
+    of an account was a large part of authenticating a request."""
+    user_id = values["id"]
+    held = session.identity_map.get(identity_key(User, user_id))
+    if held is not None:
+        return held  # type: ignore[return-value]
+    known = _KNOWN.get(user_id)
+    if (
+        known is None
+        or sa.inspect(known).session_id is not None
+        or len(known.__dict__) != len(_USER_COLUMNS) + 1  # a relationship loaded, or a column expired
+        or any(known.__dict__.get(c.key, _ABSENT) != values[c.key] for c in _USER_COLUMNS)
+    ):
+        known = User(**{c.key: values[c.key] for c in _USER_COLUMNS})
+        make_transient_to_detached(known)
+        if len(_KNOWN) >= _KNOWN_MAX:
+            _KNOWN.clear()
+        _KNOWN[user_id] = known
+    session.add(known)
+    return known
+
+
+# Built once: every request authenticates its account (by its API token here, or by its session's id)
+USER_BY_ID = sa.select(*_USER_COLUMNS).where(User.id == sa.bindparam("user_id"))
 TOKEN_HOLDER = (
-    sa.select(User, ApiToken.id, ApiToken.last_used_at)
+    sa.select(
+        *_USER_COLUMNS, ApiToken.id.label("token_id"), ApiToken.last_used_at.label("token_last_used_at")
+    )
     .join(ApiToken, ApiToken.user_id == User.id)
     .where(
         ApiToken.token_hash == sa.bindparam("token_hash"),
@@ -294,21 +331,14 @@ def token_lookup(token: str, now: datetime) -> dict | None:
     return {"token_hash": hash_token(token), "now": now}
 
 
-def token_holder(
-    session: Session,
-    user: User,
-    token_id: int,
-    last_used_at: datetime | None,
-    *,
-    demo_mode: bool,
-    now: datetime,
-) -> User | None:
+def token_holder(session: Session, row: Mapping[str, Any], *, demo_mode: bool, now: datetime) -> User | None:
     """The holder found by ``TOKEN_HOLDER`` if the account may act (its use noted in ``session``), or None."""
-    if not user.is_active or (user.is_demo and not demo_mode):
+    if not row["is_active"] or (row["is_demo"] and not demo_mode):
         return None
+    last_used_at = row["token_last_used_at"]
     if last_used_at is None or last_used_at <= now - TOKEN_USE_PRECISION:
-        session.info.setdefault(PENDING_TOKEN_USES, {})[token_id] = now
-    return user
+        session.info.setdefault(PENDING_TOKEN_USES, {})[row["token_id"]] = now
+    return attach_user(session, row)
 
 
 def user_for_token(
@@ -317,10 +347,10 @@ def user_for_token(
     """The active account behind a bearer token, or None."""
     now = now or utcnow()
     lookup = token_lookup(token, now)
-    row = session.execute(TOKEN_HOLDER, lookup).first() if lookup is not None else None
-    if row is None:
+    if lookup is None:
         return None
-    return token_holder(session, *row, demo_mode=demo_mode, now=now)
+    row = session.connection().execute(TOKEN_HOLDER, lookup).mappings().first()
+    return None if row is None else token_holder(session, row, demo_mode=demo_mode, now=now)
 
 
 # A read takes no write lock: the last use of a token is not written by the request that uses it. It is noted

@@ -12,6 +12,8 @@ from ..models import (
     Assignment,
     Department,
     Device,
+    DeviceEvent,
+    DeviceModel,
     Envelope,
     Lot,
     Organisation,
@@ -194,10 +196,14 @@ def device_filter(user: User | None) -> ColumnElement[bool]:
 
 def device_in_scope(user: User | None, device: Device) -> bool | None:
     """``device_filter`` for a loaded device when it needs no query (admins, warehouses), else None."""
+    return _sees_warehouse(user, device.warehouse_id)
+
+
+def _sees_warehouse(user: User | None, warehouse_id: int) -> bool | None:
     if user is None or user.role is Role.ADMIN:
         return True
     if user.role is Role.WAREHOUSE:
-        return user.organisation_id is not None and device.warehouse_id == user.organisation_id
+        return user.organisation_id is not None and warehouse_id == user.organisation_id
     return None
 
 
@@ -245,6 +251,58 @@ def get_device(
     if device is None:
         raise NotFound("Équipement introuvable, ou hors de votre périmètre.")
     return device
+
+
+# A device's card, read without loading objects (the API's device read answers many requests): built once.
+_CARD = (
+    sa.select(
+        Device.id,
+        Device.serial,
+        Device.asset_tag,
+        DeviceModel.kind,
+        DeviceModel.name.label("model"),
+        Device.condition,
+        Device.status,
+        Lot.reference.label("lot"),
+        Device.warehouse_id,
+        Device.updated_at,
+    )
+    .join(DeviceModel, DeviceModel.id == Device.model_id)
+    .join(Lot, Lot.id == Device.lot_id)
+)
+_CARD_BY_SERIAL = _CARD.where(Device.serial == sa.bindparam("serial"))
+_HISTORY = (
+    sa.select(
+        DeviceEvent.at,
+        DeviceEvent.actor_label.label("actor"),
+        DeviceEvent.action,
+        DeviceEvent.from_status,
+        DeviceEvent.to_status,
+        DeviceEvent.reason,
+    )
+    .where(DeviceEvent.device_id == sa.bindparam("device_id"))
+    .order_by(DeviceEvent.id)
+)
+
+
+def device_card(session: Session, user: User | None, *, serial: str) -> sa.RowMapping:
+    """One device visible to the user — serial, asset tag, kind, model, condition, status, lot, warehouse,
+    last change — as a row, or NotFound (unknown and out of scope look the same)."""
+    connection = session.connection()
+    if user is not None and user.role not in (Role.ADMIN, Role.WAREHOUSE):  # a region, a territory: a query
+        row = connection.execute(_CARD.where(Device.serial == serial, device_filter(user))).mappings().first()
+    else:
+        row = connection.execute(_CARD_BY_SERIAL, {"serial": serial}).mappings().first()
+        if row is not None and not _sees_warehouse(user, row["warehouse_id"]):
+            row = None
+    if row is None:
+        raise NotFound("Équipement introuvable, ou hors de votre périmètre.")
+    return row
+
+
+def device_history(session: Session, device_id: int) -> list[sa.RowMapping]:
+    """A device's journal, oldest first: at, actor, action, from_status, to_status, reason."""
+    return list(session.connection().execute(_HISTORY, {"device_id": device_id}).mappings())
 
 
 def scanned_text(code: str) -> str:

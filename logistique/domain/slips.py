@@ -12,6 +12,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, contains_eager, joinedload
+from sqlalchemy.orm.util import identity_key
 
 from ..db import rows_changed, utcnow
 from ..models import (
@@ -384,13 +385,30 @@ def parse_scan(code: str) -> str:
 
 
 _LINES = SlipLine.__table__
-_PROGRESS = sa.select(sa.func.count(_LINES.c.picked_at), sa.func.count(_LINES.c.id)).where(
-    _LINES.c.slip_id == sa.bindparam("slip_id"), _LINES.c.removed_at.is_(None)
-)
 _LINE_FOR = (
     sa.select(SlipLine)
     .join(Device, SlipLine.device_id == Device.id)
     .options(contains_eager(SlipLine.device))
+    .where(
+        SlipLine.slip_id == sa.bindparam("slip_id"),
+        SlipLine.removed_at.is_(None),
+        sa.or_(Device.serial == sa.bindparam("code"), Device.asset_tag == sa.bindparam("code")),
+    )
+)
+# what a pick needs in one statement: the device scanned on an active line of the slip, that line's id and
+# pick time, and the slip's progress (lines picked, active lines)
+_ACTIVE_LINES = sa.and_(_LINES.c.slip_id == sa.bindparam("slip_id"), _LINES.c.removed_at.is_(None))
+_OTHERS = _LINES.alias("progress")
+_OTHERS_ACTIVE = sa.and_(_OTHERS.c.slip_id == sa.bindparam("slip_id"), _OTHERS.c.removed_at.is_(None))
+_PICK_LOOKUP = (
+    sa.select(
+        Device,
+        SlipLine.id,
+        SlipLine.picked_at,
+        sa.select(sa.func.count(_OTHERS.c.picked_at)).where(_OTHERS_ACTIVE).correlate(None).scalar_subquery(),
+        sa.select(sa.func.count(_OTHERS.c.id)).where(_OTHERS_ACTIVE).correlate(None).scalar_subquery(),
+    )
+    .join(SlipLine, SlipLine.device_id == Device.id)
     .where(
         SlipLine.slip_id == sa.bindparam("slip_id"),
         SlipLine.removed_at.is_(None),
@@ -405,6 +423,9 @@ _PICK_LINE = (
     )
     .values(picked_at=sa.bindparam("now"), picked_by_id=sa.bindparam("by_id"))
 )
+
+
+_PROGRESS = sa.select(sa.func.count(_LINES.c.picked_at), sa.func.count(_LINES.c.id)).where(_ACTIVE_LINES)
 
 
 def _progress(session: Session, slip: Slip) -> tuple[int, int]:
@@ -442,27 +463,28 @@ def scan_for_pick(
     and nothing changes. Two volunteers scanning the same device: one picks, the other is told it is done."""
     _require_role(by, "pick", "préparer un bordereau")
     _check_warehouse(slip, by)
-    picked, total = _progress(session, slip)
     try:
         text = parse_scan(code)
     except ValidationFailed as exc:
-        return ScanResult("refused", exc.message, picked, total)
+        return ScanResult("refused", exc.message, *_progress(session, slip))
     if not text:
-        return ScanResult("refused", "Code vide : scannez l'étiquette de l'équipement.", picked, total)
-    line = _line_for(session, slip, text)
-    if line is None:
+        return ScanResult(
+            "refused", "Code vide : scannez l'étiquette de l'équipement.", *_progress(session, slip)
+        )
+    found = session.execute(_PICK_LOOKUP, {"slip_id": slip.id, "code": text}).first()
+    if found is None:
         elsewhere = _other_slip(session, slip, text)
         return ScanResult(
             "refused",
             f"{text} n'est PAS sur le bordereau {slip.number}"
             + (f" (il est maintenant sur le bordereau {elsewhere})" if elsewhere else "")
             + " : ne le mettez pas dans le colis.",
-            picked,
-            total,
+            *_progress(session, slip),
             text,
         )
-    serial = line.device.serial
-    if line.picked_at is not None:
+    device, line_id, picked_at, picked, total = found
+    serial = device.serial
+    if picked_at is not None:
         return ScanResult("already", f"{serial} est déjà préparé.", picked, total, serial)
     if slip.status is not SlipStatus.ISSUED:
         return ScanResult(
@@ -475,16 +497,19 @@ def scan_for_pick(
     now = now or utcnow()
     won = rows_changed(
         session.connection().execute(
-            _PICK_LINE, {"line_id": line.id, "now": now, "by_id": by.id if by else None}
+            _PICK_LINE, {"line_id": line_id, "now": now, "by_id": by.id if by else None}
         )
     )
+    line = session.identity_map.get(identity_key(SlipLine, line_id))  # if this session holds it
     if won != 1:
-        session.expire(line)
+        if line is not None:
+            session.expire(line)
         return ScanResult(
             "already", f"{serial} vient d'être préparé par quelqu'un d'autre.", picked, total, serial
         )
-    session.expire(line, ["picked_at", "picked_by_id"])
-    devices.transition(session, line.device, "pick", by=by, reason=f"Préparé pour {slip.number}", now=now)
+    if line is not None:
+        session.expire(line, ["picked_at", "picked_by_id"])
+    devices.transition(session, device, "pick", by=by, reason=f"Préparé pour {slip.number}", now=now)
     picked += 1
     if picked == total:
         _move(session, slip, SlipStatus.PREPARED, "prepared", by, now=now, stamp="prepared_at")

@@ -64,7 +64,7 @@ def prepare(number: str):
 def scan(number: str):
     """One scan: JSON for the page's script, a redirect with a message without script."""
     slip = _slip(number)
-    form = ScanForm()
+    form = ScanForm(meta={"csrf": False})  # checked once already, for every POST, by CSRFProtect
     wants_json = request.accept_mimetypes.best == "application/json"
     if not form.validate_on_submit():
         message = "; ".join(e for errors in form.errors.values() for e in errors)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -11,6 +13,7 @@ from typing import Any
 from flask import Flask, g, has_request_context, request
 from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 NAMING_CONVENTION = {
@@ -57,9 +60,38 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def _sqlite_begin(conn: Any) -> None:
     # Writers take SQLite's write lock at the start of their transaction (BEGIN IMMEDIATE), so that racing
-    # writers queue behind it (busy_timeout) and then see its result, instead of failing on a stale snapshot.
-    # Readers begin deferred and never block anybody (WAL).
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("write") else "BEGIN")
+    # writers queue behind it and then see its result, instead of failing on a stale snapshot. Readers begin
+    # deferred and never block anybody (WAL).
+    if conn.get_execution_options().get("write"):
+        _begin_immediate(conn.connection.driver_connection)
+    else:
+        conn.connection.driver_connection.execute("BEGIN")
+
+
+# How a writer waits for SQLite's write lock: it tries again after these pauses (seconds), then after the
+# last one, until LOCK_TIMEOUT_MS. SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50,
+# then 100 ms between tries: a writer that came second to a transaction of 1 ms waited 3 ms or more, and one
+# that missed a few turns waited tens of milliseconds while the lock was free most of the time (the p99 of a
+# write). Trying again every few tenths of a millisecond costs a few microseconds a try.
+_LOCK_PAUSES = (0.0001, 0.0002, 0.0003, 0.0005)
+
+
+def _begin_immediate(raw: Any) -> None:
+    raw.execute("PRAGMA busy_timeout=0")  # each try answers at once; the pauses are ours
+    try:
+        deadline = time.monotonic() + LOCK_TIMEOUT_MS / 1000
+        tries = 0
+        while True:
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if not str(exc).startswith("database is locked") or time.monotonic() >= deadline:
+                    raise OperationalError("BEGIN IMMEDIATE", None, exc) from exc
+            time.sleep(_LOCK_PAUSES[min(tries, len(_LOCK_PAUSES) - 1)])
+            tries += 1
+    finally:
+        raw.execute(f"PRAGMA busy_timeout={LOCK_TIMEOUT_MS}")
 
 
 def _postgresql_begin(conn: Any) -> None:
@@ -139,6 +171,29 @@ class Database:
         session = g.pop("db_session", None)
         if session is not None:
             session.close()
+
+    @contextmanager
+    def reading_first(self) -> Iterator[Session]:
+        """The request's session, for what a writing request reads before it writes (who is asking): on
+        SQLite, in a read transaction of its own, ended before the writes, so that the database's single write
+        lock is held for the writes and what they need only, not while the request authenticates. Elsewhere,
+        and once the request's transaction has begun, the session as it is."""
+        session = self.session
+        if (
+            not has_request_context()
+            or request.method in _SAFE_METHODS
+            or session.in_transaction()
+            or self._factory().engine.dialect.name != "sqlite"
+        ):
+            yield session
+            return
+        session.connection(execution_options={"write": False})
+        try:
+            yield session
+        except BaseException:
+            session.rollback()
+            raise
+        session.commit()  # only read: ends the read transaction (nothing is expired)
 
     @contextmanager
     def new_session(self, *, write: bool = False) -> Iterator[Session]:

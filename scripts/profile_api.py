@@ -159,7 +159,7 @@ def main(
             click.echo(f"-- ×{n}\n{stmt}\n")
     statements.clear()
     spent.clear()
-    profiler = cProfile.Profile()
+    profiler = cProfile.Profile()  # saved to bench-results/profile-api.prof
     started, cpu = time.perf_counter(), time.process_time()
     if not no_profile:
         profiler.enable()
@@ -171,6 +171,8 @@ def main(
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     done = count - 20
     stats = None if no_profile else pstats.Stats(profiler)
+    if stats is not None:
+        stats.dump_stats(CACHE / "profile-api.prof")
     calls = getattr(stats, "total_calls", 0)
     click.echo(
         f"{scenario} {engine_name}: {done} requêtes, {elapsed / done * 1e6:.0f} µs/requête "

@@ -122,19 +122,15 @@ def _bearer_user(key: str | None = None) -> tuple[User | None, StoredAnswer | No
     lookup = accounts.token_lookup(token.strip(), now)
     if lookup is None:
         return None, None
-    session = db.session
-    if key is None:
-        row = session.connection().execute(accounts.TOKEN_HOLDER, lookup).mappings().first()
-    else:
-        row = (
-            session.connection()
-            .execute(_HOLDER_AND_KEY, {**lookup, "idempotency_key": key})
-            .mappings()
-            .first()
-        )
-    if row is None:
-        return None, None
-    user = accounts.token_holder(session, row, demo_mode=current_app.config["DEMO_MODE"], now=now)
+    with db.reading_first() as session:  # on SQLite, a writer takes the write lock after this, not for it
+        connection = session.connection()
+        if key is None:
+            row = connection.execute(accounts.TOKEN_HOLDER, lookup).mappings().first()
+        else:
+            row = connection.execute(_HOLDER_AND_KEY, {**lookup, "idempotency_key": key}).mappings().first()
+        if row is None:
+            return None, None
+        user = accounts.token_holder(session, row, demo_mode=current_app.config["DEMO_MODE"], now=now)
     stored = None
     if key is not None and row["stored_request_hash"] is not None:
         stored = StoredAnswer(*(row[f"stored_{column.key}"] for column in _STORED_COLUMNS))

@@ -20,6 +20,7 @@ from ..db import db, utcnow
 from ..domain import accounts, retention
 from ..domain.errors import DomainError
 from ..models import IdempotencyRecord, Role, User
+from ..statements import Prepared
 from ..views.errors import api_error
 from . import token_use
 
@@ -103,11 +104,13 @@ class StoredAnswer:
 
 
 # the holder of a bearer token and, for a POST, the answer stored for its Idempotency-Key: one statement
-_HOLDER_AND_KEY = accounts.TOKEN_HOLDER.add_columns(
-    *(column.label(f"stored_{column.key}") for column in _STORED_COLUMNS)
-).outerjoin(
-    _RECORDS,
-    sa.and_(_RECORDS.c.user_id == User.id, _RECORDS.c.key == sa.bindparam("idempotency_key")),
+_HOLDER_AND_KEY = Prepared(
+    accounts.TOKEN_HOLDER_QUERY.add_columns(
+        *(column.label(f"stored_{column.key}") for column in _STORED_COLUMNS)
+    ).outerjoin(
+        _RECORDS,
+        sa.and_(_RECORDS.c.user_id == User.id, _RECORDS.c.key == sa.bindparam("idempotency_key")),
+    )
 )
 
 
@@ -123,11 +126,10 @@ def _bearer_user(key: str | None = None) -> tuple[User | None, StoredAnswer | No
     if lookup is None:
         return None, None
     with db.reading_first() as session:  # on SQLite, a writer takes the write lock after this, not for it
-        connection = session.connection()
         if key is None:
-            row = connection.execute(accounts.TOKEN_HOLDER, lookup).mappings().first()
+            row = accounts.TOKEN_HOLDER.mapping(accounts.TOKEN_HOLDER.first(session, lookup))
         else:
-            row = connection.execute(_HOLDER_AND_KEY, {**lookup, "idempotency_key": key}).mappings().first()
+            row = _HOLDER_AND_KEY.mapping(_HOLDER_AND_KEY.first(session, {**lookup, "idempotency_key": key}))
         if row is None:
             return None, None
         user = accounts.token_holder(session, row, demo_mode=current_app.config["DEMO_MODE"], now=now)
@@ -274,7 +276,20 @@ def _request_hash() -> str:
 
 
 _LOOK_UP = object()  # ``_idempotent``'s default: the stored record is not known yet
-_STORE = sa.insert(IdempotencyRecord.__table__)
+_STORE = Prepared(
+    sa.insert(_RECORDS),
+    columns=[
+        "user_id",
+        "key",
+        "method",
+        "path",
+        "request_hash",
+        "status_code",
+        "response_body",
+        "resource_reference",
+        "created_at",
+    ],
+)
 
 
 def _idempotency_key() -> str:
@@ -316,13 +331,12 @@ def _idempotent(
         db.session.rollback()  # the refused change is undone; the refusal itself is remembered
     reference, body = _storable(response, personal, replay)
     try:
-        connection = db.session.connection()
         # the expired record of a reused key, and a bounded batch of the others, go on the way
         retention.delete_expired_on_the_way(
-            connection, user_id=user.id, key=key if expired else None, now=utcnow()
+            db.session, user_id=user.id, key=key if expired else None, now=utcnow()
         )
-        connection.execute(
-            _STORE,
+        _STORE.run(
+            db.session,
             {
                 "user_id": user.id,
                 "key": key,
@@ -380,14 +394,16 @@ def _finish(response: Response) -> None:
         db.session.rollback()
 
 
-_RECORD = sa.select(*_STORED_COLUMNS).where(
-    _RECORDS.c.user_id == sa.bindparam("for_user"), _RECORDS.c.key == sa.bindparam("for_key")
+_RECORD = Prepared(
+    sa.select(*_STORED_COLUMNS).where(
+        _RECORDS.c.user_id == sa.bindparam("for_user"), _RECORDS.c.key == sa.bindparam("for_key")
+    )
 )
 
 
 def _stored(user: User, key: str) -> StoredAnswer | None:
     """The answer ``user`` stored for ``key``, expired or not."""
-    row = db.session.connection().execute(_RECORD, {"for_user": user.id, "for_key": key}).first()
+    row = _RECORD.first(db.session, {"for_user": user.id, "for_key": key})
     return None if row is None else StoredAnswer(*row)
 
 

@@ -112,8 +112,7 @@ def get_slip_pdf(user: User, *, number: str) -> Response:
     description="picked : préparé ; already : déjà préparé, sans effet ; refused (422) : hors bordereau.",
 )
 def create_pick(user: User, *, number: str, body: schemas.PickIn) -> Response | dict:
-    slip = slips.get_slip(db.session, user, number=number)
-    result = slips.scan_for_pick(db.session, slip, body.serial, by=user)
+    result = slips.pick_by_number(db.session, user, number, body.serial)
     payload = {
         "outcome": result.outcome,
         "message": result.message,

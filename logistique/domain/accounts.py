@@ -25,6 +25,7 @@ from ..models import (
     TerritoryKind,
     User,
 )
+from ..statements import Prepared
 from . import scope
 from .errors import Conflict, NotFound, ValidationFailed
 
@@ -292,7 +293,7 @@ def attach_user(session: Session, values: Mapping[str, Any]) -> User:
     user_id = values["id"]
     held = session.identity_map.get(identity_key(User, user_id))
     if held is not None:
-        return held  # type: ignore[return-value]
+        return held
     known = _KNOWN.get(user_id)
     if (
         known is None
@@ -310,8 +311,8 @@ def attach_user(session: Session, values: Mapping[str, Any]) -> User:
 
 
 # Built once: every request authenticates its account (by its API token here, or by its session's id)
-USER_BY_ID = sa.select(*_USER_COLUMNS).where(User.id == sa.bindparam("user_id"))
-TOKEN_HOLDER = (
+USER_BY_ID = Prepared(sa.select(*_USER_COLUMNS).where(User.id == sa.bindparam("user_id")))
+TOKEN_HOLDER_QUERY = (
     sa.select(
         *_USER_COLUMNS, ApiToken.id.label("token_id"), ApiToken.last_used_at.label("token_last_used_at")
     )
@@ -322,6 +323,7 @@ TOKEN_HOLDER = (
         sa.or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > sa.bindparam("now")),
     )
 )
+TOKEN_HOLDER = Prepared(TOKEN_HOLDER_QUERY)
 
 
 def token_lookup(token: str, now: datetime) -> dict | None:
@@ -349,7 +351,7 @@ def user_for_token(
     lookup = token_lookup(token, now)
     if lookup is None:
         return None
-    row = session.connection().execute(TOKEN_HOLDER, lookup).mappings().first()
+    row = TOKEN_HOLDER.mapping(TOKEN_HOLDER.first(session, lookup))
     return None if row is None else token_holder(session, row, demo_mode=demo_mode, now=now)
 
 

@@ -8,13 +8,14 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
-from ..db import rows_changed, utcnow
+from ..db import utcnow
 from ..models import (
     Assignment,
     Device,
@@ -26,6 +27,7 @@ from ..models import (
     Role,
     User,
 )
+from ..statements import Prepared, table
 from . import scope, tallies
 from .errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
 
@@ -149,13 +151,26 @@ def _in_scope(device: Device, user: User | None, rule: Transition) -> bool:
     return True
 
 
-def check_write_scope(device: Device, user: User | None, action: str) -> None:
+class DeviceRef(NamedTuple):
+    """What a transition reads of a device, when it was read as a row rather than loaded as an object."""
+
+    id: int
+    serial: str
+    status: DeviceStatus
+    warehouse_id: int
+
+
+def check_write_scope(
+    device: Device | DeviceRef, user: User | None, action: str, *, session: Session | None = None
+) -> None:
     """Writers act only on what they own: a warehouse on its stock; a coordinator assigns from its region's
     stock, and every other move of theirs concerns a device whose active assignment is their organisation's
-    (a device of another association of the region is as unknown to them as one that does not exist)."""
+    (a device of another association of the region is as unknown to them as one that does not exist).
+    ``session``: where to ask, for a ``DeviceRef`` (a loaded device knows its session)."""
     if user is None or user.role is Role.ADMIN:
         return
-    session = sa.inspect(device).session
+    if session is None:
+        session = sa.inspect(device).session
     if user.role is Role.COORDINATOR and action != "assign":
         mine = sa.select(Assignment.id).where(
             Assignment.device_id == device.id,
@@ -164,7 +179,7 @@ def check_write_scope(device: Device, user: User | None, action: str) -> None:
         )
         visible: bool | None = user.organisation_id is not None and session.scalar(mine.limit(1)) is not None
     else:
-        visible = scope.device_in_scope(user, device)
+        visible = scope.warehouse_visible(user, device.warehouse_id)
     if visible is None:
         visible = bool(
             session.scalar(
@@ -177,7 +192,14 @@ def check_write_scope(device: Device, user: User | None, action: str) -> None:
         raise NotFound("Équipement introuvable, ou hors de votre périmètre.")
 
 
-def check(action: str, device: Device, user: User | None, *, reason: str = "") -> Transition:
+def check(
+    action: str,
+    device: Device | DeviceRef,
+    user: User | None,
+    *,
+    reason: str = "",
+    session: Session | None = None,
+) -> Transition:
     """Whether ``user`` may apply ``action`` to ``device`` now (role, scope, state, and the comment some
     moves need): the table's rule, or the domain error that refuses it. Every transition goes through here."""
     rule = TRANSITIONS.get(action)
@@ -185,7 +207,7 @@ def check(action: str, device: Device, user: User | None, *, reason: str = "") -
         raise ValidationFailed(f"Action inconnue : {action}.")
     if not may(action, user):
         raise Forbidden(f"Votre rôle ne permet pas de {rule.label}.")
-    check_write_scope(device, user, action)
+    check_write_scope(device, user, action, session=session)
     if rule.needs_reason and not reason.strip():
         raise ValidationFailed(f"Un commentaire est obligatoire pour {rule.label}.")
     if not allows(action, device.status):
@@ -197,14 +219,18 @@ def check(action: str, device: Device, user: User | None, *, reason: str = "") -
 
 # Built once: a transition is on the warehouse's hot paths (a pick, a web scan), and a statement built per
 # call costs more than its execution (SQLAlchemy then compiles it once per engine and keeps it).
-_DEVICES = Device.__table__
-_ASSIGNMENTS = Assignment.__table__
-_MOVE_DEVICE = (
+_DEVICES = table(Device)
+_ASSIGNMENTS = table(Assignment)
+_EVENTS = table(DeviceEvent)
+_MOVE_DEVICE = Prepared(
     sa.update(_DEVICES)
     .where(_DEVICES.c.id == sa.bindparam("device_id"), _DEVICES.c.status == sa.bindparam("source"))
     .values(status=sa.bindparam("target"), updated_at=sa.bindparam("now"))
 )
-_JOURNAL = sa.insert(DeviceEvent.__table__)
+_JOURNAL = Prepared(
+    sa.insert(_EVENTS).returning(_EVENTS.c.id),
+    columns=["device_id", "at", "actor_id", "actor_label", "action", "from_status", "to_status", "reason"],
+)
 _ACTIVE = sa.and_(
     _ASSIGNMENTS.c.device_id == sa.bindparam("of_device"), _ASSIGNMENTS.c.cancelled_at.is_(None)
 )
@@ -216,18 +242,18 @@ _COUNTED = (
     _ASSIGNMENTS.c.unit_cost_cents,
 )
 # the usual move: the active assignment holds the status its device leaves, and goes on
-_MOVE_ASSIGNMENT = (
+_MOVE_ASSIGNMENT = Prepared(
     sa.update(_ASSIGNMENTS)
     .where(_ACTIVE, _ASSIGNMENTS.c.device_status == sa.bindparam("source"))
     .values(device_status=sa.bindparam("target"))
     .returning(*_COUNTED)
 )
-_ACTIVE_ASSIGNMENTS = sa.select(*_COUNTED, _ASSIGNMENTS.c.device_status).where(_ACTIVE)
+_ACTIVE_ASSIGNMENTS = Prepared(sa.select(*_COUNTED, _ASSIGNMENTS.c.device_status).where(_ACTIVE))
 
 
 def transition(
     session: Session,
-    device: Device,
+    device: Device | DeviceRef,
     action: str,
     *,
     by: User | None,
@@ -237,26 +263,23 @@ def transition(
     """Apply ``action`` to ``device``: check role, scope and state, change it and journal it (no commit).
     Returns the id of the journal event."""
     reason = (reason or "").strip()
-    rule = check(action, device, by, reason=reason)
+    rule = check(action, device, by, reason=reason, session=session)
     now = now or utcnow()
     source = device.status
     session.flush()  # what the caller changed through the ORM goes first, as it always did
-    connection = session.connection()
     # Guarded update: of two requests racing from the same state, only one changes the row.
-    moved = connection.execute(
-        _MOVE_DEVICE, {"device_id": device.id, "source": source, "target": rule.target, "now": now}
+    moved = _MOVE_DEVICE.run(
+        session, {"device_id": device.id, "source": source, "target": rule.target, "now": now}
     )
-    if rows_changed(moved) != 1:
+    if moved != 1:
         raise Conflict(
             f"L'équipement {device.serial} vient d'être modifié par quelqu'un d'autre ; rechargez la page."
         )
     set_assignment_status(
         session, device, rule.target, ends=action in ENDS_ASSIGNMENT, by=by, now=now, source=source
     )
-    set_committed_value(device, "status", rule.target)
-    set_committed_value(device, "updated_at", now)
-    journal = connection.execute(
-        _JOURNAL,
+    (event_id,) = _JOURNAL.first(
+        session,
         {
             "device_id": device.id,
             "at": now,
@@ -268,14 +291,19 @@ def transition(
             "reason": reason[:500],
         },
     )
-    if "events" in device.__dict__:  # a journal loaded before: read again when next asked for
-        session.expire(device, ["events"])
-    return int(journal.inserted_primary_key[0])
+    # the device as this session holds it, if it does, shows the change (and reads its journal again)
+    held = device if isinstance(device, Device) else session.identity_map.get(identity_key(Device, device.id))
+    if held is not None:
+        set_committed_value(held, "status", rule.target)
+        set_committed_value(held, "updated_at", now)
+        if "events" in held.__dict__:
+            session.expire(held, ["events"])
+    return int(event_id)
 
 
 def set_assignment_status(
     session: Session,
-    device: Device,
+    device: Device | DeviceRef,
     target: DeviceStatus,
     *,
     ends: bool,
@@ -288,7 +316,6 @@ def set_assignment_status(
     ``source``: the status the device leaves, which its assignment normally holds."""
     # the assignment carries its device's status (the status board reads assignments and their tallies); the
     # counters move from the status the assignment holds, which they count, whatever the device row says
-    connection = session.connection()
     values: dict = {"device_status": target}
     if target is DeviceStatus.HANDED_OVER:
         values["handed_over_at"] = now
@@ -299,20 +326,19 @@ def set_assignment_status(
         # one statement in the usual case: the assignment held ``source``, so that is what the counters leave
         moved = [
             (*row, source)
-            for row in connection.execute(
-                _MOVE_ASSIGNMENT, {"of_device": device.id, "source": source, "target": target}
+            for row in _MOVE_ASSIGNMENT.rows(
+                session, {"of_device": device.id, "source": source, "target": target}
             )
         ]
     if not moved:
-        active = connection.execute(_ACTIVE_ASSIGNMENTS, {"of_device": device.id}).all()
-        if not active:
+        moved = _ACTIVE_ASSIGNMENTS.rows(session, {"of_device": device.id})
+        if not moved:
             return
-        connection.execute(
+        session.connection().execute(
             sa.update(_ASSIGNMENTS)
-            .where(_ASSIGNMENTS.c.id.in_([row.id for row in active]), _ASSIGNMENTS.c.cancelled_at.is_(None))
+            .where(_ASSIGNMENTS.c.id.in_([row[0] for row in moved]), _ASSIGNMENTS.c.cancelled_at.is_(None))
             .values(**values)
         )
-        moved = [tuple(row) for row in active]
     for assignment_id, qpv, envelope, kind, cents, status in moved:
         tallies.move_assignment(
             session,

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from ..db import rows_changed, utcnow
 from ..models import AuditEvent, DeviceEvent, IdempotencyRecord, LoginThrottle, SlipEvent, SlipLine
+from ..statements import Prepared, table
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
 CLEANUP_BATCH = 100  # what one request deletes on its way: bounded, so that a write never waits for a sweep
@@ -44,36 +45,36 @@ def delete_expired_idempotency(
     return len(ids)
 
 
-_RECORDS = IdempotencyRecord.__table__
+_RECORDS = table(IdempotencyRecord)
 # what a write deletes on its way, in one statement built once: the oldest expired records, a bounded batch
-_EXPIRED_BATCH = sa.delete(_RECORDS).where(
-    _RECORDS.c.id.in_(
-        sa.select(_RECORDS.c.id)
-        .where(_RECORDS.c.created_at < sa.bindparam("cutoff"))
-        .order_by(_RECORDS.c.created_at)
-        .limit(CLEANUP_BATCH)
+_EXPIRED_BATCH = Prepared(
+    sa.delete(_RECORDS).where(
+        _RECORDS.c.id.in_(
+            sa.select(_RECORDS.c.id)
+            .where(_RECORDS.c.created_at < sa.bindparam("cutoff"))
+            .order_by(_RECORDS.c.created_at)
+            .limit(CLEANUP_BATCH)
+        )
     )
 )
-_EXPIRED_KEY = sa.delete(_RECORDS).where(
-    _RECORDS.c.user_id == sa.bindparam("for_user"),
-    _RECORDS.c.key == sa.bindparam("for_key"),
-    _RECORDS.c.created_at < sa.bindparam("cutoff"),
+_EXPIRED_KEY = Prepared(
+    sa.delete(_RECORDS).where(
+        _RECORDS.c.user_id == sa.bindparam("for_user"),
+        _RECORDS.c.key == sa.bindparam("for_key"),
+        _RECORDS.c.created_at < sa.bindparam("cutoff"),
+    )
 )
 
 
 def delete_expired_on_the_way(
-    connection: sa.Connection,
-    *,
-    user_id: int | None = None,
-    key: str | None = None,
-    now: datetime | None = None,
+    session: Session, *, user_id: int | None = None, key: str | None = None, now: datetime | None = None
 ) -> None:
     """Delete a batch of expired stored answers, and first the expired record of ``user_id``'s ``key`` (which
     a new answer is about to replace) when given (no commit)."""
     cutoff = idempotency_cutoff(now)
     if key is not None:
-        connection.execute(_EXPIRED_KEY, {"for_user": user_id, "for_key": key, "cutoff": cutoff})
-    connection.execute(_EXPIRED_BATCH, {"cutoff": cutoff})
+        _EXPIRED_KEY.run(session, {"for_user": user_id, "for_key": key, "cutoff": cutoff})
+    _EXPIRED_BATCH.run(session, {"cutoff": cutoff})
 
 
 def delete_stale_throttles(session: Session, *, now: datetime | None = None) -> int:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, joinedload
@@ -24,6 +26,7 @@ from ..models import (
     TerritoryKind,
     User,
 )
+from ..statements import Prepared
 from .errors import Forbidden, NotFound
 
 
@@ -196,10 +199,12 @@ def device_filter(user: User | None) -> ColumnElement[bool]:
 
 def device_in_scope(user: User | None, device: Device) -> bool | None:
     """``device_filter`` for a loaded device when it needs no query (admins, warehouses), else None."""
-    return _sees_warehouse(user, device.warehouse_id)
+    return warehouse_visible(user, device.warehouse_id)
 
 
-def _sees_warehouse(user: User | None, warehouse_id: int) -> bool | None:
+def warehouse_visible(user: User | None, warehouse_id: int) -> bool | None:
+    """``device_filter`` for a device of that warehouse when it needs no query (admins, warehouses), else
+    None."""
     if user is None or user.role is Role.ADMIN:
         return True
     if user.role is Role.WAREHOUSE:
@@ -270,8 +275,8 @@ _CARD = (
     .join(DeviceModel, DeviceModel.id == Device.model_id)
     .join(Lot, Lot.id == Device.lot_id)
 )
-_CARD_BY_SERIAL = _CARD.where(Device.serial == sa.bindparam("serial"))
-_HISTORY = (
+_CARD_BY_SERIAL = Prepared(_CARD.where(Device.serial == sa.bindparam("serial")))
+_HISTORY = Prepared(
     sa.select(
         DeviceEvent.at,
         DeviceEvent.actor_label.label("actor"),
@@ -285,24 +290,26 @@ _HISTORY = (
 )
 
 
-def device_card(session: Session, user: User | None, *, serial: str) -> sa.RowMapping:
+def device_card(session: Session, user: User | None, *, serial: str) -> Mapping[str, Any]:
     """One device visible to the user — serial, asset tag, kind, model, condition, status, lot, warehouse,
     last change — as a row, or NotFound (unknown and out of scope look the same)."""
-    connection = session.connection()
+    row: Mapping[str, Any] | None
     if user is not None and user.role not in (Role.ADMIN, Role.WAREHOUSE):  # a region, a territory: a query
-        row = connection.execute(_CARD.where(Device.serial == serial, device_filter(user))).mappings().first()
+        query = _CARD.where(Device.serial == serial, device_filter(user))
+        found = session.connection().execute(query).mappings().first()
+        row = dict(found) if found is not None else None
     else:
-        row = connection.execute(_CARD_BY_SERIAL, {"serial": serial}).mappings().first()
-        if row is not None and not _sees_warehouse(user, row["warehouse_id"]):
+        row = _CARD_BY_SERIAL.mapping(_CARD_BY_SERIAL.first(session, {"serial": serial}))
+        if row is not None and not warehouse_visible(user, row["warehouse_id"]):
             row = None
     if row is None:
         raise NotFound("Équipement introuvable, ou hors de votre périmètre.")
     return row
 
 
-def device_history(session: Session, device_id: int) -> list[sa.RowMapping]:
+def device_history(session: Session, device_id: int) -> list[dict[str, Any]]:
     """A device's journal, oldest first: at, actor, action, from_status, to_status, reason."""
-    return list(session.connection().execute(_HISTORY, {"device_id": device_id}).mappings())
+    return [_HISTORY.mapping(row) for row in _HISTORY.rows(session, {"device_id": device_id})]
 
 
 def scanned_text(code: str) -> str:

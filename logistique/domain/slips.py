@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, contains_eager, joinedload
@@ -28,6 +29,7 @@ from ..models import (
     SlipStatus,
     User,
 )
+from ..statements import Prepared, table
 from . import devices, notifications, scope, tokens
 from .errors import BusinessRuleViolation, Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
 
@@ -64,13 +66,13 @@ _SLIP_BY_NUMBER = sa.select(Slip).where(Slip.number == sa.bindparam("number"))
 _SLIP_BY_ID = sa.select(Slip).where(Slip.id == sa.bindparam("slip_id"))
 
 
-def _sees(user: User | None, slip: Slip) -> bool:
-    """``slip_filter`` for a loaded slip, for the roles whose scope needs no query."""
+def _sees(user: User | None, warehouse_id: int, destination_id: int) -> bool:
+    """``slip_filter`` for a slip already read, for the roles whose scope needs no query (not prefecture)."""
     if user is None or user.role is Role.ADMIN:
         return True
     if user.role is Role.WAREHOUSE:
-        return user.organisation_id is not None and slip.warehouse_id == user.organisation_id
-    return user.organisation_id is not None and slip.destination_id == user.organisation_id
+        return user.organisation_id is not None and warehouse_id == user.organisation_id
+    return user.organisation_id is not None and destination_id == user.organisation_id
 
 
 def get_slip(
@@ -88,7 +90,7 @@ def get_slip(
             else (_SLIP_BY_NUMBER, {"number": wanted})
         )
         slip = session.execute(statement, params).scalar_one_or_none()
-        if slip is not None and not _sees(user, slip):
+        if slip is not None and not _sees(user, slip.warehouse_id, slip.destination_id):
             slip = None
     if slip is None:
         raise NotFound("Bordereau introuvable, ou hors de votre périmètre.")
@@ -136,15 +138,15 @@ def _event(
     )
 
 
-_SLIPS = Slip.__table__
-_MOVES: dict[str | None, sa.Update] = {}
+_SLIPS = table(Slip)
+_MOVES: dict[str | None, Prepared] = {}
 
 
-def _move_statement(stamp: str | None) -> sa.Update:
+def _move_statement(stamp: str | None) -> Prepared:
     """The guarded update of a slip's status (and of its ``stamp`` column), built once per stamp."""
     statement = _MOVES.get(stamp)
     if statement is None:
-        statement = _MOVES[stamp] = (
+        statement = _MOVES[stamp] = Prepared(
             sa.update(_SLIPS)
             .where(_SLIPS.c.id == sa.bindparam("slip_id"), _SLIPS.c.status == sa.bindparam("source"))
             .values(status=sa.bindparam("target"), **({stamp: sa.bindparam("now")} if stamp else {}))
@@ -172,10 +174,10 @@ def _move(
         )
     now = now or utcnow()
     session.flush()  # what the caller changed through the ORM goes first
-    result = session.connection().execute(
-        _move_statement(stamp), {"slip_id": slip.id, "source": source, "target": target, "now": now}
+    moved = _move_statement(stamp).run(
+        session, {"slip_id": slip.id, "source": source, "target": target, "now": now}
     )
-    if rows_changed(result) != 1:
+    if moved != 1:
         raise Conflict(
             f"Le bordereau {slip.number} vient d'être modifié par quelqu'un d'autre ; rechargez la page."
         )
@@ -309,7 +311,7 @@ def _check_destination(slip: Slip, by: User | None) -> None:
         raise NotFound("Bordereau introuvable, ou hors de votre périmètre.")
 
 
-def _check_warehouse(slip: Slip, by: User | None) -> None:
+def _check_warehouse(slip: Slip | _Picking, by: User | None) -> None:
     if by is not None and by.role is Role.WAREHOUSE and slip.warehouse_id != by.organisation_id:
         raise NotFound("Bordereau introuvable, ou hors de votre périmètre.")
 
@@ -384,7 +386,7 @@ def parse_scan(code: str) -> str:
     return scope.scanned_text(code)
 
 
-_LINES = SlipLine.__table__
+_LINES = table(SlipLine)
 _LINE_FOR = (
     sa.select(SlipLine)
     .join(Device, SlipLine.device_id == Device.id)
@@ -395,41 +397,67 @@ _LINE_FOR = (
         sa.or_(Device.serial == sa.bindparam("code"), Device.asset_tag == sa.bindparam("code")),
     )
 )
-# what a pick needs in one statement: the device scanned on an active line of the slip, that line's id and
-# pick time, and the slip's progress (lines picked, active lines)
-_ACTIVE_LINES = sa.and_(_LINES.c.slip_id == sa.bindparam("slip_id"), _LINES.c.removed_at.is_(None))
+# What a pick reads, in one statement: the active line of the slip holding the scanned device, that line's
+# pick time, the device, and the slip's progress (lines picked, active lines).
+_DEVICES = table(Device)
 _OTHERS = _LINES.alias("progress")
-_OTHERS_ACTIVE = sa.and_(_OTHERS.c.slip_id == sa.bindparam("slip_id"), _OTHERS.c.removed_at.is_(None))
-_PICK_LOOKUP = (
+_PICKED = sa.func.count(_OTHERS.c.picked_at)
+_ON_SLIP = sa.func.count(_OTHERS.c.id)
+_SCANNED = sa.or_(_DEVICES.c.serial == sa.bindparam("code"), _DEVICES.c.asset_tag == sa.bindparam("code"))
+_LINE_AND_DEVICE = (
+    _LINES.c.id,
+    _LINES.c.picked_at,
+    _DEVICES.c.id,
+    _DEVICES.c.serial,
+    _DEVICES.c.status,
+    _DEVICES.c.warehouse_id,
+)
+
+
+def _progress_of(slip_id: Any) -> tuple[sa.ScalarSelect, sa.ScalarSelect]:
+    active = sa.and_(_OTHERS.c.slip_id == slip_id, _OTHERS.c.removed_at.is_(None))
+    return (
+        sa.select(_PICKED).where(active).scalar_subquery(),
+        sa.select(_ON_SLIP).where(active).scalar_subquery(),
+    )
+
+
+_PICK_LOOKUP = Prepared(
+    sa.select(*_LINE_AND_DEVICE, *_progress_of(sa.bindparam("slip_id")))
+    .select_from(_LINES.join(_DEVICES, _DEVICES.c.id == _LINES.c.device_id))
+    .where(_LINES.c.slip_id == sa.bindparam("slip_id"), _LINES.c.removed_at.is_(None), _SCANNED)
+)
+# the same, with the slip itself found by its number (and no line when the device is not on it)
+_PICK_BY_NUMBER = Prepared(
     sa.select(
-        Device,
-        SlipLine.id,
-        SlipLine.picked_at,
-        sa.select(sa.func.count(_OTHERS.c.picked_at)).where(_OTHERS_ACTIVE).correlate(None).scalar_subquery(),
-        sa.select(sa.func.count(_OTHERS.c.id)).where(_OTHERS_ACTIVE).correlate(None).scalar_subquery(),
+        _SLIPS.c.id,
+        _SLIPS.c.status,
+        _SLIPS.c.warehouse_id,
+        _SLIPS.c.destination_id,
+        *_LINE_AND_DEVICE,
+        *_progress_of(_SLIPS.c.id),
     )
-    .join(SlipLine, SlipLine.device_id == Device.id)
-    .where(
-        SlipLine.slip_id == sa.bindparam("slip_id"),
-        SlipLine.removed_at.is_(None),
-        sa.or_(Device.serial == sa.bindparam("code"), Device.asset_tag == sa.bindparam("code")),
+    .select_from(
+        _SLIPS.outerjoin(
+            _LINES.join(_DEVICES, sa.and_(_DEVICES.c.id == _LINES.c.device_id, _SCANNED)),
+            sa.and_(_LINES.c.slip_id == _SLIPS.c.id, _LINES.c.removed_at.is_(None)),
+        )
     )
+    .where(_SLIPS.c.number == sa.bindparam("number"))
 )
 # guarded on the line: of two volunteers scanning the same device, one only picks it
-_PICK_LINE = (
+_PICK_LINE = Prepared(
     sa.update(_LINES)
     .where(
         _LINES.c.id == sa.bindparam("line_id"), _LINES.c.picked_at.is_(None), _LINES.c.removed_at.is_(None)
     )
     .values(picked_at=sa.bindparam("now"), picked_by_id=sa.bindparam("by_id"))
 )
+_PROGRESS = Prepared(sa.select(*_progress_of(sa.bindparam("slip_id"))))
 
 
-_PROGRESS = sa.select(sa.func.count(_LINES.c.picked_at), sa.func.count(_LINES.c.id)).where(_ACTIVE_LINES)
-
-
-def _progress(session: Session, slip: Slip) -> tuple[int, int]:
-    picked, total = session.connection().execute(_PROGRESS, {"slip_id": slip.id}).one()
+def _progress(session: Session, slip: Slip | _Picking) -> tuple[int, int]:
+    picked, total = _PROGRESS.first(session, {"slip_id": slip.id}) or (0, 0)
     return picked, total
 
 
@@ -438,7 +466,7 @@ def _line_for(session: Session, slip: Slip, text: str) -> SlipLine | None:
     return session.execute(_LINE_FOR, {"slip_id": slip.id, "code": text}).scalar_one_or_none()
 
 
-def _other_slip(session: Session, slip: Slip, text: str) -> str | None:
+def _other_slip(session: Session, slip: Slip | _Picking, text: str) -> str | None:
     """The number of another open slip of the same warehouse holding this device (removed from ``slip``
     and put on another while a phone was offline, say), if any: the reason of a refusal."""
     return session.scalar(
@@ -456,6 +484,16 @@ def _other_slip(session: Session, slip: Slip, text: str) -> str | None:
     )
 
 
+@dataclass(frozen=True)
+class _Picking:
+    """The slip being prepared, as a pick reads it (its object is loaded only if the pick completes it)."""
+
+    id: int
+    number: str
+    status: SlipStatus
+    warehouse_id: int
+
+
 def scan_for_pick(
     session: Session, slip: Slip, code: str, *, by: User | None, now: datetime | None = None
 ) -> ScanResult:
@@ -471,7 +509,45 @@ def scan_for_pick(
         return ScanResult(
             "refused", "Code vide : scannez l'étiquette de l'équipement.", *_progress(session, slip)
         )
-    found = session.execute(_PICK_LOOKUP, {"slip_id": slip.id, "code": text}).first()
+    found = _PICK_LOOKUP.first(session, {"slip_id": slip.id, "code": text})
+    picking = _Picking(slip.id, slip.number or "", slip.status, slip.warehouse_id)
+    return _pick(session, picking, text, found, by=by, now=now, slip_object=slip)
+
+
+def pick_by_number(
+    session: Session, user: User | None, number: str, code: str, *, now: datetime | None = None
+) -> ScanResult:
+    """``scan_for_pick`` by ``user`` on the slip ``number`` as ``get_slip`` finds it (NotFound otherwise),
+    with the slip, the scanned device's line and the slip's progress read by one statement: a volunteer's
+    every scan, and the warehouse system's every pick, come here."""
+    wanted = (number or "").strip().upper()
+    try:
+        text = parse_scan(code)
+    except ValidationFailed:
+        text = ""
+    if not text or (user is not None and user.role is Role.PREFECTURE):  # answered as scan_for_pick does
+        return scan_for_pick(session, get_slip(session, user, number=wanted), code, by=user, now=now)
+    row = _PICK_BY_NUMBER.first(session, {"number": wanted, "code": text})
+    if row is None or not _sees(user, row[2], row[3]):
+        raise NotFound("Bordereau introuvable, ou hors de votre périmètre.")
+    picking = _Picking(row[0], wanted, row[1], row[2])
+    _require_role(user, "pick", "préparer un bordereau")
+    _check_warehouse(picking, user)
+    return _pick(session, picking, text, row[4:] if row[4] is not None else None, by=user, now=now)
+
+
+def _pick(
+    session: Session,
+    slip: _Picking,
+    text: str,
+    found: tuple | None,
+    *,
+    by: User | None,
+    now: datetime | None,
+    slip_object: Slip | None = None,
+) -> ScanResult:
+    """The rest of a scan once the slip's line holding ``text`` (``found``: line id and pick time, device id,
+    serial, status and warehouse, then the slip's progress) was read."""
     if found is None:
         elsewhere = _other_slip(session, slip, text)
         return ScanResult(
@@ -482,8 +558,7 @@ def scan_for_pick(
             *_progress(session, slip),
             text,
         )
-    device, line_id, picked_at, picked, total = found
-    serial = device.serial
+    line_id, picked_at, device_id, serial, device_status, device_warehouse, picked, total = found
     if picked_at is not None:
         return ScanResult("already", f"{serial} est déjà préparé.", picked, total, serial)
     if slip.status is not SlipStatus.ISSUED:
@@ -495,11 +570,7 @@ def scan_for_pick(
             serial,
         )
     now = now or utcnow()
-    won = rows_changed(
-        session.connection().execute(
-            _PICK_LINE, {"line_id": line_id, "now": now, "by_id": by.id if by else None}
-        )
-    )
+    won = _PICK_LINE.run(session, {"line_id": line_id, "now": now, "by_id": by.id if by else None})
     line = session.identity_map.get(identity_key(SlipLine, line_id))  # if this session holds it
     if won != 1:
         if line is not None:
@@ -509,10 +580,12 @@ def scan_for_pick(
         )
     if line is not None:
         session.expire(line, ["picked_at", "picked_by_id"])
+    device = devices.DeviceRef(device_id, serial, device_status, device_warehouse)
     devices.transition(session, device, "pick", by=by, reason=f"Préparé pour {slip.number}", now=now)
     picked += 1
     if picked == total:
-        _move(session, slip, SlipStatus.PREPARED, "prepared", by, now=now, stamp="prepared_at")
+        completed = slip_object or session.get(Slip, slip.id)
+        _move(session, completed, SlipStatus.PREPARED, "prepared", by, now=now, stamp="prepared_at")
     return ScanResult("picked", f"{serial} préparé.", picked, total, serial)
 
 

@@ -27,6 +27,7 @@ from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, session
 from sqlalchemy.sql import visitors
 
 from ..models import Assignment, AssignmentTally, Device, DeviceStatus, NeedKind, Pupil, PupilTally
+from ..statements import Prepared
 
 # (qpv_code, envelope_id, kind, device_status, active)
 AssignmentKey = tuple[str, int, NeedKind, DeviceStatus, bool]
@@ -103,7 +104,7 @@ def pupil_registered(session: Session, organisation_id: int, qpv_code: str, kind
 # ---------------------------------------------------------------- writing
 
 
-_UPSERTS: dict[str, sa.TextClause] = {}
+_UPSERTS: dict[str, Prepared] = {}
 
 
 def _upsert(session: Session, model, keys: list[str], values: list[dict], counters: list[str]) -> None:
@@ -114,14 +115,16 @@ def _upsert(session: Session, model, keys: list[str], values: list[dict], counte
     stmt = _UPSERTS.get(table.name)
     if stmt is None:
         columns = [*keys, *counters]
-        stmt = _UPSERTS[table.name] = sa.text(
-            f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608 — the model's own names
-            f"VALUES ({', '.join(':' + c for c in columns)}) "
-            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
-            + ", ".join(f"{c} = {table.name}.{c} + excluded.{c}" for c in counters)
-        ).bindparams(*(sa.bindparam(c, type_=table.c[c].type) for c in columns))
+        stmt = _UPSERTS[table.name] = Prepared(
+            sa.text(
+                f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608 — the model's own names
+                f"VALUES ({', '.join(':' + c for c in columns)}) "
+                f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
+                + ", ".join(f"{c} = {table.name}.{c} + excluded.{c}" for c in counters)
+            ).bindparams(*(sa.bindparam(c, type_=table.c[c].type) for c in columns))
+        )
     session.flush()  # the ORM's pending writes first, in the order they always had
-    session.connection().execute(stmt, values)
+    stmt.run_many(session, values)
 
 
 def flush(session: Session) -> None:

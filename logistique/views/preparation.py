@@ -63,17 +63,17 @@ def prepare(number: str):
 @idempotent_scan
 def scan(number: str):
     """One scan: JSON for the page's script, a redirect with a message without script."""
-    slip = _slip(number)
     form = ScanForm(meta={"csrf": False})  # checked once already, for every POST, by CSRFProtect
     wants_json = request.accept_mimetypes.best == "application/json"
     if not form.validate_on_submit():
+        _slip(number)  # an unknown slip, or one out of scope, is 404 all the same
         message = "; ".join(e for errors in form.errors.values() for e in errors)
         if wants_json:
             return jsonify({"outcome": "refused", "message": message}), 400
         flash(message, "error")
         return redirect(url_for("slips.prepare", number=number))
     # a refused scan is an answer, not an error: it changes nothing and is committed like a pick
-    result = commit(lambda: slips.scan_for_pick(db.session, slip, form.code.data, by=g.user), catch=()).value
+    result = commit(lambda: slips.pick_by_number(db.session, g.user, number, form.code.data), catch=()).value
     if wants_json:
         return jsonify(
             {

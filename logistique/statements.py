@@ -1,0 +1,149 @@
+"""Statements of the hot paths, compiled once per database and run straight on the DBAPI cursor.
+
+A statement built once and executed by SQLAlchemy (``connection.execute(statement, parameters)``) still costs,
+at every execution, the set-up of an execution context, of its parameters' and results' processing, and the
+events: several times what the database takes to run a primary-key update. A ``Prepared`` statement keeps its
+SQL, the order of its parameters and their type processors per dialect, and runs on the DBAPI connection of
+the session's transaction: same transaction, same SQL, same conversions of values (the column types' bind
+and result processors), without that work. Database errors are raised as SQLAlchemy's (``IntegrityError``,
+``OperationalError``…), as ``Connection.execute`` raises them. Used where a request runs many of them (a pick,
+a scan, a token's authentication); everything else goes through SQLAlchemy as usual.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast, overload
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Session
+
+Processor = Callable[[Any], Any] | None
+
+
+def table(model: Any) -> sa.Table:
+    """The table of a mapped class, typed as one (``Model.__table__`` is typed as any FROM clause)."""
+    return cast(sa.Table, model.__table__)
+
+
+@dataclass(frozen=True)
+class _Form:
+    """A statement as one dialect runs it."""
+
+    sql: str
+    positional: tuple[str, ...] | None  # the parameters' order (qmark, format), None for named ones
+    binds: tuple[tuple[str, Processor, Any], ...]  # name, bind processor, value when not given
+    results: tuple[Processor, ...]  # one per result column
+    dbapi_error: type[Exception]
+
+
+class Prepared:
+    """``statement`` (a Core select, insert, update or delete with named ``bindparam`` parameters), compiled
+    once per dialect. An insert is compiled for the columns of ``columns``."""
+
+    def __init__(self, statement: sa.Executable, *, columns: Sequence[str] | None = None) -> None:
+        self.statement = statement
+        self.column_keys = list(columns) if columns is not None else None
+        result_columns = getattr(statement, "exported_columns", None) or ()
+        self.keys = tuple(column.key for column in result_columns)
+        self._types = tuple(column.type for column in result_columns)
+        self._forms: dict[str, _Form] = {}
+
+    def _form(self, dialect: Dialect) -> _Form:
+        form = self._forms.get(dialect.name)
+        if form is None:
+            compiled = self.statement.compile(dialect=dialect, column_keys=self.column_keys)
+            binds = []
+            for name, bind in compiled.binds.items():
+                processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+                value = bind.effective_value if not bind.required else None
+                binds.append((name, processor, value))
+            form = self._forms[dialect.name] = _Form(
+                compiled.string,
+                tuple(compiled.positiontup or ()) if dialect.positional else None,
+                tuple(binds),
+                tuple(t.dialect_impl(dialect).result_processor(dialect, None) for t in self._types),
+                dialect.loaded_dbapi.Error,
+            )
+        return form
+
+    @staticmethod
+    def _parameters(form: _Form, values: Mapping[str, Any]) -> Any:
+        processed = {}
+        for name, processor, default in form.binds:
+            value = values.get(name, default)
+            processed[name] = processor(value) if processor is not None and value is not None else value
+        if form.positional is None:
+            return processed
+        return tuple(processed[name] for name in form.positional)
+
+    def _cursor(self, session: Session, values: Mapping[str, Any] | Iterable[Mapping[str, Any]], many: bool):
+        connection = session.connection()
+        form = self._form(connection.dialect)
+        raw = connection.connection.driver_connection
+        cursor = raw.cursor()
+        try:
+            if many:
+                cursor.executemany(form.sql, [self._parameters(form, v) for v in values])
+            else:
+                cursor.execute(form.sql, self._parameters(form, values))
+        except form.dbapi_error as exc:
+            cursor.close()
+            invalidated = connection.dialect.is_disconnect(exc, raw, cursor)
+            if invalidated:
+                connection.invalidate(exc)
+            raise sa.exc.DBAPIError.instance(
+                form.sql,
+                None,
+                exc,
+                form.dbapi_error,
+                hide_parameters=True,
+                connection_invalidated=invalidated,
+                dialect=connection.dialect,
+            ) from exc
+        return cursor, form
+
+    def run(self, session: Session, values: Mapping[str, Any]) -> int:
+        """Execute in the session's transaction; the number of rows changed (an update's verdict)."""
+        cursor, _form = self._cursor(session, values, many=False)
+        try:
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+    def run_many(self, session: Session, values: Iterable[Mapping[str, Any]]) -> None:
+        """Execute once per mapping of ``values`` (executemany)."""
+        self._cursor(session, values, many=True)[0].close()
+
+    def rows(self, session: Session, values: Mapping[str, Any]) -> list[tuple]:
+        """Every row of the result, its values converted as SQLAlchemy converts them."""
+        cursor, form = self._cursor(session, values, many=False)
+        try:
+            fetched = cursor.fetchall()
+        finally:
+            cursor.close()
+        processors = form.results
+        if not any(processors):
+            return [tuple(row) for row in fetched]
+        return [
+            tuple(
+                value if p is None or value is None else p(value)
+                for p, value in zip(processors, row, strict=True)
+            )
+            for row in fetched
+        ]
+
+    def first(self, session: Session, values: Mapping[str, Any]) -> tuple | None:
+        """The first row of the result, or None."""
+        found = self.rows(session, values)
+        return found[0] if found else None
+
+    @overload
+    def mapping(self, row: tuple) -> dict[str, Any]: ...
+    @overload
+    def mapping(self, row: None) -> None: ...
+    def mapping(self, row: tuple | None) -> dict[str, Any] | None:
+        """``row`` as a mapping of the result's column names."""
+        return None if row is None else dict(zip(self.keys, row, strict=True))

@@ -28,6 +28,20 @@ def table(model: Any) -> sa.Table:
     return cast(sa.Table, model.__table__)
 
 
+_CONNECTION = "logistique.statements.connection"
+
+
+def _connection(session: Session) -> sa.Connection:
+    """The connection of the session's transaction (``Session.connection()``, once per transaction)."""
+    transaction = session.get_transaction()
+    known = session.info.get(_CONNECTION)
+    if transaction is not None and known is not None and known[0] is transaction and transaction.is_active:
+        return known[1]
+    connection = session.connection()
+    session.info[_CONNECTION] = (session.get_transaction(), connection)
+    return connection
+
+
 @dataclass(frozen=True)
 class _Form:
     """A statement as one dialect runs it."""
@@ -80,7 +94,7 @@ class Prepared:
         return tuple(processed[name] for name in form.positional)
 
     def _cursor(self, session: Session, values: Mapping[str, Any] | Iterable[Mapping[str, Any]], many: bool):
-        connection = session.connection()
+        connection = _connection(session)
         form = self._form(connection.dialect)
         raw = connection.connection.driver_connection
         cursor = raw.cursor()

@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from logistique import create_app, migrate  # noqa: E402
+from logistique.statements import Prepared  # noqa: E402
 from logistique.db import db, make_engine  # noqa: E402
 from tests import load_scenario  # noqa: E402
 
@@ -107,6 +108,17 @@ def main(
 
     sa.event.listen(db_engine(app), "before_cursor_execute", before)
     sa.event.listen(db_engine(app), "after_cursor_execute", after)
+    run_prepared = Prepared._cursor
+
+    def counted(self, session, values, many):  # statements run on the DBAPI cursor, counted as well
+        form = self._form(session.get_bind().dialect)
+        before(None, None, form.sql)
+        try:
+            return run_prepared(self, session, values, many)
+        finally:
+            after(None, None, form.sql)
+
+    Prepared._cursor = counted  # type: ignore[method-assign]
     client = app.test_client()
     token = sc.tokens["warehouse"]
     if scenario == "scan":

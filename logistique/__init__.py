@@ -95,9 +95,7 @@ def _enforce_access():
         return None  # the API authenticates bearer tokens itself (api/__init__.py)
     if rule.is_public:
         return None
-    with db.reading_first():  # on SQLite, a writer takes the write lock after this, not for it
-        authenticated = current_user.is_authenticated
-    if not authenticated:
+    if not current_user.is_authenticated:
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
     if current_user.role not in rule.roles:
         abort(403)

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, g, has_request_context, request
 from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+if TYPE_CHECKING:
+    from .statements import Prepared
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -157,14 +160,15 @@ class Database:
     @property
     def session(self) -> Session:
         """The session of the current application context (a writer's for POST, PUT, PATCH, DELETE)."""
-        if "db_session" not in g:
+        session = getattr(g, "db_session", None)
+        if session is None:
             factories = self._factory()
-            g.db_session = (
+            session = g.db_session = (
                 factories.writer
                 if has_request_context() and request.method not in _SAFE_METHODS
                 else factories.reader
             )()
-        return g.db_session
+        return session
 
     @staticmethod
     def _teardown(_exc: BaseException | None) -> None:
@@ -172,28 +176,25 @@ class Database:
         if session is not None:
             session.close()
 
-    @contextmanager
-    def reading_first(self) -> Iterator[Session]:
-        """The request's session, for what a writing request reads before it writes (who is asking): on
-        SQLite, in a read transaction of its own, ended before the writes, so that the database's single write
-        lock is held for the writes and what they need only, not while the request authenticates. Elsewhere,
-        and once the request's transaction has begun, the session as it is."""
+    def read_first(self, statement: Prepared, values: Mapping[str, Any]) -> tuple | None:
+        """The first row of ``statement``, for what a writing request reads before it writes (who is asking):
+        on SQLite, outside the request's transaction, so that the database's single write lock is held for
+        the writes and what they need, not while the request authenticates. Elsewhere, and once the request's
+        transaction has begun, in the request's session."""
         session = self.session
+        factories = self._factory()
         if (
-            not has_request_context()
+            factories.engine.dialect.name != "sqlite"
+            or not has_request_context()
             or request.method in _SAFE_METHODS
             or session.in_transaction()
-            or self._factory().engine.dialect.name != "sqlite"
         ):
-            yield session
-            return
-        session.connection(execution_options={"write": False})
+            return statement.first(session, values)
+        raw = factories.engine.raw_connection()  # autocommit (isolation_level None): a read of its own
         try:
-            yield session
-        except BaseException:
-            session.rollback()
-            raise
-        session.commit()  # only read: ends the read transaction (nothing is expired)
+            return statement.first_on(raw.driver_connection, factories.engine.dialect, values)
+        finally:
+            raw.close()
 
     @contextmanager
     def new_session(self, *, write: bool = False) -> Iterator[Session]:

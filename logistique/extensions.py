@@ -28,7 +28,8 @@ def load_user(user_id: str):
     if not user_id.isdigit():
         return None
     database = db.session
-    row = accounts.USER_BY_ID.mapping(accounts.USER_BY_ID.first(database, {"user_id": int(user_id)}))
+    # on SQLite, a writing request takes the write lock after this, not for it
+    row = accounts.USER_BY_ID.mapping(db.read_first(accounts.USER_BY_ID, {"user_id": int(user_id)}))
     if row is None or not row["is_active"] or (row["is_demo"] and not current_app.config["DEMO_MODE"]):
         return None
     if session.get(SESSION_VERSION) != row["session_version"] or not _within_lifetime():

@@ -95,8 +95,19 @@ class Prepared:
 
     def _cursor(self, session: Session, values: Mapping[str, Any] | Iterable[Mapping[str, Any]], many: bool):
         connection = _connection(session)
-        form = self._form(connection.dialect)
-        raw = connection.connection.driver_connection
+        return self._execute(
+            connection.connection.driver_connection, connection.dialect, values, many, connection
+        )
+
+    def _execute(
+        self,
+        raw: Any,
+        dialect: Dialect,
+        values: Mapping[str, Any] | Iterable[Mapping[str, Any]],
+        many: bool,
+        connection: sa.Connection | None = None,
+    ):
+        form = self._form(dialect)
         cursor = raw.cursor()
         try:
             if many:
@@ -105,8 +116,8 @@ class Prepared:
                 cursor.execute(form.sql, self._parameters(form, values))
         except form.dbapi_error as exc:
             cursor.close()
-            invalidated = connection.dialect.is_disconnect(exc, raw, cursor)
-            if invalidated:
+            invalidated = dialect.is_disconnect(exc, raw, cursor)
+            if invalidated and connection is not None:
                 connection.invalidate(exc)
             raise sa.exc.DBAPIError.instance(
                 form.sql,
@@ -115,7 +126,7 @@ class Prepared:
                 form.dbapi_error,
                 hide_parameters=True,
                 connection_invalidated=invalidated,
-                dialect=connection.dialect,
+                dialect=dialect,
             ) from exc
         return cursor, form
 
@@ -133,7 +144,20 @@ class Prepared:
 
     def rows(self, session: Session, values: Mapping[str, Any]) -> list[tuple]:
         """Every row of the result, its values converted as SQLAlchemy converts them."""
-        cursor, form = self._cursor(session, values, many=False)
+        return self._fetch(*self._cursor(session, values, many=False))
+
+    def first(self, session: Session, values: Mapping[str, Any]) -> tuple | None:
+        """The first row of the result, or None."""
+        found = self.rows(session, values)
+        return found[0] if found else None
+
+    def first_on(self, raw: Any, dialect: Dialect, values: Mapping[str, Any]) -> tuple | None:
+        """``first`` on a DBAPI connection of the application's engine, outside any session."""
+        found = self._fetch(*self._execute(raw, dialect, values, many=False))
+        return found[0] if found else None
+
+    @staticmethod
+    def _fetch(cursor: Any, form: _Form) -> list[tuple]:
         try:
             fetched = cursor.fetchall()
         finally:
@@ -148,11 +172,6 @@ class Prepared:
             )
             for row in fetched
         ]
-
-    def first(self, session: Session, values: Mapping[str, Any]) -> tuple | None:
-        """The first row of the result, or None."""
-        found = self.rows(session, values)
-        return found[0] if found else None
 
     @overload
     def mapping(self, row: tuple) -> dict[str, Any]: ...

@@ -125,14 +125,14 @@ def _bearer_user(key: str | None = None) -> tuple[User | None, StoredAnswer | No
     lookup = accounts.token_lookup(token.strip(), now)
     if lookup is None:
         return None, None
-    with db.reading_first() as session:  # on SQLite, a writer takes the write lock after this, not for it
-        if key is None:
-            row = accounts.TOKEN_HOLDER.mapping(accounts.TOKEN_HOLDER.first(session, lookup))
-        else:
-            row = _HOLDER_AND_KEY.mapping(_HOLDER_AND_KEY.first(session, {**lookup, "idempotency_key": key}))
-        if row is None:
-            return None, None
-        user = accounts.token_holder(session, row, demo_mode=current_app.config["DEMO_MODE"], now=now)
+    # on SQLite, a writing request takes the write lock after this, not for it
+    if key is None:
+        row = accounts.TOKEN_HOLDER.mapping(db.read_first(accounts.TOKEN_HOLDER, lookup))
+    else:
+        row = _HOLDER_AND_KEY.mapping(db.read_first(_HOLDER_AND_KEY, {**lookup, "idempotency_key": key}))
+    if row is None:
+        return None, None
+    user = accounts.token_holder(db.session, row, demo_mode=current_app.config["DEMO_MODE"], now=now)
     stored = None
     if key is not None and row["stored_request_hash"] is not None:
         stored = StoredAnswer(*(row[f"stored_{column.key}"] for column in _STORED_COLUMNS))

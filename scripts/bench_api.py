@@ -170,6 +170,32 @@ def wrk_run(wrk: str, base: str, mode: str, items: Path, *, seconds: int, connec
     return result
 
 
+def server_cpu(base: str) -> float:
+    """CPU seconds used so far by the gunicorn serving ``base`` (master and workers, found by their command
+    line): what a request costs the server, whatever else the machine runs."""
+    bind = base.removeprefix("http://")
+    total = 0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if bind.encode() not in (proc / "cmdline").read_bytes():
+                continue
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def measured(wrk: str, base: str, mode: str, items: Path, **options) -> dict:
+    """``wrk_run``, with the server's CPU time per request."""
+    before = server_cpu(base)
+    result = wrk_run(wrk, base, mode, items, **options)
+    result["cpu_us"] = (server_cpu(base) - before) / max(1, result["requests"]) * 1e6
+    return result
+
+
 def write_items(path: Path, items: list[tuple[str, str]]) -> Path:
     path.write_text("".join(f"{a} {b}\n" for a, b in items))
     return path
@@ -209,14 +235,14 @@ def bench_engine(engine_name: str, opts: dict, wrk: str, workdir: Path) -> dict:
                     bare_items = [(i, f"BARE-{int(i):07d}") for i, _x in bare_items]
                 bare_file = write_items(workdir / f"bare-{mode}.txt", bare_items)
                 results[mode]["bare"].append(
-                    wrk_run(wrk, bare, f"bare-{mode}", bare_file, seconds=seconds, connections=connections)
+                    measured(wrk, bare, f"bare-{mode}", bare_file, seconds=seconds, connections=connections)
                 )
                 work = {"pick": picks, "scan": scans, "get": reads}[mode]
                 mine = work if mode == "get" else work[run * share : (run + 1) * share]
                 app_file = write_items(workdir / f"app-{mode}.txt", mine)
                 auth = cookie if mode == "scan" else token
                 results[mode]["app"].append(
-                    wrk_run(
+                    measured(
                         wrk,
                         real,
                         mode,
@@ -227,12 +253,13 @@ def bench_engine(engine_name: str, opts: dict, wrk: str, workdir: Path) -> dict:
                         csrf=csrf,
                     )
                 )
-                last = results[mode]
+                bare_r, app_r = results[mode]["bare"][-1], results[mode]["app"][-1]
                 click.echo(
-                    f"   run {run + 1} {mode:5} bare {last['bare'][-1]['rps']:7.0f} req/s "
-                    f"p99 {last['bare'][-1]['p99_ms']:6.1f} ms | app {last['app'][-1]['rps']:6.0f} req/s "
-                    f"p99 {last['app'][-1]['p99_ms']:6.1f} ms non-2xx {last['app'][-1]['non2xx']} "
-                    f"picked {last['app'][-1]['picked']}/{last['app'][-1]['requests']}",
+                    f"   run {run + 1} {mode:5} bare {bare_r['rps']:5.0f} req/s "
+                    f"p99 {bare_r['p99_ms']:5.1f} ms CPU {bare_r['cpu_us']:5.0f} µs/req | "
+                    f"app {app_r['rps']:5.0f} req/s "
+                    f"p99 {app_r['p99_ms']:5.1f} ms CPU {app_r['cpu_us']:5.0f} µs/req | "
+                    f"non-2xx {app_r['non2xx']} picked {app_r['picked']}/{app_r['requests']}",
                     err=True,
                 )
     check_engine = make_engine(url)

@@ -57,7 +57,7 @@ def _require(by: User | None, action: str, what: str) -> None:
 
 
 def _coordinator_org(by: User | None) -> int:
-    """The organisation a restitution is recorded for: a coordinator's own (the family's papers are theirs)."""
+    """The organisation a restitution is recorded for: a coordinator's own (family papers are theirs)."""
     if by is None or by.role is not Role.COORDINATOR or by.organisation_id is None:
         raise Forbidden("Seule la coordination d'une structure enregistre les restitutions des familles.")
     return by.organisation_id
@@ -146,7 +146,7 @@ def add_device(
     by: User | None,
 ) -> Added:
     """Put one device the family brought back on a draft restitution (nothing moves until ``record``).
-    Refused, with the reason in French: a device of another organisation, not handed over, of another pupil."""
+    Refused in French: a device of another organisation, not handed over, or another pupil's."""
     organisation_id = _coordinator_org(by)
     if restitution.organisation_id != organisation_id:
         raise NotFound("Restitution introuvable, ou hors de votre périmètre.")
@@ -577,7 +577,7 @@ def issue_return_slip(
 def cancel_return_slip(
     session: Session, return_slip: ReturnSlip, *, by: User | None, now: datetime | None = None
 ) -> None:
-    """Cancel a return slip before it leaves: its devices are to send back again, its QR code stops working."""
+    """Cancel a return slip before it leaves: its devices wait to go back again, its QR stops working."""
     _require(by, "create", "annuler un bordereau de retour")
     _check_organisation(return_slip, by)
     now = now or utcnow()

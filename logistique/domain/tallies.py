@@ -116,7 +116,7 @@ def pupil_registered(session: Session, organisation_id: int, qpv_code: str, kind
 
 
 def move_return(session: Session, before: ReturnKey | None, after: ReturnKey | None) -> None:
-    """One device brought back by a family leaves the counter ``before`` (None: just recorded) for ``after``."""
+    """One device brought back by a family leaves the counter ``before`` (None: new) for ``after``."""
     if before == after:
         return
     pending = _pending(session).returns

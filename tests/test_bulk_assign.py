@@ -47,7 +47,9 @@ def test_each_scan_goes_to_the_pupil_who_waited_longest_and_can_be_undone(sessio
     assert response.status_code == 302
     assert _active(session) == {"SN-LILLE-1": first.reference}
     # by asset tag, or the label's URL: the next pupil
-    response = phone.post("/attributions/scan", data={"code": f"https://x.test/d/{world.device_amiens.asset_tag}"})
+    response = phone.post(
+        "/attributions/scan", data={"code": f"https://x.test/d/{world.device_amiens.asset_tag}"}
+    )
     assert response.status_code == 302
     assert _active(session) == {"SN-LILLE-1": first.reference, "SN-AMIENS-1": second.reference}
 

@@ -69,9 +69,13 @@ def _coordinator_org(by: User | None) -> int:
 def get_restitution(session: Session, user: User | None, restitution_id: int) -> Restitution:
     """A restitution and its papers (they carry the pupil's name): coordinators of its organisation only."""
     restitution = session.get(Restitution, restitution_id)
-    if restitution is None or (
-        user is not None
-        and (user.role is not Role.COORDINATOR or user.organisation_id != restitution.organisation_id)
+    if (
+        restitution is None
+        or restitution.status is not RestitutionStatus.RECORDED
+        or (
+            user is not None
+            and (user.role is not Role.COORDINATOR or user.organisation_id != restitution.organisation_id)
+        )
     ):
         raise NotFound("Restitution introuvable, ou hors de votre périmètre.")
     return restitution
@@ -271,6 +275,12 @@ def record(
         return restitution
     if not restitution.lines:
         raise ValidationFailed("Scannez au moins un équipement rendu par la famille.")
+    for line in restitution.lines:
+        if not devices.allows(RETURN_ACTIONS[line.state], line.device.status):
+            raise Conflict(
+                f"{line.device.serial} est maintenant « {line.device.status.label} » (rendu ailleurs ?) : "
+                "retirez-le de la restitution."
+            )
     now = now or utcnow()
     won = rows_changed(
         session.execute(
@@ -295,7 +305,7 @@ def record(
             now=now,
         )
         line.outcome = line.state
-        tallies.move_return(session, None, (line.qpv_code, line.kind, line.state))
+        tallies.move_return(session, None, (line.qpv_code, line.kind, line.state, line.state))
     session.flush()
     return restitution
 
@@ -713,9 +723,10 @@ def check_device(
         now=now,
     )
     returned = line.restitution_line
-    before = (returned.qpv_code, returned.kind, returned.outcome) if returned.outcome else None
+    key = (returned.qpv_code, returned.kind, returned.state)
+    before = (*key, returned.outcome) if returned.outcome else None
     returned.outcome = outcome
-    tallies.move_return(session, before, (returned.qpv_code, returned.kind, outcome))
+    tallies.move_return(session, before, (*key, outcome))
     session.flush()
     checked, total = _counts(return_slip)
     if checked == total:

@@ -43,8 +43,8 @@ from ..models import (
 AssignmentKey = tuple[str, int, NeedKind, DeviceStatus, bool]
 # (organisation_id, qpv_code, kind)
 PupilKey = tuple[int, str, NeedKind]
-# (qpv_code, kind, outcome): devices brought back by families and what they are now
-ReturnKey = tuple[str, NeedKind, DeviceStatus]
+# (qpv_code, kind, state, outcome): devices brought back by families, how, and what they are now
+ReturnKey = tuple[str, NeedKind, DeviceStatus, DeviceStatus]
 
 log = logging.getLogger(__name__)
 _PENDING = "logistique.tallies"
@@ -185,12 +185,14 @@ def flush(session: Session) -> None:
     if rows:
         _upsert(session, PupilTally, ["organisation_id", "qpv_code", "kind"], rows, ["pupils"])
     rows = [
-        {"qpv_code": qpv, "kind": kind, "outcome": outcome, "devices": n}
-        for (qpv, kind, outcome), n in sorted(pending.returns.items(), key=lambda item: _sort_key(item[0]))
+        {"qpv_code": qpv, "kind": kind, "state": state, "outcome": outcome, "devices": n}
+        for (qpv, kind, state, outcome), n in sorted(
+            pending.returns.items(), key=lambda item: _sort_key(item[0])
+        )
         if n
     ]
     if rows:
-        _upsert(session, ReturnTally, ["qpv_code", "kind", "outcome"], rows, ["devices"])
+        _upsert(session, ReturnTally, ["qpv_code", "kind", "state", "outcome"], rows, ["devices"])
     # only once written: a failed write leaves them pending, to go with the rollback that must follow
     session.info[_PENDING] = _Pending()
 
@@ -268,7 +270,7 @@ def _assignment_counts() -> sa.Select:
 
 def _return_counts() -> sa.Select:
     """The return counters as a GROUP BY over recorded restitution lines, in the columns' order."""
-    key = (RestitutionLine.qpv_code, RestitutionLine.kind, RestitutionLine.outcome)
+    key = (RestitutionLine.qpv_code, RestitutionLine.kind, RestitutionLine.state, RestitutionLine.outcome)
     return sa.select(*key, sa.func.count()).where(RestitutionLine.outcome.is_not(None)).group_by(*key)
 
 
@@ -312,10 +314,11 @@ def differences(session: Session) -> list[str]:
         if want_n != have_n:
             found.append(f"élèves {_sort_key(pupil_key)} : compté {have_n}, recompté {want_n}")
     want_returns = {
-        (qpv, kind, outcome): int(n) for qpv, kind, outcome, n in session.execute(_return_counts())
+        (qpv, kind, state, outcome): int(n)
+        for qpv, kind, state, outcome, n in session.execute(_return_counts())
     }
     have_returns = {
-        (t.qpv_code, t.kind, t.outcome): t.devices
+        (t.qpv_code, t.kind, t.state, t.outcome): t.devices
         for t in session.scalars(sa.select(ReturnTally))
         if t.devices
     }
@@ -354,7 +357,9 @@ def rebuild(session: Session, *, lock: bool = False) -> list[str]:
     session.execute(sa.delete(PupilTally))
     session.execute(sa.delete(ReturnTally))
     session.execute(
-        sa.insert(ReturnTally).from_select(["qpv_code", "kind", "outcome", "devices"], _return_counts())
+        sa.insert(ReturnTally).from_select(
+            ["qpv_code", "kind", "state", "outcome", "devices"], _return_counts()
+        )
     )
     session.execute(
         sa.insert(AssignmentTally).from_select(

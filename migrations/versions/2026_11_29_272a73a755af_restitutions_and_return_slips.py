@@ -20,6 +20,19 @@ down_revision = "fedb4bb00aa2"
 branch_labels = None
 depends_on = None
 
+DEVICE_STATUS = (
+    "en_stock",
+    "attribue",
+    "sur_bordereau",
+    "prepare",
+    "expedie",
+    "receptionne",
+    "remis",
+    "retourne",
+    "defectueux",
+    "perdu",
+)
+
 
 def upgrade() -> None:
     op.create_table(
@@ -32,6 +45,16 @@ def upgrade() -> None:
                 "ordinateur",
                 "connexion",
                 name="return_tally_kind",
+                native_enum=False,
+                create_constraint=True,
+            ),
+            nullable=False,
+        ),
+        sa.Column(
+            "state",
+            sa.Enum(
+                *DEVICE_STATUS,
+                name="return_tally_state",
                 native_enum=False,
                 create_constraint=True,
             ),
@@ -58,7 +81,7 @@ def upgrade() -> None:
         ),
         sa.Column("devices", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(["qpv_code"], ["qpvs.code"], name=op.f("fk_return_tallies_qpv_code_qpvs")),
-        sa.PrimaryKeyConstraint("qpv_code", "kind", "outcome", name=op.f("pk_return_tallies")),
+        sa.PrimaryKeyConstraint("qpv_code", "kind", "state", "outcome", name=op.f("pk_return_tallies")),
     )
     op.create_table(
         "restitutions",

@@ -244,7 +244,7 @@
       var count = root.querySelector("[data-received-count]");
       if (count && typeof data.received === "number") count.textContent = data.received.toLocaleString("fr-FR");
     };
-  } else if (kind === "assign") {
+  } else if (kind === "assign" || kind === "returns") {
     // an assignment changes the pupil's page (list of devices, stock offered): reload it once all is sent
     var changed = false;
     var reloadWhenDone = function () {

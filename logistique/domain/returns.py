@@ -233,12 +233,15 @@ def scan(
 ) -> ScanResult:
     """One scan on the returns page: the device joins the coordinator's draft; a second scan is harmless;
     anything else is refused and nothing changes."""
-    draft = start(session, by=by)
+    _coordinator_org(by)
     try:
-        with session.begin_nested():
+        with session.begin_nested():  # a refused scan leaves nothing behind, not even a new draft
+            draft = start(session, by=by)
             done = add_device(session, draft, code, state=state, reason=reason, by=by)
     except (ValidationFailed, NotFound, Conflict, InvalidTransition, BusinessRuleViolation) as exc:
-        count = len(draft.lines)
+        assert by is not None
+        existing = open_draft(session, by)
+        count = len(existing.lines) if existing is not None else 0
         return ScanResult("refused", exc.message, count, count, scope.scanned_text(code) or None)
     count = len(draft.lines)
     serial = done.line.device.serial

@@ -114,14 +114,16 @@ def return_scan():
 RETURN_STATES = {s.value for s in returns.RETURN_ACTIONS}
 
 
-@bp.route("/retours/lignes/<int:line_id>/retirer", methods=["POST"])
+@bp.route("/retours/lignes/<int:restitution_line_id>/retirer", methods=["POST"])
 @roles(COORDINATOR)
-def return_remove_line(line_id: int):
+def return_remove_line(restitution_line_id: int):
     """Take a device scanned by mistake off the draft restitution."""
     draft = returns.open_draft(db.session, g.user)
     if draft is None:
         raise NotFound("Aucune restitution en cours.")
-    commit(lambda: returns.remove_device(db.session, draft, line_id, by=g.user), "Équipement retiré.")
+    commit(
+        lambda: returns.remove_device(db.session, draft, restitution_line_id, by=g.user), "Équipement retiré."
+    )
     return redirect(url_for("returns.returns_page"))
 
 
@@ -162,19 +164,19 @@ def restitution_receipt(restitution_id: int):
 # ---------------------------------------------------------------- return slips
 
 
-def _return_slip(number: str):
-    return returns.get_return_slip(db.session, g.user, number=number)
+def _return_slip(return_number: str):
+    return returns.get_return_slip(db.session, g.user, number=return_number)
 
 
-@bp.route("/r/<token>")
+@bp.route("/r/<return_token>")
 @any_role
-def return_landing(token: str):
+def return_landing(return_token: str):
     """What a return slip's QR code opens: the warehouse's reception page, or the slip itself."""
-    found = returns.from_token(db.session, current_app.config["SECRET_KEY"], token)
+    found = returns.from_token(db.session, current_app.config["SECRET_KEY"], return_token)
     found = returns.get_return_slip(db.session, g.user, slip_id=found.id)
     if g.user.role is Role.WAREHOUSE:
-        return redirect(url_for("returns.return_slip_reception", number=found.number))
-    return redirect(url_for("returns.return_slip_detail", number=found.number))
+        return redirect(url_for("returns.return_slip_reception", return_number=found.number))
+    return redirect(url_for("returns.return_slip_detail", return_number=found.number))
 
 
 @bp.route("/retours/bordereaux")
@@ -205,7 +207,7 @@ def return_slip_new():
                 lambda s: f"Bordereau de retour {s.number} émis : imprimez-le et mettez-le dans le colis.",
             )
             if done:
-                return redirect(url_for("returns.return_slip_detail", number=done.value.number))
+                return redirect(url_for("returns.return_slip_detail", return_number=done.value.number))
             status = done.status
     groups: dict[int, list] = {}
     for line in held:
@@ -213,56 +215,56 @@ def return_slip_new():
     return render_template("returns/slip_new.html", groups=list(groups.values()), form=Form()), status
 
 
-@bp.route("/retours/bordereaux/<number>")
+@bp.route("/retours/bordereaux/<return_number>")
 @roles(*ON_RETURN_SLIPS)
-def return_slip_detail(number: str):
+def return_slip_detail(return_number: str):
     """A return slip: its devices (pupil references only), its journal, and what the user may do next."""
-    return render_template("returns/slip_detail.html", rslip=_return_slip(number), form=Form())
+    return render_template("returns/slip_detail.html", rslip=_return_slip(return_number), form=Form())
 
 
-@bp.route("/retours/bordereaux/<number>/expedier", methods=["POST"])
+@bp.route("/retours/bordereaux/<return_number>/expedier", methods=["POST"])
 @roles(COORDINATOR)
-def return_slip_ship(number: str):
+def return_slip_ship(return_number: str):
     """The return parcel leaves the organisation."""
-    rslip = _return_slip(number)
+    rslip = _return_slip(return_number)
     commit(lambda: returns.ship_return_slip(db.session, rslip, by=g.user), "Bordereau de retour expédié.")
-    return redirect(url_for("returns.return_slip_detail", number=number))
+    return redirect(url_for("returns.return_slip_detail", return_number=return_number))
 
 
-@bp.route("/retours/bordereaux/<number>/annuler", methods=["POST"])
+@bp.route("/retours/bordereaux/<return_number>/annuler", methods=["POST"])
 @roles(COORDINATOR)
-def return_slip_cancel(number: str):
+def return_slip_cancel(return_number: str):
     """Cancel a return slip before it leaves: its devices wait to be sent again."""
-    rslip = _return_slip(number)
+    rslip = _return_slip(return_number)
     commit(lambda: returns.cancel_return_slip(db.session, rslip, by=g.user), "Bordereau de retour annulé.")
-    return redirect(url_for("returns.return_slip_detail", number=number))
+    return redirect(url_for("returns.return_slip_detail", return_number=return_number))
 
 
-@bp.route("/retours/bordereaux/<number>.pdf")
+@bp.route("/retours/bordereaux/<return_number>.pdf")
 @roles(*ON_RETURN_SLIPS)
-def return_slip_pdf(number: str):
+def return_slip_pdf(return_number: str):
     """The return slip as printed, with its QR code (pupil references only)."""
-    rslip = _return_slip(number)
+    rslip = _return_slip(return_number)
     document = paperwork.return_slip_document(
         rslip, base_url=current_app.config["BASE_URL"], secret=current_app.config["SECRET_KEY"]
     )
     return _pdf(pdf.slip_pdf(document), f"{rslip.number}.pdf")
 
 
-@bp.route("/retours/bordereaux/<number>/reception")
+@bp.route("/retours/bordereaux/<return_number>/reception")
 @roles(Role.WAREHOUSE, Role.ADMIN)
 @offline_page
-def return_slip_reception(number: str):
+def return_slip_reception(return_number: str):
     """The warehouse's phone page: scan each device of the return parcel after checking it."""
-    return render_template("returns/reception.html", rslip=_return_slip(number), form=CheckScanForm())
+    return render_template("returns/reception.html", rslip=_return_slip(return_number), form=CheckScanForm())
 
 
-@bp.route("/retours/bordereaux/<number>/reception/scan", methods=["POST"])
+@bp.route("/retours/bordereaux/<return_number>/reception/scan", methods=["POST"])
 @roles(Role.WAREHOUSE, Role.ADMIN)
 @idempotent_scan
-def return_slip_check(number: str):
+def return_slip_check(return_number: str):
     """One device of the return parcel checked: back in stock, or defective with the reason."""
-    rslip = _return_slip(number)
+    rslip = _return_slip(return_number)
     form = CheckScanForm()
     as_json = wants_json()
     if not form.validate_on_submit():
@@ -271,7 +273,7 @@ def return_slip_check(number: str):
         for errors in form.errors.values():
             for error in errors:
                 flash(error, "error")
-        return redirect(url_for("returns.return_slip_reception", number=number))
+        return redirect(url_for("returns.return_slip_reception", return_number=return_number))
     outcome = DeviceStatus(form.outcome.data) if form.outcome.data in CHECK_VALUES else DeviceStatus.IN_STOCK
     result = commit(
         lambda: returns.check_device(
@@ -282,7 +284,7 @@ def return_slip_check(number: str):
     if as_json:
         return scan_answer(result)
     flash(result.message, {"picked": "success", "already": "info", "refused": "error"}[result.outcome])
-    return redirect(url_for("returns.return_slip_reception", number=number))
+    return redirect(url_for("returns.return_slip_reception", return_number=return_number))
 
 
 CHECK_VALUES = {s.value for s in returns.CHECK_OUTCOMES}

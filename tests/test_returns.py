@@ -178,6 +178,9 @@ def test_return_flow_end_to_end(app, client, session, world, login_as, runner, a
     recount_clean(runner)
     totals = status_totals(prefect)
     assert (totals["returned"], totals["restocked"], totals["defective"]) == (2, 1, 1)
+    login_as(world.prefecture_nord)
+    board = client.get("/tableau").get_data(as_text=True)
+    assert 'data-returned="2" data-restocked="1" data-defective="1"' in board
     # the restocked tablet can be assigned again
     session.rollback()
     assert (

@@ -413,7 +413,7 @@ def _returns(session: Session, echo) -> None:
     recorded and still at the structure, a return slip on its way back to the warehouse, and one received
     there (a device back in stock, a broken one confirmed defective)."""
     from .db import utcnow
-    from .domain import returns
+    from .domain import return_slips, returns
     from .models import Assignment, Device, DeviceStatus
 
     rows = session.execute(
@@ -450,7 +450,7 @@ def _returns(session: Session, echo) -> None:
             for serial in serials[1:]
         ]
         recorded.append(returns.record_return(session, items, by=coordinator, now=now))
-    received = returns.create_return_slip(
+    received = return_slips.create_return_slip(
         session,
         organisation=organisation,
         line_ids=[line.id for line in recorded[0].lines],
@@ -458,10 +458,10 @@ def _returns(session: Session, echo) -> None:
         issue=True,
         now=now,
     )
-    returns.ship_return_slip(session, received, by=coordinator, now=now)
+    return_slips.ship_return_slip(session, received, by=coordinator, now=now)
     for line in received.active_lines:
         broken = line.restitution_line.state is DeviceStatus.DEFECTIVE
-        returns.check_device(
+        return_slips.check_device(
             session,
             received,
             line.device.serial,
@@ -470,7 +470,7 @@ def _returns(session: Session, echo) -> None:
             by=volunteer,
             now=now,
         )
-    on_the_road = returns.create_return_slip(
+    on_the_road = return_slips.create_return_slip(
         session,
         organisation=organisation,
         line_ids=[line.id for line in recorded[1].lines],
@@ -478,7 +478,7 @@ def _returns(session: Session, echo) -> None:
         issue=True,
         now=now,
     )
-    returns.ship_return_slip(session, on_the_road, by=coordinator, now=now)
+    return_slips.ship_return_slip(session, on_the_road, by=coordinator, now=now)
     echo(
         f"Retours : {len(recorded)} restitutions des familles ({organisation.name}), bordereau de retour "
         f"{received.number} réceptionné, {on_the_road.number} en route vers l'entrepôt."

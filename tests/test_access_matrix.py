@@ -21,7 +21,17 @@ from logistique import create_app, jobs
 from logistique.access import Access, access_of
 from logistique.api.framework import OPERATIONS
 from logistique.db import db
-from logistique.domain import accounts, allocation, assignments, devices, handover, pupils, returns, slips
+from logistique.domain import (
+    accounts,
+    allocation,
+    assignments,
+    devices,
+    handover,
+    pupils,
+    return_slips,
+    returns,
+    slips,
+)
 from logistique.models import ApiToken, DeviceCondition, DeviceStatus, HandoverMode, JobStatus, ReceptionState
 from logistique.views import board
 
@@ -313,15 +323,15 @@ def _add_pupils_and_plan(world: SimpleNamespace) -> None:
     world.restitution = returns.record_return(
         session, [returns.ReturnItem("SN-MATRICE-5", DeviceStatus.RETURNED)], by=world.coordinator
     )
-    world.return_slip = returns.create_return_slip(
+    world.return_slip = return_slips.create_return_slip(
         session,
         organisation=world.assoc_roubaix,
         line_ids=[world.restitution.lines[0].id],
         by=world.coordinator,
         issue=True,
     )
-    returns.ship_return_slip(session, world.return_slip, by=world.coordinator)
-    world.return_slip_token = returns.token_for(world.return_slip, "secret-de-test")
+    return_slips.ship_return_slip(session, world.return_slip, by=world.coordinator)
+    world.return_slip_token = return_slips.token_for(world.return_slip, "secret-de-test")
     # an API token of an account the matrix does not use (revoking it leaves the matrix's own tokens alone)
     accounts.create_token(session, world.warehouse_idf, "matrice")
     world.api_token_id = session.scalar(

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from logistique.db import Base
-from logistique.domain import accounts, allocation, returns, slips
+from logistique.domain import accounts, allocation, return_slips, returns, slips
 from logistique.models import Assignment, DeviceStatus, Need, Role
 
 from .conftest import PASSWORD, login
@@ -366,11 +366,11 @@ def _held_line(w, s) -> int:
 
 def _return_slip(w, s, *, ship: bool = False):
     line_id = _held_line(w, s)
-    rslip = returns.create_return_slip(
+    rslip = return_slips.create_return_slip(
         s, organisation=w.assoc_roubaix, line_ids=[line_id], by=w.coordinator, issue=True
     )
     if ship:
-        returns.ship_return_slip(s, rslip, by=w.coordinator)
+        return_slips.ship_return_slip(s, rslip, by=w.coordinator)
     s.commit()
     return rslip
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 import zxingcpp
 
 from logistique.db import db
-from logistique.domain import accounts, returns
+from logistique.domain import accounts, return_slips, returns
 from logistique.domain.errors import Conflict, InvalidTransition, NotFound
 from logistique.models import (
     Assignment,
@@ -135,11 +135,11 @@ def test_return_flow_end_to_end(app, client, session, world, login_as, runner, a
     rslip = session.scalar(sa.select(ReturnSlip))
     assert rslip.number.startswith("RT-59-") and rslip.status is SlipStatus.ISSUED
     assert rslip.warehouse_id == world.wh_lille.id
-    assert returns.held(session, world.assoc_roubaix.id) == []
+    assert return_slips.held(session, world.assoc_roubaix.id) == []
     printed = client.get(f"/retours/bordereaux/{rslip.number}.pdf")
     assert printed.status_code == 200
     (url,) = qr_codes(printed.data)
-    assert url == f"{BASE}/r/{returns.token_for(rslip, 'secret-de-test')}"
+    assert url == f"{BASE}/r/{return_slips.token_for(rslip, 'secret-de-test')}"
     assert "Łukasz" not in pdf_text(printed.data)  # a return slip carries references only
     assert client.post(f"/retours/bordereaux/{rslip.number}/expedier").status_code == 302
     session.rollback()
@@ -335,14 +335,14 @@ def test_two_warehouse_volunteers_checking_the_same_device_cannot_both_win(app, 
     restitution = returns.record_return(
         session, [returns.ReturnItem("SN-TAB-1", DeviceStatus.RETURNED)], by=world.coordinator
     )
-    rslip = returns.create_return_slip(
+    rslip = return_slips.create_return_slip(
         session,
         organisation=world.assoc_roubaix,
         line_ids=[restitution.lines[0].id],
         by=world.coordinator,
         issue=True,
     )
-    returns.ship_return_slip(session, rslip, by=world.coordinator)
+    return_slips.ship_return_slip(session, rslip, by=world.coordinator)
     session.commit()
     barrier = threading.Barrier(2)
     outcomes: list[str] = []
@@ -354,7 +354,7 @@ def test_two_warehouse_volunteers_checking_the_same_device_cannot_both_win(app, 
 
             barrier.wait()
             try:
-                result = returns.check_device(
+                result = return_slips.check_device(
                     s,
                     s.get(ReturnSlip, rslip.id),
                     "SN-TAB-1",
@@ -390,7 +390,7 @@ def test_a_return_slip_is_refused_to_another_organisation_and_its_devices_stay_h
     )
     session.commit()
     try:
-        returns.create_return_slip(
+        return_slips.create_return_slip(
             session,
             organisation=world.assoc_roubaix,
             line_ids=[restitution.lines[0].id],
@@ -401,4 +401,4 @@ def test_a_return_slip_is_refused_to_another_organisation_and_its_devices_stay_h
     else:  # pragma: no cover
         raise AssertionError("a coordinator of Bobigny built a return slip for Roubaix")
     session.rollback()
-    assert [ln.device.serial for ln in returns.held(session, world.assoc_roubaix.id)] == ["SN-TAB-1"]
+    assert [ln.device.serial for ln in return_slips.held(session, world.assoc_roubaix.id)] == ["SN-TAB-1"]

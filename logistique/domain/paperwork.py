@@ -31,7 +31,7 @@ from ..pdf.documents import (
     SlipLine,
 )
 from ..pdf.summary import SummaryDocument, SummaryEnvelope, SummaryRow
-from . import returns, slips, status
+from . import return_slips, slips, status
 
 
 def address(org: Organisation) -> Address:
@@ -132,7 +132,7 @@ def restitution_document(restitution: Restitution) -> RestitutionDocument:
 
 def return_slip_url(return_slip: ReturnSlip, base_url: str, secret: str) -> str:
     """What a return slip's QR code opens."""
-    return f"{base_url}/r/{returns.token_for(return_slip, secret)}"
+    return f"{base_url}/r/{return_slips.token_for(return_slip, secret)}"
 
 
 def return_slip_document(return_slip: ReturnSlip, *, base_url: str, secret: str) -> SlipDocument:

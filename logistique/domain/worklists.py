@@ -23,7 +23,7 @@ from ..models import (
     SlipStatus,
     User,
 )
-from . import returns
+from . import return_slips
 from .errors import OutOfScope
 from .pupils import waiting_list_query
 from .slips import slip_filter
@@ -129,7 +129,7 @@ def coordinator_home(session: Session, user: User, now: datetime) -> Coordinator
         ),
         received_not_handed=received or 0,
         handovers_this_week=handed or 0,
-        returns_to_send=returns.held_count(session, user.organisation_id),
+        returns_to_send=return_slips.held_count(session, user.organisation_id),
     )
 
 
@@ -163,7 +163,7 @@ def warehouse_home(session: Session, user: User, now: datetime) -> WarehouseHome
         picked_today=picked or 0,
         shipped_today=shipped or 0,
         stock_received_today=received or 0,
-        returns_to_receive=returns.list_return_slips(session, user, statuses=[SlipStatus.SHIPPED]),
+        returns_to_receive=return_slips.list_return_slips(session, user, statuses=[SlipStatus.SHIPPED]),
     )
 
 

@@ -12,7 +12,7 @@ from wtforms.validators import DataRequired, Length
 from .. import pdf
 from ..access import any_role, roles
 from ..db import db
-from ..domain import paperwork, returns
+from ..domain import paperwork, return_slips, returns
 from ..domain.errors import NotFound
 from ..models import DeviceStatus, Organisation, Role, SlipStatus
 from .boundary import commit
@@ -71,16 +71,16 @@ class CheckScanForm(Form):
 
 @bp.route("/retours")
 @roles(COORDINATOR)
-@offline_page
 def returns_page():
-    """Scan what the family brings back, then record the restitution at once."""
+    """Scan what the family brings back, then record the restitution at once. Not kept offline: the draft
+    names the pupil."""
     draft = returns.open_draft(db.session, g.user)
     return render_template(
         "returns/scan.html",
         form=ReturnScanForm(),
         draft=draft,
         recent=returns.recent(db.session, g.user),
-        held=returns.held_count(db.session, g.user.organisation_id),
+        held=return_slips.held_count(db.session, g.user.organisation_id),
     )
 
 
@@ -165,15 +165,15 @@ def restitution_receipt(restitution_id: int):
 
 
 def _return_slip(return_number: str):
-    return returns.get_return_slip(db.session, g.user, number=return_number)
+    return return_slips.get_return_slip(db.session, g.user, number=return_number)
 
 
 @bp.route("/r/<return_token>")
 @any_role
 def return_landing(return_token: str):
     """What a return slip's QR code opens: the warehouse's reception page, or the slip itself."""
-    found = returns.from_token(db.session, current_app.config["SECRET_KEY"], return_token)
-    found = returns.get_return_slip(db.session, g.user, slip_id=found.id)
+    found = return_slips.from_token(db.session, current_app.config["SECRET_KEY"], return_token)
+    found = return_slips.get_return_slip(db.session, g.user, slip_id=found.id)
     if g.user.role is Role.WAREHOUSE:
         return redirect(url_for("returns.return_slip_reception", return_number=found.number))
     return redirect(url_for("returns.return_slip_detail", return_number=found.number))
@@ -184,7 +184,7 @@ def return_landing(return_token: str):
 def return_slip_list():
     """Return slips in scope: the organisation's, the warehouse's to receive, the territory's."""
     return render_template(
-        "returns/slips.html", slips=returns.list_return_slips(db.session, g.user), statuses=SlipStatus
+        "returns/slips.html", slips=return_slips.list_return_slips(db.session, g.user), statuses=SlipStatus
     )
 
 
@@ -193,7 +193,7 @@ def return_slip_list():
 def return_slip_new():
     """Choose the returned devices to send back (one warehouse per return slip), then issue the slip."""
     organisation = db.session.get(Organisation, g.user.organisation_id)
-    held = returns.held(db.session, g.user.organisation_id)
+    held = return_slips.held(db.session, g.user.organisation_id)
     status = 200
     if request.method == "POST":
         if not Form().validate_on_submit():
@@ -201,7 +201,7 @@ def return_slip_new():
         else:
             chosen = [int(v) for v in request.form.getlist("line") if v.isdigit()]
             done = commit(
-                lambda: returns.create_return_slip(
+                lambda: return_slips.create_return_slip(
                     db.session, organisation=organisation, line_ids=chosen, by=g.user, issue=True
                 ),
                 lambda s: f"Bordereau de retour {s.number} émis : imprimez-le et mettez-le dans le colis.",
@@ -227,7 +227,9 @@ def return_slip_detail(return_number: str):
 def return_slip_ship(return_number: str):
     """The return parcel leaves the organisation."""
     rslip = _return_slip(return_number)
-    commit(lambda: returns.ship_return_slip(db.session, rslip, by=g.user), "Bordereau de retour expédié.")
+    commit(
+        lambda: return_slips.ship_return_slip(db.session, rslip, by=g.user), "Bordereau de retour expédié."
+    )
     return redirect(url_for("returns.return_slip_detail", return_number=return_number))
 
 
@@ -236,7 +238,9 @@ def return_slip_ship(return_number: str):
 def return_slip_cancel(return_number: str):
     """Cancel a return slip before it leaves: its devices wait to be sent again."""
     rslip = _return_slip(return_number)
-    commit(lambda: returns.cancel_return_slip(db.session, rslip, by=g.user), "Bordereau de retour annulé.")
+    commit(
+        lambda: return_slips.cancel_return_slip(db.session, rslip, by=g.user), "Bordereau de retour annulé."
+    )
     return redirect(url_for("returns.return_slip_detail", return_number=return_number))
 
 
@@ -276,7 +280,7 @@ def return_slip_check(return_number: str):
         return redirect(url_for("returns.return_slip_reception", return_number=return_number))
     outcome = DeviceStatus(form.outcome.data) if form.outcome.data in CHECK_VALUES else DeviceStatus.IN_STOCK
     result = commit(
-        lambda: returns.check_device(
+        lambda: return_slips.check_device(
             db.session, rslip, form.code.data, outcome=outcome, comment=form.comment.data or "", by=g.user
         ),
         catch=(),
@@ -287,4 +291,4 @@ def return_slip_check(return_number: str):
     return redirect(url_for("returns.return_slip_reception", return_number=return_number))
 
 
-CHECK_VALUES = {s.value for s in returns.CHECK_OUTCOMES}
+CHECK_VALUES = {s.value for s in return_slips.CHECK_OUTCOMES}

@@ -44,18 +44,19 @@ def slip_url(slip: Slip, base_url: str, secret: str) -> str:
     return f"{base_url}/s/{slips.token_for(slip, secret)}"
 
 
+def _slip_line(device: Device, pupil_reference: str) -> SlipLine:
+    return SlipLine(
+        kind=device.model.kind.label,
+        model=device.model.name,
+        serial=device.serial,
+        asset_tag=device.asset_tag,
+        pupil_reference=pupil_reference,
+    )
+
+
 def slip_document(slip: Slip, *, base_url: str, secret: str) -> SlipDocument:
     """A slip as printed: devices with pupil references only, never a name."""
-    lines = [
-        SlipLine(
-            kind=line.device.model.kind.label,
-            model=line.device.model.name,
-            serial=line.device.serial,
-            asset_tag=line.device.asset_tag,
-            pupil_reference=line.assignment.pupil.reference,
-        )
-        for line in slip.active_lines
-    ]
+    lines = [_slip_line(line.device, line.assignment.pupil.reference) for line in slip.active_lines]
     lots = sorted({line.device.lot.reference for line in slip.active_lines})
     return SlipDocument(
         number=slip.number,
@@ -137,18 +138,10 @@ def return_slip_url(return_slip: ReturnSlip, base_url: str, secret: str) -> str:
 
 def return_slip_document(return_slip: ReturnSlip, *, base_url: str, secret: str) -> SlipDocument:
     """A return slip as printed: the organisation sends, the warehouse receives; pupil references only."""
-    lines = [
-        SlipLine(
-            kind=line.device.model.kind.label,
-            model=line.device.model.name,
-            serial=line.device.serial,
-            asset_tag=line.device.asset_tag,
-            pupil_reference=line.restitution_line.restitution.pupil.reference
-            if line.restitution_line.restitution.pupil
-            else "",
-        )
-        for line in return_slip.active_lines
-    ]
+    lines = []
+    for line in return_slip.active_lines:
+        pupil = line.restitution_line.restitution.pupil
+        lines.append(_slip_line(line.device, pupil.reference if pupil else ""))
     return SlipDocument(
         number=return_slip.number or "",
         qr_url=return_slip_url(return_slip, base_url, secret),

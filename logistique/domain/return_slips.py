@@ -28,7 +28,7 @@ from ..models import (
 from . import devices, scope, tallies, tokens
 from .errors import BusinessRuleViolation, Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
 from .returns import RETURN_ACTIONS
-from .slips import ScanResult, parse_scan
+from .slips import ScanResult, guarded_move, journal_entry, parse_scan
 
 # what the warehouse finds when it checks a returned device
 CHECK_OUTCOMES = (DeviceStatus.IN_STOCK, DeviceStatus.DEFECTIVE)
@@ -166,16 +166,7 @@ def _event(
     now: datetime | None = None,
 ) -> None:
     session.add(
-        ReturnSlipEvent(
-            return_slip=return_slip,
-            at=now or utcnow(),
-            actor=by,
-            actor_label=devices.actor_label(by),
-            action=action,
-            from_status=source,
-            to_status=target,
-            detail=detail[:500],
-        )
+        journal_entry(ReturnSlipEvent, "return_slip", return_slip, action, source, target, by, detail, now)
     )
 
 
@@ -191,25 +182,9 @@ def _move(
     detail: str = "",
 ) -> None:
     """Change a return slip's status with a guarded update (the loser of a race gets a conflict)."""
-    source = return_slip.status
-    if target not in NEXT.get(source, set()):
-        raise InvalidTransition(
-            f"Le bordereau de retour {return_slip.number} est « {source.label} » : impossible de le passer à "
-            f"« {target.label} »."
-        )
-    values = {"status": target, **({stamp: now} if stamp else {})}
-    result = session.execute(
-        sa.update(ReturnSlip)
-        .where(ReturnSlip.id == return_slip.id, ReturnSlip.status == source)
-        .values(**values)
-        .execution_options(synchronize_session=False)
+    source = guarded_move(
+        session, return_slip, target, next_statuses=NEXT, what="Le bordereau de retour", now=now, stamp=stamp
     )
-    if rows_changed(result) != 1:
-        raise Conflict(
-            f"Le bordereau de retour {return_slip.number} vient d'être modifié par quelqu'un d'autre ; "
-            "rechargez la page."
-        )
-    session.expire(return_slip, ["status", *([stamp] if stamp else [])])
     _event(session, return_slip, action, source, target, by, detail, now)
 
 

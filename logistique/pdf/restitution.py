@@ -6,16 +6,13 @@ from __future__ import annotations
 from reportlab.lib.units import mm
 from reportlab.pdfgen.canvas import Canvas
 
-from logistique.formatting import date_fr, datetime_fr
+from logistique.formatting import datetime_fr
 from logistique.pdf.documents import RestitutionDevice, RestitutionDocument
 from logistique.pdf.drawing import (
     BLACK,
-    BLUE,
-    BLUE_LIGHT,
     BOLD,
     GREY,
     GREY_LIGHT,
-    GREY_LINE,
     MONO,
     REGULAR,
     fit,
@@ -24,7 +21,7 @@ from logistique.pdf.drawing import (
     pdf_text,
     wrap,
 )
-from logistique.pdf.receipt import BOTTOM, LEFT, RIGHT, TOP, WIDTH, _paragraph
+from logistique.pdf.receipt import BOTTOM, LEFT, RIGHT, TOP, WIDTH, _paragraph, footer, header, table_head
 
 TITLE = "Reçu de restitution"
 COLUMNS = (("Type", 34 * mm, REGULAR), ("Modèle", 46 * mm, REGULAR), ("N° de série", 40 * mm, MONO))
@@ -78,42 +75,12 @@ def _intro(doc: RestitutionDocument) -> str:
 
 
 def _header(canvas: Canvas, doc: RestitutionDocument) -> float:
-    canvas.setFillColor(BLUE)
-    canvas.rect(LEFT, TOP - 1.2 * mm, 18 * mm, 1.2 * mm, stroke=0, fill=1)
-    y = TOP - 7 * mm
-    canvas.setFillColor(BLACK)
-    for i, line in enumerate(doc.organisation.lines):
-        font = BOLD if i == 0 else REGULAR
-        canvas.setFont(font, 10 if i == 0 else 9)
-        canvas.drawString(LEFT, y, fit(line, font, 10, 100 * mm))
-        y -= 4.4 * mm
-    canvas.setFont(BOLD, 10)
-    canvas.drawRightString(RIGHT, TOP - 7 * mm, pdf_text(f"N° {doc.number}"))
-    canvas.setFont(REGULAR, 9)
-    canvas.drawRightString(RIGHT, TOP - 11.4 * mm, pdf_text(f"Date : {date_fr(doc.returned_at)}"))
-    canvas.drawRightString(RIGHT, TOP - 15.8 * mm, pdf_text(f"Élève (référence) : {doc.pupil_reference}"))
-    y = min(y, TOP - 20 * mm) - 10 * mm
-    canvas.setFillColor(BLUE)
-    canvas.setFont(BOLD, 22)
-    canvas.drawString(LEFT, y, pdf_text(TITLE))
-    canvas.setFillColor(GREY)
-    canvas.setFont(REGULAR, 9.5)
-    canvas.drawString(LEFT, y - 6 * mm, "Fin de prêt — plan « continuité éducative »")
-    canvas.setFillColor(BLACK)
-    return y - 15 * mm
+    subtitle = "Fin de prêt — plan « continuité éducative »"
+    return header(canvas, doc.organisation, doc.number, doc.returned_at, doc.pupil_reference, TITLE, subtitle)
 
 
 def _table_head(canvas: Canvas, y: float) -> float:
-    canvas.setFillColor(BLUE_LIGHT)
-    canvas.rect(LEFT, y - 7 * mm, WIDTH, 7 * mm, stroke=0, fill=1)
-    canvas.setFillColor(BLUE)
-    canvas.setFont(BOLD, 8.5)
-    x = LEFT
-    for title, width, _font in COLUMNS:
-        canvas.drawString(x + 1.5 * mm, y - 4.6 * mm, pdf_text(title, BOLD))
-        x += width
-    canvas.setFillColor(BLACK)
-    return y - 7 * mm
+    return table_head(canvas, y, COLUMNS)
 
 
 def _row(canvas: Canvas, device: RestitutionDevice, y: float) -> float:
@@ -139,13 +106,4 @@ def _row(canvas: Canvas, device: RestitutionDevice, y: float) -> float:
 
 
 def _footer(canvas: Canvas, doc: RestitutionDocument, page: int) -> None:
-    canvas.setStrokeColor(GREY_LINE)
-    canvas.setLineWidth(0.4)
-    canvas.line(LEFT, 14 * mm, RIGHT, 14 * mm)
-    canvas.setFillColor(GREY)
-    canvas.setFont(REGULAR, 7.5)
-    canvas.drawString(
-        LEFT, 10 * mm, pdf_text(f"{TITLE} N° {doc.number} — exemplaire à conserver par la famille")
-    )
-    canvas.drawRightString(RIGHT, 10 * mm, f"page {page}")
-    canvas.setFillColor(BLACK)
+    footer(canvas, f"{TITLE} N° {doc.number} — exemplaire à conserver par la famille", page)

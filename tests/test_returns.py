@@ -402,3 +402,23 @@ def test_a_return_slip_is_refused_to_another_organisation_and_its_devices_stay_h
         raise AssertionError("a coordinator of Bobigny built a return slip for Roubaix")
     session.rollback()
     assert [ln.device.serial for ln in return_slips.held(session, world.assoc_roubaix.id)] == ["SN-TAB-1"]
+
+
+def test_the_returns_page_is_never_kept_offline_but_the_warehouse_check_page_is(
+    client, session, world, login_as
+):
+    """The draft names the pupil: never kept on the phone; the warehouse page has references only."""
+    handed_over(session, world)
+    restitution = returns.record_return(
+        session, [returns.ReturnItem("SN-TAB-1", DeviceStatus.RETURNED)], by=world.coordinator
+    )
+    rslip = return_slips.create_return_slip(
+        session, organisation=world.assoc_roubaix, line_ids=[restitution.lines[0].id], by=world.coordinator
+    )
+    session.commit()
+    login_as(world.coordinator)
+    assert "X-Offline-Cache" not in client.get("/retours").headers
+    login_as(world.warehouse)
+    page = client.get(f"/retours/bordereaux/{rslip.number}/reception")
+    assert page.status_code == 200 and page.headers["X-Offline-Cache"] == "page"
+    assert "pas encore parti" in page.get_data(as_text=True)  # a draft is not checked

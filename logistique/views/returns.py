@@ -24,6 +24,8 @@ bp = Blueprint("returns", __name__)
 
 COORDINATOR = Role.COORDINATOR
 ON_RETURN_SLIPS = (Role.COORDINATOR, Role.WAREHOUSE, Role.ADMIN, Role.PREFECTURE)
+RETURN_STATES = {state.value for state in returns.RETURN_ACTIONS}
+CHECK_VALUES = {outcome.value for outcome in return_slips.CHECK_OUTCOMES}
 
 
 class ReturnScanForm(Form):
@@ -109,9 +111,6 @@ def return_scan():
         return scan_answer(result)
     flash(result.message, {"picked": "success", "already": "info", "refused": "error"}[result.outcome])
     return redirect(url_for("returns.returns_page"))
-
-
-RETURN_STATES = {s.value for s in returns.RETURN_ACTIONS}
 
 
 @bp.route("/retours/lignes/<int:restitution_line_id>/retirer", methods=["POST"])
@@ -289,6 +288,3 @@ def return_slip_check(return_number: str):
         return scan_answer(result)
     flash(result.message, {"picked": "success", "already": "info", "refused": "error"}[result.outcome])
     return redirect(url_for("returns.return_slip_reception", return_number=return_number))
-
-
-CHECK_VALUES = {s.value for s in return_slips.CHECK_OUTCOMES}

@@ -422,3 +422,47 @@ def test_the_returns_page_is_never_kept_offline_but_the_warehouse_check_page_is(
     page = client.get(f"/retours/bordereaux/{rslip.number}/reception")
     assert page.status_code == 200 and page.headers["X-Offline-Cache"] == "page"
     assert "pas encore parti" in page.get_data(as_text=True)  # a draft is not checked
+
+
+def test_a_device_missing_from_the_return_parcel_is_declared_lost_and_the_slip_is_received(
+    session, world, runner
+):
+    handed_over(session, world)
+    restitution = returns.record_return(
+        session,
+        [
+            returns.ReturnItem("SN-TAB-1", DeviceStatus.RETURNED),
+            returns.ReturnItem("SN-CLE-1", DeviceStatus.RETURNED),
+        ],
+        by=world.coordinator,
+    )
+    rslip = return_slips.create_return_slip(
+        session,
+        organisation=world.assoc_roubaix,
+        line_ids=[line.id for line in restitution.lines],
+        by=world.coordinator,
+        issue=True,
+    )
+    return_slips.ship_return_slip(session, rslip, by=world.coordinator)
+    session.commit()
+    check = return_slips.check_device
+    assert (
+        check(session, rslip, "SN-TAB-1", outcome=DeviceStatus.IN_STOCK, by=world.warehouse).outcome
+        == "picked"
+    )
+    unexplained = check(session, rslip, "SN-CLE-1", outcome=DeviceStatus.LOST, by=world.warehouse)
+    assert unexplained.outcome == "refused" and "manque" in unexplained.message
+    lost = check(
+        session,
+        rslip,
+        "SN-CLE-1",
+        outcome=DeviceStatus.LOST,
+        comment="pas dans le carton",
+        by=world.warehouse,
+    )
+    assert lost.outcome == "picked" and "manquant" in lost.message
+    session.commit()
+    assert rslip.status is SlipStatus.RECEIVED
+    assert device_status(session, "SN-CLE-1") is DeviceStatus.LOST
+    assert events_of(session, "SN-CLE-1")[-1] == "mark_lost"
+    recount_clean(runner)

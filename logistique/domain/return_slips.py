@@ -30,8 +30,13 @@ from .errors import BusinessRuleViolation, Conflict, Forbidden, InvalidTransitio
 from .returns import RETURN_ACTIONS
 from .slips import ScanResult, guarded_move, journal_entry, parse_scan
 
-# what the warehouse finds when it checks a returned device
-CHECK_OUTCOMES = (DeviceStatus.IN_STOCK, DeviceStatus.DEFECTIVE)
+# what the warehouse finds when it checks a returned device (perdu: missing from the parcel, typed by hand)
+CHECK_OUTCOMES = (DeviceStatus.IN_STOCK, DeviceStatus.DEFECTIVE, DeviceStatus.LOST)
+_VERDICTS = {
+    DeviceStatus.IN_STOCK: "remis en stock",
+    DeviceStatus.DEFECTIVE: "défectueux",
+    DeviceStatus.LOST: "manquant",
+}
 MAX_LINES = 500
 
 S = SlipStatus
@@ -341,7 +346,7 @@ def check_device(
         return ScanResult("refused", exc.message, *_counts(return_slip))
     if outcome not in CHECK_OUTCOMES:
         return ScanResult(
-            "refused", "Choisissez « remis en stock » ou « défectueux ».", *_counts(return_slip)
+            "refused", "Choisissez « remis en stock », « défectueux » ou « manquant ».", *_counts(return_slip)
         )
     line = _line_for(session, return_slip, text) if text else None
     if line is None:
@@ -377,10 +382,9 @@ def check_device(
             *_counts(return_slip),
             serial,
         )
-    if outcome is DeviceStatus.DEFECTIVE and not comment:
-        return ScanResult(
-            "refused", f"{serial} : indiquez le défaut constaté.", *_counts(return_slip), serial
-        )
+    if outcome is not DeviceStatus.IN_STOCK and not comment:
+        what = "le défaut constaté" if outcome is DeviceStatus.DEFECTIVE else "ce qui manque et pourquoi"
+        return ScanResult("refused", f"{serial} : indiquez {what}.", *_counts(return_slip), serial)
     now = now or utcnow()
     won = rows_changed(
         session.execute(
@@ -401,6 +405,8 @@ def check_device(
     device = line.device
     if outcome is DeviceStatus.IN_STOCK:
         action = "restock"
+    elif outcome is DeviceStatus.LOST:
+        action = "mark_lost"
     else:
         action = "confirm_defective" if device.status is DeviceStatus.DEFECTIVE else "mark_defective"
     devices.transition(
@@ -429,8 +435,7 @@ def check_device(
             stamp="received_at",
             detail=_summary(return_slip),
         )
-    verdict = "remis en stock" if outcome is DeviceStatus.IN_STOCK else "défectueux"
-    return ScanResult("picked", f"{serial} contrôlé : {verdict}.", checked, total, serial)
+    return ScanResult("picked", f"{serial} contrôlé : {_VERDICTS[outcome]}.", checked, total, serial)
 
 
 def _summary(return_slip: ReturnSlip) -> str:

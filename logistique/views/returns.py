@@ -60,11 +60,15 @@ class CheckScanForm(Form):
             [
                 (DeviceStatus.IN_STOCK.value, "Bon état : remettre en stock"),
                 (DeviceStatus.DEFECTIVE.value, "Défectueux (défaut obligatoire)"),
+                (
+                    DeviceStatus.LOST.value,
+                    "Manquant dans le colis : tapez son numéro (commentaire obligatoire)",
+                ),
             ]
         ),
         default=DeviceStatus.IN_STOCK.value,
     )
-    comment = StringField("Défaut constaté", validators=[Length(max=500)])
+    comment = StringField("Défaut constaté ou ce qui manque", validators=[Length(max=500)])
     submit = SubmitField("Enregistrer le contrôle")
 
 

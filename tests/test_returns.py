@@ -181,6 +181,9 @@ def test_return_flow_end_to_end(app, client, session, world, login_as, runner, a
     login_as(world.prefecture_nord)
     board = client.get("/tableau").get_data(as_text=True)
     assert 'data-returned="2" data-restocked="1" data-defective="1"' in board
+    nord = board.split('data-code="QN05981M"', 1)[1].split("</tr>", 1)[0]  # the Roubaix QPV's row
+    for column, value in (("returned", 2), ("restocked", 1), ("defective", 1)):
+        assert f'data-col="{column}" data-value="{value}"' in nord
     # the restocked tablet can be assigned again
     session.rollback()
     assert (

@@ -56,7 +56,13 @@ def test_each_scan_goes_to_the_pupil_who_waited_longest_and_can_be_undone(sessio
     # the same device scanned again: told, nothing changes
     before = snapshot(session)
     again = phone.post("/attributions/scan", data={"code": "SN-LILLE-1"})
-    assert again.status_code == 409 and "pas disponible" in again.get_data(as_text=True)
+    assert again.status_code == 409 and "déjà attribué à " + first.reference in again.get_data(as_text=True)
+    assert snapshot(session) == before
+    # from the page's scan queue (JSON): an amber « already », not a refusal
+    queued = phone.post(
+        "/attributions/scan", data={"code": "SN-LILLE-1"}, headers={"Accept": "application/json"}
+    )
+    assert queued.status_code == 200 and queued.get_json()["outcome"] == "already"
     assert snapshot(session) == before
 
     # a laptop: nobody of the organisation waits for one

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 import zxingcpp
 
 from logistique.db import db
-from logistique.domain import accounts, return_slips, returns
+from logistique.domain import accounts, pupils, return_slips, returns
 from logistique.domain.errors import Conflict, InvalidTransition, NotFound
 from logistique.models import (
     Assignment,
@@ -111,6 +111,10 @@ def test_return_flow_end_to_end(app, client, session, world, login_as, runner, a
         )
         == 0
     )  # the loan is over: the pupil has no device any more
+    waiting = pupils.waiting_list_query(world.coordinator)
+    assert (
+        session.scalar(sa.select(sa.func.count()).where(waiting.c.pupil_id == kit.pupil.id)) == 0
+    )  # nor waits
     recount_clean(runner)
     totals = status_totals(prefect)
     assert (totals["returned"], totals["restocked"], totals["defective"]) == (2, 0, 1)

@@ -247,15 +247,31 @@ def read_csv(data: bytes, *, columns: dict[str, set[str]], required: set[str]) -
                 )
             )
             continue
-        row = dict.fromkeys(columns, "")
-        for index, canonical in positions.items():
-            if index < len(values):
-                row[canonical] = values[index]
-        rows.append((number, row))
+        rows.append((number, keyed_row(values, positions, columns)))
+    errors.sort(key=lambda error: error.line)
+    return finished_table(rows, errors, positions, encoding=encoding, delimiter=delimiter)
 
+
+def keyed_row(values: list[str], positions: dict[int, str], columns: dict[str, set[str]]) -> dict[str, str]:
+    """A row's values keyed by canonical column name ('' for a declared column the file lacks)."""
+    row = dict.fromkeys(columns, "")
+    for index, canonical in positions.items():
+        if index < len(values):
+            row[canonical] = values[index]
+    return row
+
+
+def finished_table(
+    rows: list[tuple[int, dict[str, str]]],
+    errors: list[RowError],
+    positions: dict[int, str],
+    *,
+    encoding: str,
+    delimiter: str,
+) -> CsvTable:
+    """The table read from a file, refused as empty when it has neither rows nor faulty lines."""
     if not rows and not errors:
         raise CsvFileError(NO_ROWS)
-    errors.sort(key=lambda error: error.line)
     return CsvTable(
         rows=rows,
         errors=errors,

@@ -16,8 +16,9 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ..csvfiles import RowError
+from ..csvfiles import CsvFileError, CsvTable, RowError, read_csv
 from ..formatting import number_fr
+from ..xlsxfiles import TooManyRows, is_xlsx, read_xlsx
 from .errors import ImportRejected
 
 # What one import accepts: past that, a file is refused before being read (French message).
@@ -29,22 +30,45 @@ Progress = Callable[[int], None]  # called with the number of rows just written
 
 
 def check_upload(data: bytes, *, what: str = "lignes") -> None:
-    """Refuse a file too big to be imported at once, before parsing it."""
+    """Refuse a file too big to be imported at once, before parsing it (a workbook's rows are counted by
+    ``read_upload`` from what its sheet declares, before its rows are read)."""
     if len(data) > MAX_FILE_BYTES:
         raise ImportRejected(
             f"Fichier refusé : {number_fr(len(data) / 1024 / 1024, 1)} Mo, au-delà de la limite de "
             f"{MAX_FILE_BYTES // 1024 // 1024} Mo par import. Découpez-le en plusieurs fichiers.",
             [],
         )
+    if is_xlsx(data):
+        return
     # a line count is an upper bound of the rows (a quoted cell may span lines): cheap and never too strict
     # by more than those few cells
     lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1) - 1
     if lines > MAX_ROWS:
-        raise ImportRejected(
-            f"Fichier refusé : {number_fr(lines)} {what}, au-delà de la limite de {number_fr(MAX_ROWS)} par "
-            "import. Découpez-le en plusieurs fichiers.",
-            [],
-        )
+        raise _too_many(lines, what)
+
+
+def _too_many(rows: int, what: str) -> ImportRejected:
+    return ImportRejected(
+        f"Fichier refusé : {number_fr(rows)} {what}, au-delà de la limite de {number_fr(MAX_ROWS)} par "
+        "import. Découpez-le en plusieurs fichiers.",
+        [],
+    )
+
+
+def read_upload(
+    data: bytes, *, columns: dict[str, set[str]], required: set[str], what: str, workbook: bool = False
+) -> CsvTable:
+    """Check the caps, then read an uploaded CSV file (or an Excel workbook when ``workbook``); a file that
+    cannot be read at all is an ``ImportRejected`` with no rows."""
+    check_upload(data, what=what)
+    try:
+        if workbook and is_xlsx(data):
+            return read_xlsx(data, columns=columns, required=required, max_rows=MAX_ROWS)
+        return read_csv(data, columns=columns, required=required)
+    except TooManyRows as exc:
+        raise _too_many(exc.rows, what) from exc
+    except CsvFileError as exc:
+        raise ImportRejected(str(exc), []) from exc
 
 
 def refuse(errors: list[RowError], what: str) -> ImportRejected:

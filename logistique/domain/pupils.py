@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from .. import codes
-from ..csvfiles import CsvFileError, RowError, fold_accents, read_csv
+from ..csvfiles import RowError, fold_accents
 from ..db import utcnow
 from ..models import (
     Assignment,
@@ -318,11 +318,9 @@ def check_pupils(
     org = _require_coordinator(by) or organisation
     if org is None:
         raise ValidationFailed("Structure manquante.")
-    bulk.check_upload(data, what="élèves")
-    try:
-        table = read_csv(data, columns=PUPIL_COLUMNS, required=set(PUPIL_COLUMNS))
-    except CsvFileError as exc:
-        raise ImportRejected(str(exc), []) from exc
+    table = bulk.read_upload(
+        data, columns=PUPIL_COLUMNS, required=set(PUPIL_COLUMNS), what="élèves", workbook=True
+    )
     errors: list[RowError] = list(table.errors)
     served = served_qpvs(session, org.id)
     known = set(session.scalars(sa.select(Qpv.code)))

@@ -135,10 +135,10 @@ def pupil_new():
 
 class ImportForm(Form):
     file = FileField(
-        "Fichier CSV des élèves",
+        "Fichier des élèves (CSV ou Excel)",
         validators=[
             FileRequired("Choisissez un fichier."),
-            FileAllowed(["csv", "txt"], "Un fichier .csv est attendu."),
+            FileAllowed(["csv", "txt", "xlsx"], "Un fichier .csv ou .xlsx est attendu."),
         ],
         description="Colonnes : prenom ; nom ; niveau ; uai ; qpv ; responsable_nom ; "
         "responsable_telephone ; besoins (tablette+connexion…).",
@@ -149,7 +149,7 @@ class ImportForm(Form):
 @bp.route("/eleves/import", methods=["GET", "POST"])
 @roles(Role.COORDINATOR)
 def pupil_import():
-    """Import pupils from a CSV: all or nothing, every bad row reported by line."""
+    """Import pupils from a CSV or .xlsx file: all or nothing, every bad row reported by line."""
     form = ImportForm()
     rejection = None
     if form.validate_on_submit():

@@ -225,8 +225,13 @@ def purge_personal_data(yes: bool) -> None:
         _fail(exc.message)
         return
     db.session.commit()
+    from . import uploads
+
+    files = uploads.discard_personal_files(db.session)  # pupil files waiting for, or left by, an import job
+    db.session.commit()
     click.echo(
         f"Données personnelles effacées pour {count} élève(s) ; références, dates et preuves conservées."
+        + (f" Fichiers d'import d'élèves supprimés : {files}." if files else "")
     )
 
 

@@ -29,7 +29,7 @@ from .csvfiles import (
     keyed_row,
 )
 
-__all__ = ["TooManyRows", "is_xlsx", "read_xlsx"]
+__all__ = ["TooManyRows", "declared_rows", "is_xlsx", "read_xlsx"]
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # the old binary .xls (and other Office 97 files)
@@ -112,6 +112,18 @@ def _declared_rows(archive: zipfile.ZipFile, name: str) -> int | None:
         head = part.read(4096)
     match = _DIMENSION.search(head)
     return int(match.group(1)) if match and match.group(1) else None
+
+
+def declared_rows(data: bytes) -> int | None:
+    """The most rows a workbook's sheets declare (header included), or None when unknown or unreadable."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            sheets = [n for n in archive.namelist() if n.startswith("xl/worksheets/") and n.endswith(".xml")]
+            counts = [_declared_rows(archive, name) for name in sheets]
+    except (zipfile.BadZipFile, ValueError, OSError, KeyError):
+        return None
+    known = [count for count in counts if count is not None]
+    return max(known) if known and len(known) == len(counts) else None
 
 
 def _cells(sheet) -> Iterator[tuple[int, list[str]]]:

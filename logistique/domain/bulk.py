@@ -10,15 +10,15 @@ the insert, so that nothing has to be read back.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, cast
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ..csvfiles import CsvFileError, CsvTable, RowError, read_csv
 from ..formatting import number_fr
-from ..xlsxfiles import TooManyRows, is_xlsx, read_xlsx
+from ..xlsxfiles import TooManyRows, declared_rows, is_xlsx, read_xlsx
 from .errors import ImportRejected
 
 # What one import accepts: past that, a file is refused before being read (French message).
@@ -26,7 +26,8 @@ MAX_FILE_BYTES = 16 * 1024 * 1024
 MAX_ROWS = 200_000
 BATCH_ROWS = 5_000
 
-Progress = Callable[[int], None]  # called with the number of rows just written
+Progress = Callable[[int], None]  # called with the number of rows just checked or written
+T = TypeVar("T")
 
 
 def check_upload(data: bytes, *, what: str = "lignes") -> None:
@@ -40,11 +41,19 @@ def check_upload(data: bytes, *, what: str = "lignes") -> None:
         )
     if is_xlsx(data):
         return
-    # a line count is an upper bound of the rows (a quoted cell may span lines): cheap and never too strict
-    # by more than those few cells
-    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1) - 1
+    lines = estimated_rows(data) or 0
     if lines > MAX_ROWS:
         raise _too_many(lines, what)
+
+
+def estimated_rows(data: bytes) -> int | None:
+    """How many rows a file holds at most, without parsing it: a CSV's lines after the header (a quoted cell
+    may span lines: never too strict by more than those few cells), what a workbook's sheets declare (None
+    when a sheet does not say)."""
+    if is_xlsx(data):
+        rows = declared_rows(data)
+        return None if rows is None else max(rows - 1, 0)
+    return data.count(b"\n") + (0 if data.endswith(b"\n") else 1) - 1
 
 
 def _too_many(rows: int, what: str) -> ImportRejected:
@@ -69,6 +78,19 @@ def read_upload(
         raise _too_many(exc.rows, what) from exc
     except CsvFileError as exc:
         raise ImportRejected(str(exc), []) from exc
+
+
+def counted(rows: Sequence[T], progress: Progress | None) -> Iterable[T]:
+    """``rows``, telling ``progress`` every ``BATCH_ROWS`` rows (and at the end) how many were gone over."""
+    if progress is None:
+        return rows
+    return _counting(rows, progress)
+
+
+def _counting(rows: Sequence[T], progress: Progress) -> Iterator[T]:
+    for start in range(0, len(rows), BATCH_ROWS):
+        yield from rows[start : start + BATCH_ROWS]
+        progress(min(BATCH_ROWS, len(rows) - start))
 
 
 def refuse(errors: list[RowError], what: str) -> ImportRejected:

@@ -311,10 +311,15 @@ def import_pupils(
 
 
 def check_pupils(
-    session: Session, data: bytes, *, by: User | None, organisation: Organisation | None = None
+    session: Session,
+    data: bytes,
+    *,
+    by: User | None,
+    organisation: Organisation | None = None,
+    progress: bulk.Progress | None = None,
 ) -> CheckedPupils:
-    """Read and check a pupil file (reads only); ``ImportRejected`` lists the faulty rows, duplicates of a
-    registered pupil or of another row of the file included."""
+    """Read and check a pupil file (reads only; ``progress`` hears of the rows checked); ``ImportRejected``
+    lists the faulty rows, duplicates of a registered pupil or of another row of the file included."""
     org = _require_coordinator(by) or organisation
     if org is None:
         raise ValidationFailed("Structure manquante.")
@@ -327,7 +332,7 @@ def check_pupils(
     existing = _existing_identities(session, org.id)
     seen: dict[tuple[str, str, str], int] = {}
     cleaned: list[CleanPupil] = []
-    for line, row in table.rows:
+    for line, row in bulk.counted(table.rows, progress):
         try:
             clean = _clean(
                 PupilData(

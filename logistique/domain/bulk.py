@@ -178,7 +178,9 @@ def insert_rows(
 
 
 def _to_database(column: sa.Column, value: Any, dialect: sa.Dialect) -> Any:
-    process = column.type.bind_processor(dialect)
+    # the dialect's own type (SQLite's DATETIME writes text): a generic type has no processor of its own,
+    # and the driver would then adapt the value again on every row
+    process = column.type.dialect_impl(dialect).bind_processor(dialect)
     return process(value) if process is not None and value is not None else value
 
 

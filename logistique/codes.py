@@ -85,7 +85,15 @@ def unwrap_excel(value: str) -> str:
 
 def _clean(value: str) -> str:
     """Unwrap an Excel cell and uppercase it."""
+    if value.isascii() and value.isalnum():  # nothing to unwrap: the usual case, once per row of an import
+        return value.upper()
     return unwrap_excel(value).upper()
+
+
+def _compact(value: str) -> str:
+    """An Excel cell unwrapped, uppercased, without any space."""
+    text = _clean(value)
+    return text if text.isalnum() else _SPACES.sub("", text)
 
 
 def _department_or_none(text: str) -> str | None:
@@ -122,7 +130,7 @@ def normalize_region(value: str) -> str:
 
 def normalize_qpv(value: str) -> str:
     """Return a QPV code of the 2015 list (QP059001) or of the 2024 list (QN05901M), uppercased."""
-    text = _SPACES.sub("", _clean(value))
+    text = _compact(value)
     if not text:
         raise CodeError("Code QPV manquant.")
     match = _QPV_RE.fullmatch(text)
@@ -154,7 +162,7 @@ def uai_check_letter(digits: str) -> str:
 
 def normalize_uai(value: str) -> str:
     """Return a school identifier (UAI): 7 digits and the right check letter, uppercased."""
-    text = _SPACES.sub("", _clean(value))
+    text = _compact(value)
     if not text:
         raise CodeError("UAI manquant.")
     if _UAI_RE.fullmatch(text) is None:
@@ -169,7 +177,7 @@ def normalize_uai(value: str) -> str:
 
 def normalize_commune(value: str) -> str:
     """Return the 5-character INSEE commune code ('02691', '2A004', '97411'), restoring a lost zero."""
-    text = _SPACES.sub("", _clean(value))
+    text = _compact(value)
     if not text:
         raise CodeError("Code commune manquant.")
     if len(text) == 4 and text.isdigit():

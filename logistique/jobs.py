@@ -52,6 +52,7 @@ class Handler:
 
     build: Callable[[Session, User, dict[str, Any], IO[bytes], Progress], None] | None = None
     run: Callable[[Session, Job, User | None], None] | None = None
+    failed: str = ""  # what its page says when it could not be done (FAILED_MESSAGE when empty)
 
 
 HANDLERS: dict[str, Handler] = {}
@@ -256,15 +257,17 @@ def housekeeping() -> dict[str, int]:
     with db.new_session(write=True) as session:
         # a job queued long ago and never started was lost with its message (e.g. a Redis restarted empty)
         lost = session.execute(
-            sa.select(Job.id, Job.key).where(
+            sa.select(Job.id, Job.key, Job.kind).where(
                 Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]), Job.heartbeat_at < stalled
             )
         ).all()
-        for job_id, key in lost:
+        for job_id, key, kind in lost:
+            known = HANDLERS.get(kind)
+            message = (known.failed if known else "") or FAILED_MESSAGE
             row = session.execute(
                 sa.update(Job)
                 .where(Job.id == job_id, Job.heartbeat_at < stalled, Job.attempts >= MAX_ATTEMPTS)
-                .values(status=JobStatus.FAILED, message=FAILED_MESSAGE, finished_at=now)
+                .values(status=JobStatus.FAILED, message=message, finished_at=now)
             )
             if row.rowcount:
                 session.commit()

@@ -66,7 +66,7 @@ UPLOADS: dict[str, Upload] = {}
 def upload_kind(kind: str, upload: Upload) -> None:
     """Register a kind of import job (the views that offer the upload do)."""
     UPLOADS[kind] = upload
-    jobs.HANDLERS[kind] = jobs.Handler(run=_run)
+    jobs.HANDLERS[kind] = jobs.Handler(run=_run, failed=FAILED_MESSAGE)
 
 
 def submit(session: Session, kind: str, data: bytes, *, by: User, title: str, params: dict, rows: int) -> Job:

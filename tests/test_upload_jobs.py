@@ -174,7 +174,8 @@ def test_housekeeping_deletes_uploads_that_no_job_will_read(session, world, logi
     with app.app_context():
         done = jobs.housekeeping()
     assert done["failed"] == 1
-    assert job_of(session, key).status is JobStatus.FAILED
+    job = job_of(session, key)
+    assert job.status is JobStatus.FAILED and job.message.startswith("L'import n'a pas pu aboutir")
     assert not folder.exists() and not orphan.exists() and fresh.exists()
 
 

@@ -31,17 +31,15 @@ T = TypeVar("T")
 
 
 def check_upload(data: bytes, *, what: str = "lignes") -> None:
-    """Refuse a file too big to be imported at once, before parsing it (a workbook's rows are counted by
-    ``read_upload`` from what its sheet declares, before its rows are read)."""
+    """Refuse a file too big to be imported at once, before parsing it (a workbook by what its sheets
+    declare; ``read_upload`` also stops reading one past the limit)."""
     if len(data) > MAX_FILE_BYTES:
         raise ImportRejected(
             f"Fichier refusé : {number_fr(len(data) / 1024 / 1024, 1)} Mo, au-delà de la limite de "
             f"{MAX_FILE_BYTES // 1024 // 1024} Mo par import. Découpez-le en plusieurs fichiers.",
             [],
         )
-    if is_xlsx(data):
-        return
-    lines = estimated_rows(data) or 0
+    lines = estimated_rows(data) or 0  # a workbook whose sheets do not say is counted while read
     if lines > MAX_ROWS:
         raise _too_many(lines, what)
 

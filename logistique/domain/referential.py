@@ -77,6 +77,7 @@ def import_qpv(session: Session, data: bytes, *, by: User | None) -> ImportRepor
     # a national list names ~100 departments and 18 regions: each spelling is checked once
     department = functools.cache(codes.normalize_department)
     region_of = functools.cache(codes.normalize_region)
+    commune = functools.cache(codes.normalize_commune)  # QPVs of one town share its code
     seen: dict[str, int] = {}
     parsed: list[dict] = []
     for line, row in table.rows:
@@ -91,8 +92,8 @@ def import_qpv(session: Session, data: bytes, *, by: User | None) -> ImportRepor
                 if given != dep:
                     raise ValidationFailed(f"le département {given} ne correspond pas au code {code}")
             region = region_of(row["insee_reg"]) if row.get("insee_reg") else None
-            communes = [codes.normalize_commune(c) for c in _split(row.get("insee_com", ""), _MULTI)]
-            names = _split(row.get("lib_com", ""), _MULTI_NAMES)
+            communes = [commune(c) for c in _split(row["insee_com"], _MULTI)]
+            names = _split(row["lib_com"], _MULTI_NAMES)
         except (ValueError, ValidationFailed) as exc:
             errors.append(RowError(line, str(exc)))
             continue
@@ -124,46 +125,39 @@ def import_qpv(session: Session, data: bytes, *, by: User | None) -> ImportRepor
     if errors:
         raise ImportRejected(_rejected_message(errors), sorted(errors, key=lambda e: e.line))
     _add_territories(session, parsed, known_departments)
+    columns = ("name", "department_code", "list_year", "commune_codes", "commune_names")
+    qpvs = cast(sa.Table, Qpv.__table__)
     stored = {
-        row.code: row
-        for row in session.execute(
-            sa.select(
-                Qpv.code,
-                Qpv.name,
-                Qpv.department_code,
-                Qpv.list_year,
-                Qpv.commune_codes,
-                Qpv.commune_names,
-            )
-        )
+        code: tuple(values)
+        for code, *values in session.execute(sa.select(qpvs.c.code, *(qpvs.c[c] for c in columns)))
     }
     report = ImportReport()
-    new_rows, changed_rows = [], []
+    new_rows: list[tuple] = []
+    changed_rows: list[dict] = []
     for item in parsed:
-        values = {
-            "name": item["name"],
-            "department_code": item["dep"],
-            "list_year": 2015 if item["code"].startswith("QP") else 2024,  # codes.qpv_list_year
-            "commune_codes": ";".join(item["communes"]),
-            "commune_names": ";".join(item["names"]),
-        }
-        old = stored.get(item["code"])
+        code = item["code"]
+        values = (
+            item["name"],
+            item["dep"],
+            2015 if code.startswith("QP") else 2024,  # codes.qpv_list_year
+            ";".join(item["communes"]),
+            ";".join(item["names"]),
+        )
+        old = stored.get(code)
         if old is None:
-            new_rows.append({"code": item["code"], **values})
-        elif any(getattr(old, k) != v for k, v in values.items()):
-            changed_rows.append({"b_code": item["code"], **values})
+            new_rows.append((code, *values))
+        elif old != values:
+            changed_rows.append({"b_code": code, **dict(zip(columns, values, strict=True))})
         else:
             report.unchanged += 1
     # one executemany each: the national list (~1 500 rows) is written in a few statements
     if new_rows:
-        columns = list(new_rows[0])
-        insert_rows(session, Qpv, columns, [tuple(row[c] for c in columns) for row in new_rows])
+        insert_rows(session, Qpv, ["code", *columns], new_rows)
     if changed_rows:
-        qpvs = cast(sa.Table, Qpv.__table__)
         session.execute(
             sa.update(qpvs)
             .where(qpvs.c.code == sa.bindparam("b_code"))
-            .values({k: sa.bindparam(k) for k in changed_rows[0] if k != "b_code"}),
+            .values({k: sa.bindparam(k) for k in columns}),
             changed_rows,
         )
         session.expire_all()  # QPVs already loaded in the session now read their new values

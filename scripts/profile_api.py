@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from logistique import create_app, migrate  # noqa: E402
-from logistique.statements import Prepared  # noqa: E402
 from logistique.db import db, make_engine  # noqa: E402
+from logistique.statements import Prepared  # noqa: E402
 from tests import load_scenario  # noqa: E402
 
 CACHE = ROOT / "bench-results"
@@ -79,9 +79,16 @@ def _seed(url: str, devices: int) -> load_scenario.Scenario:
 @click.option("--top", default=35, show_default=True, help="Lignes de cProfile (temps propre).")
 @click.option("--sql", is_flag=True, help="Afficher les instructions SQL distinctes d'une requête.")
 @click.option("--no-profile", is_flag=True, help="Mesurer le temps sans cProfile.")
-@click.option("--bare", is_flag=True, help="L'équivalent nu (scripts/bench_bare.py) au lieu de l'application.")
-def main(
-    scenario: str, engine_name: str, count: int, devices: int, top: int, sql: bool, no_profile: bool, bare: bool
+@click.option("--bare", is_flag=True, help="L'équivalent nu (scripts/bench_bare.py), pas l'application.")
+def main(  # noqa: PLR0913 — one per option
+    scenario: str,
+    engine_name: str,
+    count: int,
+    devices: int,
+    top: int,
+    sql: bool,
+    no_profile: bool,
+    bare: bool,
 ):
     """Profile ``count`` requests of SCENARIO in-process."""
     url, sc = _seeded(engine_name, devices)
@@ -186,11 +193,12 @@ def main(
     if stats is not None:
         stats.dump_stats(CACHE / "profile-api.prof")
     calls = getattr(stats, "total_calls", 0)
+    profiled = " sous cProfile" if not no_profile else ""
     click.echo(
         f"{scenario} {engine_name}: {done} requêtes, {elapsed / done * 1e6:.0f} µs/requête "
-        f"({cpu / done * 1e6:.0f} µs de processeur){' sous cProfile' if not no_profile else ''}, {sum(statements.values()) / done:.2f} instructions "
-        f"SQL/requête ({len(statements)} distinctes), {calls / done:.0f} appels de fonctions/requête ; "
-        f"statuts {dict(outcomes)}"
+        f"({cpu / done * 1e6:.0f} µs de processeur){profiled}, "
+        f"{sum(statements.values()) / done:.2f} instructions SQL/requête ({len(statements)} distinctes), "
+        f"{calls / done:.0f} appels de fonctions/requête ; statuts {dict(outcomes)}"
     )
     if sql:
         for stmt, seconds in spent.most_common():

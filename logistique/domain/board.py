@@ -72,11 +72,16 @@ def _utc_hour_postgresql(element, compiler, **kw):
     return f"date_trunc('hour', {compiler.process(element.clauses, **kw)})"
 
 
+def _text(column: Any) -> Any:
+    """An enum column read and compared as its stored code (plain text: no conversion on either side)."""
+    return sa.type_coerce(column, sa.String)
+
+
 def device_query(territory: status.Territory, qpv_code: str | None = None) -> sa.Select:
     """The devices behind the board of a territory: actively assigned ones (by their pupil's QPV) and those
     reported missing or damaged at reception — the same devices the board counts — by QPV, status and serial.
-    References, never names. Plain columns (codes, not enums; ``updated_hour`` the UTC hour of the last
-    change): a Core select that the database and the driver stream without per-row work in SQLAlchemy."""
+    References, never names. Plain text columns and parameters (codes, not enums; ``updated_hour`` the UTC
+    hour of the last change), which the driver reads and binds as they are (``_driver_batches``)."""
     warehouse = aliased(Organisation)
     conditions = []
     qpvs = scope.territory_qpv_codes(territory.kind, territory.code)
@@ -87,9 +92,9 @@ def device_query(territory: status.Territory, qpv_code: str | None = None) -> sa
     columns = (
         Device.serial.label("serial"),
         Device.asset_tag.label("asset_tag"),
-        sa.type_coerce(DeviceModel.kind, sa.String).label("kind"),
+        _text(DeviceModel.kind).label("kind"),
         DeviceModel.name.label("model"),
-        sa.type_coerce(Device.status, sa.String).label("status"),
+        _text(Device.status).label("status"),
         Lot.reference.label("lot"),
         warehouse.name.label("warehouse"),
         Assignment.qpv_code.label("qpv_code"),
@@ -113,7 +118,7 @@ def device_query(territory: status.Territory, qpv_code: str | None = None) -> sa
         .select_from(Assignment)
         .outerjoin(SlipLine, sa.and_(SlipLine.assignment_id == Assignment.id, SlipLine.removed_at.is_(None)))
         .outerjoin(Slip, Slip.id == SlipLine.slip_id)
-    ).where(Assignment.cancelled_at.is_(None), Device.status.in_(BOARD_STATUSES))
+    ).where(Assignment.cancelled_at.is_(None), _text(Device.status).in_([s.value for s in BOARD_STATUSES]))
     lost = base(
         sa.select(*columns)
         .select_from(SlipLine)
@@ -121,7 +126,7 @@ def device_query(territory: status.Territory, qpv_code: str | None = None) -> sa
         .join(Slip, Slip.id == SlipLine.slip_id)
     ).where(
         SlipLine.removed_at.is_(None),
-        SlipLine.reception_state.in_([ReceptionState.MISSING, ReceptionState.DAMAGED]),
+        _text(SlipLine.reception_state).in_([ReceptionState.MISSING.value, ReceptionState.DAMAGED.value]),
     )
     both = sa.union_all(active, lost).subquery()
     return sa.select(both).order_by(both.c.qpv_code, both.c.status, both.c.serial)
@@ -146,6 +151,29 @@ class _Days(dict):
         return value
 
 
+def _driver_batches(session: Session, query: sa.Select, size: int) -> Iterator[list[tuple]]:
+    """The rows of a Core select as the driver gives them (tuples), ``size`` at a time, on the session's
+    connection and transaction, from a server-side cursor on PostgreSQL. SQLAlchemy compiles the statement
+    but does not process the rows: its columns and parameters must be plain values (no enum, no type whose
+    conversion SQLAlchemy does), as ``device_query``'s are."""
+    connection = session.connection()
+    compiled = query.compile(connection, compile_kwargs={"render_postcompile": True})
+    values = compiled.construct_params()
+    params = [values[name] for name in compiled.positiontup or ()] if compiled.positional else values
+    driver = connection.connection.driver_connection
+    cursor = (
+        driver.cursor(name="logistique_export")
+        if connection.dialect.name == "postgresql"
+        else driver.cursor()
+    )
+    try:
+        cursor.execute(str(compiled), params)
+        while rows := cursor.fetchmany(size):
+            yield rows
+    finally:
+        cursor.close()
+
+
 def device_batches(
     session: Session,
     territory: status.Territory,
@@ -155,13 +183,10 @@ def device_batches(
 ) -> Iterator[list[tuple]]:
     """The rows of ``device_query`` as exported (labels, Paris day of the last change formatted by ``day``),
     a few thousand at a time, read from a server-side cursor on PostgreSQL: an export of the whole country
-    streams in constant memory. One Core statement on the session's connection: no ORM row loading."""
-    result = session.connection().execute(
-        device_query(territory, qpv_code),
-        execution_options={"stream_results": True, "yield_per": BATCH_ROWS},
-    )
+    streams in constant memory. One Core statement, rows as the driver reads them: no per-row work in
+    SQLAlchemy."""
     kinds, statuses, days = _KINDS, _STATUSES, _Days(day)
-    for rows in result.partitions():
+    for rows in _driver_batches(session, device_query(territory, qpv_code), BATCH_ROWS):
         yield [
             (serial, tag, kinds[kind], model, statuses[state], lot, warehouse, qpv, pupil, slip, days[hour])
             for serial, tag, kind, model, state, lot, warehouse, qpv, pupil, slip, hour in rows

@@ -163,10 +163,19 @@ def write_xlsx(
         cell.font, cell.fill = header_font, header_fill
         header.append(cell)
     ws.append(header)
-    formats = number_formats or {}
+    # one styled cell per formatted column, given each row's value (openpyxl writes a row as it is appended);
+    # every other cell is a plain value: what costs in openpyxl is per cell
+    styled = {i: _styled_cell(ws, fmt) for i, fmt in (number_formats or {}).items()}
+    errors = ERROR_CODES
     count = 0
     for row in itertools.chain(sample, rows):
-        ws.append([_xlsx_cell(ws, value, formats.get(i)) for i, value in enumerate(row)])
+        cells = [_text_cell(ws, v) if type(v) is str and (v[:1] == "=" or v in errors) else v for v in row]
+        for i, cell in styled.items():
+            value = row[i]
+            if value is not None and not isinstance(value, str):
+                cell.value = value
+                cells[i] = cell
+        ws.append(cells)
         count += 1
         if progress is not None and count % 1000 == 0:
             progress(1000)
@@ -183,12 +192,8 @@ def _text_cell(ws, text: str) -> WriteOnlyCell:
     return cell
 
 
-def _xlsx_cell(ws, value: Any, number_format: str | None) -> Any:
-    if isinstance(value, str):
-        return _text_cell(ws, value) if value[:1] == "=" or value in ERROR_CODES else value
-    if number_format is None or value is None:
-        return value
-    cell = WriteOnlyCell(ws, value=value)
+def _styled_cell(ws, number_format: str) -> WriteOnlyCell:
+    cell = WriteOnlyCell(ws)
     cell.number_format = number_format
     return cell
 

@@ -5,7 +5,7 @@ it into an SQLite file and a PostgreSQL database (``logistique_bench_export`` on
 each engine, in a fresh Python process logged in as an administrator (France entière):
 
 - ``GET /tableau/equipements.csv`` through the Flask test client without buffering, read chunk by chunk as a
-  server sends it: time to the first and to the last byte, rows, size;
+  server sends it: time to the first rows and to the last byte, rows, size;
 - the national XLSX as a background job: submitted like the page does (``jobs.submit``), then run as the
   worker runs it (``jobs.run``: claim, write-only workbook into the jobs folder, progress, done).
 
@@ -115,12 +115,12 @@ def time_exports(url: str, runs: int, xlsx_runs: int) -> dict[str, list]:
         size = lines = 0
         first = None
         for chunk in response.response:
-            if first is None:
-                first = time.perf_counter() - started
             size += len(chunk)
             lines += chunk.count(b"\r\n")
+            if first is None and lines > 1:  # the header, then the first rows
+                first = time.perf_counter() - started
         response.close()
-        return {"rows": lines - 1, "size": size, "first_byte": first}
+        return {"rows": lines - 1, "size": size, "first_rows": first}
 
     def xlsx_job() -> dict:
         with app.app_context():
@@ -144,16 +144,16 @@ def time_exports(url: str, runs: int, xlsx_runs: int) -> dict[str, list]:
                     raise click.ClickException(f"XLSX job: {job and job.status}")
                 size = job.file_size
                 Path(job.file_path).unlink()
-            return {"rows": None, "size": size, "first_byte": None}
+            return {"rows": None, "size": size, "first_rows": None}
 
     results: dict[str, list] = {"csv": [], "xlsx": []}
     try:
-        for run in range(runs + 1):
+        for run in range(runs + 1 if runs else 0):
             seconds, extra, out = measure(csv_export)
             kind = "warm-up" if run == 0 else str(run)
             click.echo(
-                f"  CSV {kind}: {out['rows']} rows, {out['size'] / 2**20:.0f} MiB, first byte "
-                f"{out['first_byte']:.2f} s, last {seconds:.2f} s, +{extra['anon']:.0f} MiB "
+                f"  CSV {kind}: {out['rows']} rows, {out['size'] / 2**20:.0f} MiB, first rows "
+                f"{out['first_rows']:.2f} s, last {seconds:.2f} s, +{extra['anon']:.0f} MiB "
                 f"(resident set +{extra['rss']:.0f} MiB)",
                 err=True,
             )
@@ -241,7 +241,7 @@ def _mib(size: float) -> str:
 
 def table(measured: dict[str, dict[str, list]]) -> list[str]:
     lines = [
-        "| base | export | lignes | taille | premier octet | durée "
+        "| base | export | lignes | taille | premières lignes | durée "
         "| mémoire propre en plus (1er export ; suivants) | RSS en plus, au plus |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
@@ -251,7 +251,7 @@ def table(measured: dict[str, dict[str, list]]) -> list[str]:
             if not timed:
                 continue
             seconds = statistics.median(r["seconds"] for r in timed)
-            first = [r["first_byte"] for r in timed if r["first_byte"] is not None]
+            first = [r["first_rows"] for r in timed if r["first_rows"] is not None]
             rows = timed[0]["rows"]
             count = f"{rows:,}".replace(",", " ") if rows else "—"
             first_s = f"{statistics.median(first):.2f} s" if first else "—"

@@ -83,7 +83,7 @@ def device_query(territory: status.Territory, qpv_code: str | None = None) -> sa
     References, never names. Plain text columns and parameters (codes, not enums; ``updated_hour`` the UTC
     hour of the last change), which the driver reads and binds as they are (``_driver_batches``)."""
     warehouse = aliased(Organisation)
-    conditions = []
+    conditions: list[sa.ColumnElement[bool]] = []
     qpvs = scope.territory_qpv_codes(territory.kind, territory.code)
     if qpvs is not None:  # everywhere: no filter (every assignment's QPV is a known one, a foreign key)
         conditions.append(Assignment.qpv_code.in_(qpvs))

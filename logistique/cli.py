@@ -166,7 +166,8 @@ def import_stock(file: Path, lot_reference: str) -> None:
 @click.option("--organisation", "organisation_id", type=int, required=True, help="Structure (identifiant).")
 @with_appcontext
 def import_pupils(file: Path, organisation_id: int) -> None:
-    """Register the pupils of an association or school from a CSV, all or nothing, with a report by row."""
+    """Register the pupils of an association or school from a CSV or .xlsx file, all or nothing, with a
+    report by row (row numbers as Excel shows them)."""
     from .domain import pupils
     from .models import Organisation
 
@@ -224,8 +225,13 @@ def purge_personal_data(yes: bool) -> None:
         _fail(exc.message)
         return
     db.session.commit()
+    from . import uploads
+
+    files = uploads.discard_personal_files(db.session)  # pupil files waiting for, or left by, an import job
+    db.session.commit()
     click.echo(
         f"Données personnelles effacées pour {count} élève(s) ; références, dates et preuves conservées."
+        + (f" Fichiers d'import d'élèves supprimés : {files}." if files else "")
     )
 
 

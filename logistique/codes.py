@@ -65,6 +65,8 @@ _UAI_LETTERS = "ABCDEFGHJKLMNPRSTUVWXYZ"
 #: Overseas country calling codes whose numbers become national numbers "0" + 9 digits.
 _OVERSEAS_CALLING_CODES = ("262", "269", "590", "594", "596")
 
+_SPACES = re.compile(r"\s+")
+_UAI_RE = re.compile(r"[0-9]{7}[A-Z]")
 _QPV_RE = re.compile(r"(QP|QN)([0-9A-Z]{3})([0-9]{2})([0-9A-Z])")
 _QPV_EXPECTED = (
     "attendu QP + département sur 3 caractères + 3 chiffres, ou QN + département + 2 chiffres + 1 lettre"
@@ -83,7 +85,15 @@ def unwrap_excel(value: str) -> str:
 
 def _clean(value: str) -> str:
     """Unwrap an Excel cell and uppercase it."""
+    if value.isascii() and value.isalnum():  # nothing to unwrap: the usual case, once per row of an import
+        return value.upper()
     return unwrap_excel(value).upper()
+
+
+def _compact(value: str) -> str:
+    """An Excel cell unwrapped, uppercased, without any space."""
+    text = _clean(value)
+    return text if text.isalnum() else _SPACES.sub("", text)
 
 
 def _department_or_none(text: str) -> str | None:
@@ -120,7 +130,7 @@ def normalize_region(value: str) -> str:
 
 def normalize_qpv(value: str) -> str:
     """Return a QPV code of the 2015 list (QP059001) or of the 2024 list (QN05901M), uppercased."""
-    text = re.sub(r"\s+", "", _clean(value))
+    text = _compact(value)
     if not text:
         raise CodeError("Code QPV manquant.")
     match = _QPV_RE.fullmatch(text)
@@ -152,10 +162,10 @@ def uai_check_letter(digits: str) -> str:
 
 def normalize_uai(value: str) -> str:
     """Return a school identifier (UAI): 7 digits and the right check letter, uppercased."""
-    text = re.sub(r"\s+", "", _clean(value))
+    text = _compact(value)
     if not text:
         raise CodeError("UAI manquant.")
-    if re.fullmatch(r"[0-9]{7}[A-Z]", text) is None:
+    if _UAI_RE.fullmatch(text) is None:
         raise CodeError(
             f"UAI invalide : {text} (attendu 7 chiffres suivis d'une lettre, par exemple 0750654D)"
         )
@@ -167,7 +177,7 @@ def normalize_uai(value: str) -> str:
 
 def normalize_commune(value: str) -> str:
     """Return the 5-character INSEE commune code ('02691', '2A004', '97411'), restoring a lost zero."""
-    text = re.sub(r"\s+", "", _clean(value))
+    text = _compact(value)
     if not text:
         raise CodeError("Code commune manquant.")
     if len(text) == 4 and text.isdigit():
@@ -188,13 +198,19 @@ def normalize_commune(value: str) -> str:
     return text
 
 
+_PHONE_SEPARATORS = re.compile(r"[\s.\-/()]")
+
+
 def normalize_phone(value: str) -> str:
     """Return a French phone number in national form grouped by two digits ('06 12 34 56 78')."""
+    if len(value) == 10 and value.isascii() and value.isdigit() and value[0] == "0" and value[1] != "0":
+        # the common case, as a file holds it (a bulk import calls this once per row)
+        return f"{value[:2]} {value[2:4]} {value[4:6]} {value[6:8]} {value[8:]}"
     raw = unwrap_excel(value)
     if not raw:
         raise CodeError("Numéro de téléphone manquant.")
     invalid = f"Numéro de téléphone invalide : {raw} (attendu 10 chiffres, par exemple 06 12 34 56 78)"
-    text = re.sub(r"[\s.\-/()]", "", raw.replace("(0)", ""))
+    text = _PHONE_SEPARATORS.sub("", raw.replace("(0)", ""))
     international: str | None = None
     national: str | None = None
     if text.startswith("+"):

@@ -29,6 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "JOB_STALL_SECONDS": 120,
     "EXPORT_INLINE_MAX_ROWS": 20_000,  # a bigger XLSX export is a background job (CSV always streams)
     "SLIPS_INLINE_MAX": 200,  # a bigger batch of slips to print is a background job
+    "IMPORT_INLINE_MAX_ROWS": 5_000,  # a bigger uploaded stock or pupil file is imported by a background job
     "WTF_CSRF_TIME_LIMIT": None,
     "WTF_I18N_ENABLED": False,  # forms carry French messages through their Meta locales
     "SESSION_COOKIE_HTTPONLY": True,
@@ -55,6 +56,7 @@ _INTEGER = {
     "JOB_STALL_SECONDS",
     "EXPORT_INLINE_MAX_ROWS",
     "SLIPS_INLINE_MAX",
+    "IMPORT_INLINE_MAX_ROWS",
     "STUCK_DAYS",
 }
 

@@ -181,6 +181,7 @@ def load(session: Session, *, echo: Callable[[str], None] = print) -> None:
     _users(session, orgs)
     _pupils_and_needs(session, orgs, rng, echo)
     _journey(session, orgs, rng, echo)
+    _class_waiting(session, orgs, rng, echo)
 
 
 FIRST_NAMES = [
@@ -284,6 +285,44 @@ def _pupils_and_needs(session: Session, orgs: dict[str, Organisation], rng: rand
                 assignments.assign(session, pupil=pupil, device=device, by=None)
                 given += 1
     echo(f"Élèves : {registered} enregistrés (données fictives), {given} équipements déjà attribués.")
+
+
+CLASS_NAMES = [  # a class registered this week, waiting: the scan-to-assign page of the demo equips it
+    ("Łukasz", "Wiśniewski"),
+    ("Şükrü", "Yılmaz"),
+    ("Thị Hương", "Nguyễn"),
+    ("Ștefan", "Țurcanu"),
+]
+CLASS_SIZE = 24
+
+
+def _class_waiting(session: Session, orgs: dict[str, Organisation], rng: random.Random, echo) -> None:
+    """A CM2 class of the Roubaix association registered this week, every pupil waiting for a tablet (half
+    of them with a 4G key too): what a coordinator equips by scanning on « Attribuer en scannant »."""
+    from .domain import pupils
+
+    roubaix = next(o for o in orgs.values() if "Roubaix" in o.name)
+    school = roubaix.uai or _uai("0599877")
+    for n in range(CLASS_SIZE):
+        first, last = (
+            CLASS_NAMES[n] if n < len(CLASS_NAMES) else (rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES))
+        )
+        pupils.register_pupil(
+            session,
+            pupils.PupilData(
+                first,
+                last,
+                "CM2",
+                school,
+                rng.choice(roubaix.qpvs).code,
+                f"{rng.choice(FIRST_NAMES)} {last}",
+                f"06 39 98 90 {n:02d}",
+                "tablette+connexion" if n % 2 else "tablette",
+            ),
+            by=None,
+            organisation=roubaix,
+        )
+    echo(f"Une classe de CM2 de {roubaix.name} ({CLASS_SIZE} élèves) attend ses tablettes.")
 
 
 # what happens to the devices of successive groups of pupils of a structure, and when (days ago):

@@ -20,7 +20,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -46,9 +46,13 @@ Progress = Callable[[int], None]
 
 @dataclass(frozen=True)
 class Handler:
-    """How to make the file of one kind of job: ``build(session, user, params, out, progress)``."""
+    """How to make the file of one kind of job: ``build(session, user, params, out, progress)``; or, for a job
+    that makes no file (an uploaded file imported, ``logistique/uploads.py``), how to run it all:
+    ``run(session, job, user)``, which records its own outcome."""
 
-    build: Callable[[Session, User, dict[str, Any], IO[bytes], Progress], None]
+    build: Callable[[Session, User, dict[str, Any], IO[bytes], Progress], None] | None = None
+    run: Callable[[Session, Job, User | None], None] | None = None
+    failed: str = ""  # what its page says when it could not be done (FAILED_MESSAGE when empty)
 
 
 HANDLERS: dict[str, Handler] = {}
@@ -163,6 +167,11 @@ def _jobs_dir() -> Path:
     return Path(current_app.config["JOBS_DIR"] or Path(current_app.instance_path) / "jobs")
 
 
+def job_folder(key: str) -> Path:
+    """The folder of one job's files in the jobs directory (shared by every machine)."""
+    return _jobs_dir() / key
+
+
 def _claim(job_id: int) -> bool:
     """Mark the job running if it is queued, or running without a sign of life (its worker died)."""
     now = utcnow()
@@ -196,7 +205,11 @@ def run(job_id: int) -> None:
     with db.new_session() as session:
         job = session.get(Job, job_id)
         user = session.get(User, job.owner_id)
-        folder = _jobs_dir() / job.key
+        custom = HANDLERS[job.kind].run
+        if custom is not None:
+            custom(session, job, user)
+            return
+        folder = job_folder(job.key)
         folder.mkdir(parents=True, exist_ok=True)
         partial = folder / (Path(job.file_name).name + ".part")
         done = 0
@@ -212,8 +225,10 @@ def run(job_id: int) -> None:
         try:
             if user is None or not user.is_active:
                 raise PermissionError("the owner's account is gone or disabled")
+            build = HANDLERS[job.kind].build
+            assert build is not None
             with partial.open("wb") as out:
-                HANDLERS[job.kind].build(session, user, json.loads(job.params), out, progress)
+                build(session, user, json.loads(job.params), out, progress)
             final = partial.with_name(Path(job.file_name).name)
             partial.replace(final)
         except Exception:
@@ -241,18 +256,22 @@ def housekeeping() -> dict[str, int]:
     requeued = expired = failed = 0
     with db.new_session(write=True) as session:
         # a job queued long ago and never started was lost with its message (e.g. a Redis restarted empty)
-        lost = session.scalars(
-            sa.select(Job.id).where(
+        lost = session.execute(
+            sa.select(Job.id, Job.key, Job.kind).where(
                 Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]), Job.heartbeat_at < stalled
             )
         ).all()
-        for job_id in lost:
+        for job_id, key, kind in lost:
+            known = HANDLERS.get(kind)
+            message = (known.failed if known else "") or FAILED_MESSAGE
             row = session.execute(
                 sa.update(Job)
                 .where(Job.id == job_id, Job.heartbeat_at < stalled, Job.attempts >= MAX_ATTEMPTS)
-                .values(status=JobStatus.FAILED, message=FAILED_MESSAGE, finished_at=now)
+                .values(status=JobStatus.FAILED, message=message, finished_at=now)
             )
             if row.rowcount:
+                session.commit()
+                shutil.rmtree(job_folder(key), ignore_errors=True)  # an upload it was importing included
                 failed += 1
                 continue
             row = session.execute(
@@ -264,16 +283,53 @@ def housekeeping() -> dict[str, int]:
                 requeued += 1
                 session.commit()
                 _send(job_id)
-        old = session.scalars(sa.select(Job).where(Job.status == JobStatus.DONE, Job.expires_at < now)).all()
+        # files past their time: a made file (the job then says so), or the report of a refused import
+        old = session.scalars(
+            sa.select(Job).where(
+                sa.or_(
+                    Job.status == JobStatus.DONE,
+                    sa.and_(Job.status == JobStatus.FAILED, Job.file_path.is_not(None)),
+                ),
+                Job.expires_at < now,
+            )
+        ).all()
         for job in old:
             if job.file_path:
                 shutil.rmtree(Path(job.file_path).parent, ignore_errors=True)
-            job.status, job.file_path = JobStatus.EXPIRED, None
+            if job.status is JobStatus.DONE:
+                job.status = JobStatus.EXPIRED
+            job.file_path = None
             expired += 1
         session.commit()
+        expired += _sweep(session, now - timedelta(seconds=current_app.config["JOB_STALL_SECONDS"]))
     if requeued or expired or failed:
         log.info("jobs: %d queued again, %d failed, %d files deleted", requeued, failed, expired)
     return {"requeued": requeued, "failed": failed, "expired": expired}
+
+
+def _sweep(session: Session, before: datetime) -> int:
+    """Delete the folders of the jobs directory that no waiting or running job, nor a kept file, needs: what
+    a crash left (an upload stored by a request whose commit failed, a worker killed mid-way). Only folders
+    untouched since ``before``, so that a job being submitted right now keeps its file."""
+    root = _jobs_dir()
+    if not root.is_dir():
+        return 0
+    limit = before.replace(tzinfo=UTC).timestamp()  # stored times are naive UTC
+    folders = {p.name: p for p in root.iterdir() if p.is_dir() and p.stat().st_mtime < limit}
+    if not folders:
+        return 0
+    jobs = session.execute(
+        sa.select(Job.key, Job.status, Job.file_path).where(Job.key.in_(list(folders)))
+    ).all()
+    needed = {
+        key
+        for key, status, file_path in jobs
+        if status in (JobStatus.QUEUED, JobStatus.RUNNING)
+        or (file_path and Path(file_path).parent == folders[key])
+    }
+    for key in folders.keys() - needed:
+        shutil.rmtree(folders[key], ignore_errors=True)
+    return len(folders.keys() - needed)
 
 
 # ---------------------------------------------------------------- the worker command

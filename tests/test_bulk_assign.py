@@ -47,14 +47,22 @@ def test_each_scan_goes_to_the_pupil_who_waited_longest_and_can_be_undone(sessio
     assert response.status_code == 302
     assert _active(session) == {"SN-LILLE-1": first.reference}
     # by asset tag, or the label's URL: the next pupil
-    response = phone.post("/attributions/scan", data={"code": f"https://x.test/d/{world.device_amiens.asset_tag}"})
+    response = phone.post(
+        "/attributions/scan", data={"code": f"https://x.test/d/{world.device_amiens.asset_tag}"}
+    )
     assert response.status_code == 302
     assert _active(session) == {"SN-LILLE-1": first.reference, "SN-AMIENS-1": second.reference}
 
     # the same device scanned again: told, nothing changes
     before = snapshot(session)
     again = phone.post("/attributions/scan", data={"code": "SN-LILLE-1"})
-    assert again.status_code == 409 and "pas disponible" in again.get_data(as_text=True)
+    assert again.status_code == 409 and "déjà attribué à " + first.reference in again.get_data(as_text=True)
+    assert snapshot(session) == before
+    # from the page's scan queue (JSON): an amber « already », not a refusal
+    queued = phone.post(
+        "/attributions/scan", data={"code": "SN-LILLE-1"}, headers={"Accept": "application/json"}
+    )
+    assert queued.status_code == 200 and queued.get_json()["outcome"] == "already"
     assert snapshot(session) == before
 
     # a laptop: nobody of the organisation waits for one

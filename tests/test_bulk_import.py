@@ -332,3 +332,18 @@ def test_a_pupil_registered_between_the_check_and_the_write_refuses_the_whole_fi
         pupils.write_pupils(session, checked, by=world.coordinator)
     session.rollback()
     assert session.scalar(sa.select(sa.func.count(Pupil.id))) == 1
+
+
+def test_checking_a_file_reports_the_rows_checked_as_it_goes(session, world):
+    """What a background import's page shows as « lignes vérifiées »."""
+    n = 2 * bulk.BATCH_ROWS + 3
+    checked: list[int] = []
+    result = pupils.check_pupils(
+        session, pupil_csv([pupil_row(i) for i in range(n)]), by=world.coordinator, progress=checked.append
+    )
+    assert len(result.pupils) == n and checked == [bulk.BATCH_ROWS, bulk.BATCH_ROWS, 3]
+    checked.clear()
+    rows = [good_stock_row(i) for i in range(bulk.BATCH_ROWS + 1)]
+    stock.check_stock(session, stock_csv(rows), lot=world.lot, by=None, progress=checked.append)
+    assert checked == [bulk.BATCH_ROWS, 1]
+    session.rollback()

@@ -10,14 +10,15 @@ the insert, so that nothing has to be read back.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, cast
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ..csvfiles import RowError
+from ..csvfiles import CsvFileError, CsvTable, RowError, read_csv
 from ..formatting import number_fr
+from ..xlsxfiles import TooManyRows, declared_rows, is_xlsx, read_xlsx
 from .errors import ImportRejected
 
 # What one import accepts: past that, a file is refused before being read (French message).
@@ -25,26 +26,69 @@ MAX_FILE_BYTES = 16 * 1024 * 1024
 MAX_ROWS = 200_000
 BATCH_ROWS = 5_000
 
-Progress = Callable[[int], None]  # called with the number of rows just written
+Progress = Callable[[int], None]  # called with the number of rows just checked or written
+T = TypeVar("T")
 
 
 def check_upload(data: bytes, *, what: str = "lignes") -> None:
-    """Refuse a file too big to be imported at once, before parsing it."""
+    """Refuse a file too big to be imported at once, before parsing it (a workbook by what its sheets
+    declare; ``read_upload`` also stops reading one past the limit)."""
     if len(data) > MAX_FILE_BYTES:
         raise ImportRejected(
             f"Fichier refusé : {number_fr(len(data) / 1024 / 1024, 1)} Mo, au-delà de la limite de "
             f"{MAX_FILE_BYTES // 1024 // 1024} Mo par import. Découpez-le en plusieurs fichiers.",
             [],
         )
-    # a line count is an upper bound of the rows (a quoted cell may span lines): cheap and never too strict
-    # by more than those few cells
-    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1) - 1
+    lines = estimated_rows(data) or 0  # a workbook whose sheets do not say is counted while read
     if lines > MAX_ROWS:
-        raise ImportRejected(
-            f"Fichier refusé : {number_fr(lines)} {what}, au-delà de la limite de {number_fr(MAX_ROWS)} par "
-            "import. Découpez-le en plusieurs fichiers.",
-            [],
-        )
+        raise _too_many(lines, what)
+
+
+def estimated_rows(data: bytes) -> int | None:
+    """How many rows a file holds at most, without parsing it: a CSV's lines after the header (a quoted cell
+    may span lines: never too strict by more than those few cells), what a workbook's sheets declare (None
+    when a sheet does not say)."""
+    if is_xlsx(data):
+        rows = declared_rows(data)
+        return None if rows is None else max(rows - 1, 0)
+    return data.count(b"\n") + (0 if data.endswith(b"\n") else 1) - 1
+
+
+def _too_many(rows: int, what: str) -> ImportRejected:
+    return ImportRejected(
+        f"Fichier refusé : {number_fr(rows)} {what}, au-delà de la limite de {number_fr(MAX_ROWS)} par "
+        "import. Découpez-le en plusieurs fichiers.",
+        [],
+    )
+
+
+def read_upload(
+    data: bytes, *, columns: dict[str, set[str]], required: set[str], what: str, workbook: bool = False
+) -> CsvTable:
+    """Check the caps, then read an uploaded CSV file (or an Excel workbook when ``workbook``); a file that
+    cannot be read at all is an ``ImportRejected`` with no rows."""
+    check_upload(data, what=what)
+    try:
+        if workbook and is_xlsx(data):
+            return read_xlsx(data, columns=columns, required=required, max_rows=MAX_ROWS)
+        return read_csv(data, columns=columns, required=required)
+    except TooManyRows as exc:
+        raise _too_many(exc.rows, what) from exc
+    except CsvFileError as exc:
+        raise ImportRejected(str(exc), []) from exc
+
+
+def counted(rows: Sequence[T], progress: Progress | None) -> Iterable[T]:
+    """``rows``, telling ``progress`` every ``BATCH_ROWS`` rows (and at the end) how many were gone over."""
+    if progress is None:
+        return rows
+    return _counting(rows, progress)
+
+
+def _counting(rows: Sequence[T], progress: Progress) -> Iterator[T]:
+    for start in range(0, len(rows), BATCH_ROWS):
+        yield from rows[start : start + BATCH_ROWS]
+        progress(min(BATCH_ROWS, len(rows) - start))
 
 
 def refuse(errors: list[RowError], what: str) -> ImportRejected:
@@ -132,7 +176,9 @@ def insert_rows(
 
 
 def _to_database(column: sa.Column, value: Any, dialect: sa.Dialect) -> Any:
-    process = column.type.bind_processor(dialect)
+    # the dialect's own type (SQLite's DATETIME writes text): a generic type has no processor of its own,
+    # and the driver would then adapt the value again on every row
+    process = column.type.dialect_impl(dialect).bind_processor(dialect)
     return process(value) if process is not None and value is not None else value
 
 

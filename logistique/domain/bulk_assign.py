@@ -18,6 +18,7 @@ from .slips import parse_scan
 
 # reasons to try the next pupil rather than refuse the scan: this pupil was served meanwhile, or the quota of
 # their QPV is reached (a pupil of another QPV may still take the device)
+ALREADY_ASSIGNED = "already_assigned_here"  # the device is already assigned within the scanner's structure
 _NEXT_PUPIL = {"pupil_served", "quota_reached"}
 PROPOSAL_MAX = 200
 
@@ -67,6 +68,19 @@ def assign_next(session: Session, code: str, *, by: User, now: datetime | None =
         raise BusinessRuleViolation("L'attribution par scan est celle des coordinateurs d'une structure.")
     device = find_device(session, by, code)
     if not devices.allows("assign", device.status):
+        mine = session.scalar(
+            sa.select(Assignment).where(
+                Assignment.device_id == device.id,
+                Assignment.cancelled_at.is_(None),
+                Assignment.organisation_id == by.organisation_id,
+            )
+        )
+        if mine is not None:  # scanned twice (a double trigger, a label scanned again): already done
+            raise Conflict(
+                f"L'équipement {device.serial} est déjà attribué à {mine.pupil.reference} "
+                f"({mine.kind.label_lower}) : rien de plus n'est fait.",
+                code=ALREADY_ASSIGNED,
+            )
         raise Conflict(
             f"L'équipement {device.serial} n'est pas disponible : il est « {device.status.label} ».",
             code="device_taken",

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import functools
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from .. import codes
-from ..csvfiles import CsvFileError, RowError, fold_accents, read_csv
+from ..csvfiles import RowError, fold_accents
 from ..db import utcnow
 from ..models import (
     Assignment,
@@ -211,6 +214,41 @@ def _clean(data: PupilData, served: set[str], known_qpvs: set[str]) -> CleanPupi
     return CleanPupil(first, last, grade, uai, qpv, guardian, phone, list(needs))
 
 
+def _memoized(check: Callable[[str], Any]) -> Callable[[str], tuple[Any, str]]:
+    """``check`` as (value, "") or (None, the French refusal), each distinct input checked once."""
+    memo: dict[str, tuple[Any, str]] = {}
+
+    def checked(raw: str) -> tuple[Any, str]:
+        hit = memo.get(raw)
+        if hit is None:
+            try:
+                hit = (check(raw), "")
+            except ValidationFailed as exc:
+                hit = (None, exc.message)
+            except codes.CodeError as exc:
+                hit = (None, str(exc))
+            memo[raw] = hit
+        return hit
+
+    return checked
+
+
+def _folded_name(raw: str, what: str) -> tuple[str, str]:
+    """A checked name, and its folded form (how two registrations of one child are compared)."""
+    value = _name(raw, what)
+    return value, _fold(value)
+
+
+def _served_qpv(raw: str, served: set[str], known: set[str]) -> str:
+    """A QPV code of the referential that the organisation serves."""
+    qpv = codes.normalize_qpv(raw)
+    if qpv not in known:
+        raise ValidationFailed(f"QPV inconnu : {qpv}")
+    if qpv not in served:
+        raise ValidationFailed(f"le QPV {qpv} n'est pas desservi par votre structure")
+    return qpv
+
+
 def _require_coordinator(by: User | None) -> Organisation | None:
     """Pupils are registered by a coordinator for their organisation (or by the command line)."""
     if by is None:
@@ -256,6 +294,13 @@ def _row(clean: CleanPupil, organisation_id: int, pupil_id: int, now) -> dict:
     }
 
 
+# the columns of ``write_pupils``' rows, in their order; as ``_row`` (organisation and time are constants)
+_IMPORT_COLUMNS = (  # noqa: SIM905 (a list literal takes twelve lines)
+    "id reference qpv_code school_uai grade first_name last_name guardian_name guardian_phone needs_tablet "
+    "needs_laptop needs_connection"
+).split()
+
+
 def _insert(session: Session, clean: CleanPupil, organisation_id: int) -> Pupil:
     (pupil_id,) = bulk.reserve_ids(session, Pupil, 1)
     pupil = Pupil(**_row(clean, organisation_id, pupil_id, utcnow()))
@@ -295,6 +340,7 @@ class CheckedPupils:
 
     organisation: Organisation
     pupils: list[CleanPupil]
+    identities: list[tuple[str, str, str]]  # of each pupil, in the same order (see CleanPupil.identity)
 
 
 def import_pupils(
@@ -311,56 +357,68 @@ def import_pupils(
 
 
 def check_pupils(
-    session: Session, data: bytes, *, by: User | None, organisation: Organisation | None = None
+    session: Session,
+    data: bytes,
+    *,
+    by: User | None,
+    organisation: Organisation | None = None,
+    progress: bulk.Progress | None = None,
 ) -> CheckedPupils:
-    """Read and check a pupil file (reads only); ``ImportRejected`` lists the faulty rows, duplicates of a
-    registered pupil or of another row of the file included."""
+    """Read and check a pupil file (reads only; ``progress`` hears of the rows checked); ``ImportRejected``
+    lists the faulty rows, duplicates of a registered pupil or of another row of the file included."""
     org = _require_coordinator(by) or organisation
     if org is None:
         raise ValidationFailed("Structure manquante.")
-    bulk.check_upload(data, what="élèves")
-    try:
-        table = read_csv(data, columns=PUPIL_COLUMNS, required=set(PUPIL_COLUMNS))
-    except CsvFileError as exc:
-        raise ImportRejected(str(exc), []) from exc
+    table = bulk.read_upload(
+        data, columns=PUPIL_COLUMNS, required=set(PUPIL_COLUMNS), what="élèves", workbook=True
+    )
     errors: list[RowError] = list(table.errors)
     served = served_qpvs(session, org.id)
     known = set(session.scalars(sa.select(Qpv.code)))
     existing = _existing_identities(session, org.id)
+    # one pass, each distinct value of a column checked once: a file of 50 000 pupils repeats a few schools,
+    # QPVs, grades and needs, and many first names (a refused value is refused again from the memo)
+    first_name = _memoized(lambda raw: _folded_name(raw, "prénom"))
+    last_name = _memoized(lambda raw: _folded_name(raw, "nom"))
+    guardian_name = _memoized(lambda raw: _name(raw, "nom du responsable légal", 200))
+    grade_of = _memoized(parse_grade)
+    uai_of = _memoized(codes.normalize_uai)
+    qpv_of = _memoized(lambda raw: _served_qpv(raw, served, known))
+    needs_of = _memoized(lambda raw: parse_needs(raw))
     seen: dict[tuple[str, str, str], int] = {}
     cleaned: list[CleanPupil] = []
-    for line, row in table.rows:
+    identities: list[tuple[str, str, str]] = []
+    for line, row in bulk.counted(table.rows, progress):
+        first, first_error = first_name(row["prenom"])
+        last, last_error = last_name(row["nom"])
+        grade, grade_error = grade_of(row["niveau"])
+        uai, uai_error = uai_of(row["uai"])
+        qpv, qpv_error = qpv_of(row["qpv"])
+        guardian, guardian_error = guardian_name(row["responsable_nom"])
         try:
-            clean = _clean(
-                PupilData(
-                    row["prenom"],
-                    row["nom"],
-                    row["niveau"],
-                    row["uai"],
-                    row["qpv"],
-                    row["responsable_nom"],
-                    row["responsable_telephone"],
-                    row["besoins"],
-                ),
-                served,
-                known,
-            )
-        except ValidationFailed as exc:
-            errors.append(RowError(line, exc.message))
+            phone, phone_error = codes.normalize_phone(row["responsable_telephone"]), ""
+        except codes.CodeError as exc:
+            phone, phone_error = "", str(exc)
+        needs, needs_error = needs_of(row["besoins"])
+        problems = (first_error, last_error, grade_error, uai_error, qpv_error, guardian_error, phone_error)
+        if any(problems) or needs_error:
+            errors.append(RowError(line, " ; ".join(p for p in (*problems, needs_error) if p)))
             continue
-        identity = clean.identity()
+        identity = (first[1], last[1], phone)
         if identity in existing:
             errors.append(RowError(line, f"élève déjà enregistré ({existing[identity]})"))
         elif identity in seen:
             errors.append(RowError(line, f"élève en double dans le fichier (déjà ligne {seen[identity]})"))
         else:
             seen[identity] = line
-            cleaned.append(clean)
+            identities.append(identity)
+            cleaned.append(CleanPupil(first[0], last[0], grade, uai, qpv, guardian, phone, needs))
+    del table
     if errors:
         raise bulk.refuse(errors, "aucun élève")
     if not cleaned:
         raise ImportRejected("Le fichier ne contient aucun élève.", [])
-    return CheckedPupils(organisation=org, pupils=cleaned)
+    return CheckedPupils(organisation=org, pupils=cleaned, identities=identities)
 
 
 def write_pupils(
@@ -373,7 +431,7 @@ def write_pupils(
     cleaned = checked.pupils
     # checked on a reading session: children registered since then (another import, the form) are refused
     existing = _existing_identities(session, org.id)
-    if any(clean.identity() in existing for clean in cleaned):
+    if existing and any(identity in existing for identity in checked.identities):
         raise Conflict(
             "Des élèves de ce fichier viennent d'être enregistrés par ailleurs ; rien n'a été importé. "
             "Importez à nouveau le fichier pour voir les lignes en cause.",
@@ -381,24 +439,36 @@ def write_pupils(
         )
     ids = bulk.reserve_ids(session, Pupil, len(cleaned))
     now = utcnow()
-    columns = [c for c in _row(cleaned[0], org.id, ids[0], now) if c not in ("organisation_id", "created_at")]
-    rows = []
-    for pupil_id, clean in zip(ids, cleaned, strict=True):
-        row = _row(clean, org.id, pupil_id, now)
-        rows.append(tuple(row[c] for c in columns))
-        tallies.pupil_registered(session, org.id, clean.qpv_code, clean.needs)
+    departments = {code: codes.qpv_department(code) for code in {clean.qpv_code for clean in cleaned}}
+    tablet, laptop, connection = NeedKind.TABLET, NeedKind.LAPTOP, NeedKind.CONNECTION
+    rows = [
+        (
+            pupil_id,
+            _reference(departments[clean.qpv_code], pupil_id),
+            clean.qpv_code,
+            clean.school_uai,
+            clean.grade,
+            clean.first_name,
+            clean.last_name,
+            clean.guardian_name,
+            clean.guardian_phone,
+            tablet in clean.needs,
+            laptop in clean.needs,
+            connection in clean.needs,
+        )
+        for pupil_id, clean in zip(ids, cleaned, strict=True)
+    ]
+    for (qpv_code, needs), count in Counter((c.qpv_code, tuple(c.needs)) for c in cleaned).items():
+        tallies.pupil_registered(session, org.id, qpv_code, list(needs), count=count)
     bulk.insert_rows(
         session,
         Pupil,
-        columns,
+        _IMPORT_COLUMNS,
         rows,
         constants={"organisation_id": org.id, "created_at": now},
         progress=progress,
     )
-    first, last = (
-        _reference(codes.qpv_department(c.qpv_code), i)
-        for c, i in ((cleaned[0], ids[0]), (cleaned[-1], ids[-1]))
-    )
+    first, last = rows[0][1], rows[-1][1]
     report = PupilImportReport(len(rows), first, last)
     audit.record(
         session,

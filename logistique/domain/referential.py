@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -11,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from .. import codes
-from ..csvfiles import CsvFileError, RowError, read_csv
+from ..csvfiles import RowError, read_csv
 from ..models import (
     CiteEducative,
     Commune,
@@ -59,20 +60,24 @@ def read_package_file(name: str) -> bytes:
 
 
 def _split(value: str, pattern: re.Pattern[str]) -> list[str]:
-    return [v for v in pattern.split(value or "") if v]
+    if not value:
+        return []
+    if value.isalnum():  # one commune, the usual case
+        return [value]
+    return [v for v in pattern.split(value) if v]
 
 
 def import_qpv(session: Session, data: bytes, *, by: User | None) -> ImportReport:
     """Load or update QPVs (and their departments and regions) from a CSV; all or nothing."""
     scope.require(by, scope.Permission.MANAGE_REFERENTIAL)
-    from .bulk import check_upload, insert_rows
+    from .bulk import insert_rows, read_upload
 
-    check_upload(data, what="QPV")
-    try:
-        table = read_csv(data, columns=QPV_COLUMNS, required={"code_qp", "lib_qp"})
-    except CsvFileError as exc:
-        raise ImportRejected(str(exc), []) from exc
+    table = read_upload(data, columns=QPV_COLUMNS, required={"code_qp", "lib_qp"}, what="QPV")
     errors = list(table.errors)
+    # a national list names ~100 departments and 18 regions: each spelling is checked once
+    department = functools.cache(codes.normalize_department)
+    region_of = functools.cache(codes.normalize_region)
+    commune = functools.cache(codes.normalize_commune)  # QPVs of one town share its code
     seen: dict[str, int] = {}
     parsed: list[dict] = []
     for line, row in table.rows:
@@ -81,14 +86,14 @@ def import_qpv(session: Session, data: bytes, *, by: User | None) -> ImportRepor
             name = (row.get("lib_qp") or "").strip()
             if not name:
                 raise ValidationFailed("nom du QPV (lib_qp) vide")
-            dep = codes.qpv_department(code)
+            dep = department(code[2:5])  # as codes.qpv_department, the code already checked
             if row.get("insee_dep"):
-                given = codes.normalize_department(row["insee_dep"])
+                given = department(row["insee_dep"])
                 if given != dep:
                     raise ValidationFailed(f"le département {given} ne correspond pas au code {code}")
-            region = codes.normalize_region(row["insee_reg"]) if row.get("insee_reg") else None
-            communes = [codes.normalize_commune(c) for c in _split(row.get("insee_com", ""), _MULTI)]
-            names = _split(row.get("lib_com", ""), _MULTI_NAMES)
+            region = region_of(row["insee_reg"]) if row.get("insee_reg") else None
+            communes = [commune(c) for c in _split(row["insee_com"], _MULTI)]
+            names = _split(row["lib_com"], _MULTI_NAMES)
         except (ValueError, ValidationFailed) as exc:
             errors.append(RowError(line, str(exc)))
             continue
@@ -120,46 +125,39 @@ def import_qpv(session: Session, data: bytes, *, by: User | None) -> ImportRepor
     if errors:
         raise ImportRejected(_rejected_message(errors), sorted(errors, key=lambda e: e.line))
     _add_territories(session, parsed, known_departments)
+    columns = ("name", "department_code", "list_year", "commune_codes", "commune_names")
+    qpvs = cast(sa.Table, Qpv.__table__)
     stored = {
-        row.code: row
-        for row in session.execute(
-            sa.select(
-                Qpv.code,
-                Qpv.name,
-                Qpv.department_code,
-                Qpv.list_year,
-                Qpv.commune_codes,
-                Qpv.commune_names,
-            )
-        )
+        code: tuple(values)
+        for code, *values in session.execute(sa.select(qpvs.c.code, *(qpvs.c[c] for c in columns)))
     }
     report = ImportReport()
-    new_rows, changed_rows = [], []
+    new_rows: list[tuple] = []
+    changed_rows: list[dict] = []
     for item in parsed:
-        values = {
-            "name": item["name"],
-            "department_code": item["dep"],
-            "list_year": codes.qpv_list_year(item["code"]),
-            "commune_codes": ";".join(item["communes"]),
-            "commune_names": ";".join(item["names"]),
-        }
-        old = stored.get(item["code"])
+        code = item["code"]
+        values = (
+            item["name"],
+            item["dep"],
+            2015 if code.startswith("QP") else 2024,  # codes.qpv_list_year
+            ";".join(item["communes"]),
+            ";".join(item["names"]),
+        )
+        old = stored.get(code)
         if old is None:
-            new_rows.append({"code": item["code"], **values})
-        elif any(getattr(old, k) != v for k, v in values.items()):
-            changed_rows.append({"b_code": item["code"], **values})
+            new_rows.append((code, *values))
+        elif old != values:
+            changed_rows.append({"b_code": code, **dict(zip(columns, values, strict=True))})
         else:
             report.unchanged += 1
     # one executemany each: the national list (~1 500 rows) is written in a few statements
     if new_rows:
-        columns = list(new_rows[0])
-        insert_rows(session, Qpv, columns, [tuple(row[c] for c in columns) for row in new_rows])
+        insert_rows(session, Qpv, ["code", *columns], new_rows)
     if changed_rows:
-        qpvs = cast(sa.Table, Qpv.__table__)
         session.execute(
             sa.update(qpvs)
             .where(qpvs.c.code == sa.bindparam("b_code"))
-            .values({k: sa.bindparam(k) for k in changed_rows[0] if k != "b_code"}),
+            .values({k: sa.bindparam(k) for k in columns}),
             changed_rows,
         )
         session.expire_all()  # QPVs already loaded in the session now read their new values
@@ -172,24 +170,25 @@ def _rejected_message(errors: list[RowError]) -> str:
 
 
 def _add_territories(session: Session, parsed: list[dict], known_departments: set[str]) -> None:
-    """The regions and departments of the file that the referential does not have yet."""
+    """The regions and departments of the file that the referential does not have yet (one insert each)."""
+    from .bulk import insert_rows
+
     known_regions = set(session.scalars(sa.select(Region.code)))
+    regions: dict[str, str] = {}
+    departments: dict[str, tuple[str, str, str]] = {}
     for item in parsed:
-        if item["dep"] in known_departments:
+        if item["dep"] in known_departments or item["dep"] in departments:
             continue
-        if item["region"] not in known_regions:
-            name = item["lib_reg"].strip() or f"Région {item['region']}"
-            session.add(Region(code=item["region"], name=name))
-            known_regions.add(item["region"])
-        session.add(
-            Department(
-                code=item["dep"],
-                name=item["lib_dep"].strip() or f"Département {item['dep']}",
-                region_code=item["region"],
-            )
-        )
-        known_departments.add(item["dep"])
-    session.flush()
+        if item["region"] not in known_regions and item["region"] not in regions:
+            regions[item["region"]] = item["lib_reg"].strip() or f"Région {item['region']}"
+        name = item["lib_dep"].strip() or f"Département {item['dep']}"
+        departments[item["dep"]] = (item["dep"], name, item["region"])
+    session.flush()  # what the session holds goes first
+    if regions:
+        insert_rows(session, Region, ["code", "name"], list(regions.items()))
+    if departments:
+        insert_rows(session, Department, ["code", "name", "region_code"], list(departments.values()))
+    known_departments.update(departments)
 
 
 def _read_shipped(name: str, *columns: str):

@@ -92,8 +92,11 @@ def import_stock(
     return write_stock(session, check_stock(session, data, lot=lot, by=by), by=by, progress=progress)
 
 
-def check_stock(session: Session, data: bytes, *, lot: Lot, by: User | None) -> CheckedStock:
-    """Read and check a stock file against the lot and the devices already known (reads only).
+def check_stock(
+    session: Session, data: bytes, *, lot: Lot, by: User | None, progress: bulk.Progress | None = None
+) -> CheckedStock:
+    """Read and check a stock file against the lot and the devices already known (reads only; ``progress``
+    hears of the rows checked).
     Raises ``ImportRejected`` listing the faulty rows: duplicates in the file and in the database included."""
     check_can_receive(lot, by)
     bulk.check_upload(data, what="équipements")
@@ -106,7 +109,7 @@ def check_stock(session: Session, data: bytes, *, lot: Lot, by: User | None) -> 
     serial_lines: dict[str, int] = {}
     tag_lines: dict[str, int] = {}
     rows: list[tuple[str, str | None, DeviceModel, DeviceCondition]] = []
-    for line, row in table.rows:
+    for line, row in bulk.counted(table.rows, progress):
         problems: list[str] = []
         serial = tag = None
         try:

@@ -95,10 +95,12 @@ def move_assignment(
         pending[after][1] += cost_cents
 
 
-def pupil_registered(session: Session, organisation_id: int, qpv_code: str, kinds: list[NeedKind]) -> None:
+def pupil_registered(
+    session: Session, organisation_id: int, qpv_code: str, kinds: list[NeedKind], *, count: int = 1
+) -> None:
     pending = _pending(session).pupils
     for kind in kinds:
-        pending[(organisation_id, qpv_code, kind)] += 1
+        pending[(organisation_id, qpv_code, kind)] += count
 
 
 # ---------------------------------------------------------------- writing

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from flask import Blueprint, abort, g, redirect, render_template, request, send_file, url_for
 
-from .. import jobs
+from .. import jobs, uploads
 from ..access import any_role
 from ..db import db
 from ..exports import CONTENT_TYPES
@@ -32,6 +32,9 @@ def start(job: Job):
 def job_page(key: str):
     """How far a job of the user's is; the file once ready. Reloads itself until the job ends."""
     job = jobs.get_job(db.session, g.user, key)
+    upload = uploads.UPLOADS.get(job.kind)
+    if upload is not None:  # an uploaded file being imported: rows checked and written, or the refused rows
+        return render_template("jobs/upload.html", job=job, upload=upload, report=uploads.report(job))
     return render_template("jobs/job.html", job=job)
 
 

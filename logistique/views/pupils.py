@@ -22,9 +22,9 @@ from ..models import (
     Qpv,
     Role,
 )
+from . import imports
 from .boundary import commit
 from .forms import Form, options, parse_count
-from .imports import check_then_write
 from .paging import paginate
 from .scanning import assigned_answer, form_refusal, idempotent_scan, wants_json
 
@@ -135,10 +135,10 @@ def pupil_new():
 
 class ImportForm(Form):
     file = FileField(
-        "Fichier CSV des élèves",
+        "Fichier des élèves (CSV ou Excel)",
         validators=[
             FileRequired("Choisissez un fichier."),
-            FileAllowed(["csv", "txt"], "Un fichier .csv est attendu."),
+            FileAllowed(["csv", "txt", "xlsx"], "Un fichier .csv ou .xlsx est attendu."),
         ],
         description="Colonnes : prenom ; nom ; niveau ; uai ; qpv ; responsable_nom ; "
         "responsable_telephone ; besoins (tablette+connexion…).",
@@ -149,21 +149,31 @@ class ImportForm(Form):
 @bp.route("/eleves/import", methods=["GET", "POST"])
 @roles(Role.COORDINATOR)
 def pupil_import():
-    """Import pupils from a CSV: all or nothing, every bad row reported by line."""
+    """Import pupils from a CSV or .xlsx file: all or nothing, every bad row reported by line."""
     form = ImportForm()
     rejection = None
     if form.validate_on_submit():
         data = form.file.data.read()
-        done = commit(
-            lambda: check_then_write(
-                lambda session, user: pupils.check_pupils(session, data, by=user),
-                lambda session, checked: pupils.write_pupils(session, checked, by=g.user),
-            ),
-            lambda report: f"{report.created} élèves importés.",
-            catch=(ImportRejected, Conflict),  # Conflict: children registered by someone else since the check
-        )
-        if done:
-            return redirect(url_for("pupils.pupil_list"))
+        if imports.in_background(data):
+            done = imports.queue(
+                imports.PUPILS_IMPORT, data, title="Import d’élèves", params={}, what="élèves"
+            )
+            if done:
+                return imports.job_page(done.value)
+        else:
+            done = commit(
+                lambda: imports.check_then_write(
+                    lambda session, user: pupils.check_pupils(session, data, by=user),
+                    lambda session, checked: pupils.write_pupils(session, checked, by=g.user),
+                ),
+                imports.pupils_message,
+                catch=(
+                    ImportRejected,
+                    Conflict,
+                ),  # Conflict: children registered by someone else since the check
+            )
+            if done:
+                return redirect(url_for("pupils.pupil_list"))
         if isinstance(done.error, ImportRejected):
             rejection = done.error
     return render_template("pupils/import.html", form=form, rejection=rejection), (422 if rejection else 200)

@@ -27,7 +27,7 @@ from flask import (
 from ..access import public, roles
 from ..api.framework import idempotent
 from ..db import db
-from ..domain import slips
+from ..domain import bulk_assign, slips
 from ..models import Assignment, Role
 from .boundary import Outcome, commit
 
@@ -72,6 +72,8 @@ def wants_json() -> bool:
 def assigned_answer(done: Outcome, message: Callable[[Assignment], str]):
     """The JSON answer to an assignment by scan (pupil's page, scan after scan), or to its refusal."""
     if not done:
+        if done.error.code == bulk_assign.ALREADY_ASSIGNED:  # a second scan of the same device: harmless
+            return jsonify({"outcome": "already", "message": done.error.message})
         return jsonify({"outcome": "refused", "message": done.error.message}), done.status
     return jsonify({"outcome": "picked", "message": message(done.value), "serial": done.value.device.serial})
 

@@ -26,10 +26,10 @@ from ..models import (
     Lot,
     Organisation,
 )
+from . import imports
 from .boundary import commit
 from .forms import Form as FlaskForm
 from .forms import options
-from .imports import check_then_write
 from .paging import paginate
 from .scanning import idempotent_scan, offline_page, wants_json
 
@@ -172,23 +172,31 @@ def import_stock():
     rejection = None
     if form.validate_on_submit():
         data = form.file.data.read()
-        done = commit(
-            lambda: check_then_write(
-                lambda session, user: stock_import.check_stock(
-                    session, data, lot=scope.get_lot(session, user, lot_id=form.lot.data), by=user
+        if imports.in_background(data):
+            lot = scope.get_lot(db.session, g.user, lot_id=form.lot.data)
+            done = imports.queue(
+                imports.STOCK_IMPORT,
+                data,
+                title=f"Import de stock — lot {lot.reference}",
+                params={"lot": lot.id},
+                what="équipements",
+            )
+            if done:
+                return imports.job_page(done.value)
+        else:
+            done = commit(
+                lambda: imports.check_then_write(
+                    lambda session, user: stock_import.check_stock(
+                        session, data, lot=scope.get_lot(session, user, lot_id=form.lot.data), by=user
+                    ),
+                    lambda session, checked: stock_import.write_stock(session, checked, by=g.user),
                 ),
-                lambda session, checked: stock_import.write_stock(session, checked, by=g.user),
-            ),
-            lambda report: (
-                f"{report.created} équipements ajoutés au lot {report.lot.reference} ("
-                + ", ".join(f"{n} {k.label_lower}{'s' if n > 1 else ''}" for k, n in report.by_kind.items())
-                + ")."
-            ),
-            # Conflict: some of the devices were registered by another import since the check
-            catch=(ImportRejected, Conflict),
-        )
-        if done:
-            return redirect(url_for("stock.device_list", lot=done.value.lot.id))
+                imports.stock_message,
+                # Conflict: some of the devices were registered by another import since the check
+                catch=(ImportRejected, Conflict),
+            )
+            if done:
+                return redirect(url_for("stock.device_list", lot=done.value.lot.id))
         if isinstance(done.error, ImportRejected):
             rejection = done.error
     status = 422 if rejection else 200

@@ -53,6 +53,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         main,
         profile,
         pupils,
+        returns,
         scanning,
         slips,
         stock,
@@ -61,7 +62,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     formatting.register(app)
     views = (auth, main, admin, stock, pupils, census, slips, board, distribution, bulk_assign, tokens, jobs)
-    views += (scanning, health, profile)
+    views += (returns, scanning, health, profile)
     for blueprint in (*(view.bp for view in views), api_bp):
         app.register_blueprint(blueprint)
     csrf.exempt(api_bp)

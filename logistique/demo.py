@@ -181,6 +181,7 @@ def load(session: Session, *, echo: Callable[[str], None] = print) -> None:
     _users(session, orgs)
     _pupils_and_needs(session, orgs, rng, echo)
     _journey(session, orgs, rng, echo)
+    _returns(session, echo)
     _class_waiting(session, orgs, rng, echo)
 
 
@@ -443,6 +444,83 @@ def _journey(session: Session, orgs: dict[str, Organisation], rng: random.Random
     echo(
         f"Parcours : {counts['slips']} bordereaux (émis, expédiés, réceptionnés), "
         f"{counts['remises']} remises signées, {counts['incidents']} incidents de réception."
+    )
+
+
+def _returns(session: Session, echo) -> None:
+    """End of loan, on the structure with the most pupils equipped from one warehouse: a family's return
+    recorded and still at the structure, a return slip on its way back to the warehouse, and one received
+    there (a device back in stock, a broken one confirmed defective)."""
+    from .db import utcnow
+    from .domain import return_slips, returns
+    from .models import Assignment, Device, DeviceStatus
+
+    rows = session.execute(
+        sa.select(Assignment.organisation_id, Device.warehouse_id, Assignment.pupil_id, Device.serial)
+        .join(Device, Device.id == Assignment.device_id)
+        .where(Assignment.cancelled_at.is_(None), Assignment.device_status == DeviceStatus.HANDED_OVER)
+        .order_by(Assignment.organisation_id, Device.warehouse_id, Assignment.pupil_id, Device.id)
+    ).all()
+    groups: dict[tuple[int, int], dict[int, list[str]]] = {}
+    for org_id, warehouse_id, pupil_id, serial in rows:
+        groups.setdefault((org_id, warehouse_id), {}).setdefault(pupil_id, []).append(serial)
+    if not groups:
+        return
+    (org_id, warehouse_id), pupils = max(groups.items(), key=lambda item: (len(item[1]), -item[0][0]))
+    families = list(pupils.values())[:3]
+    if len(families) < 3:
+        return
+    coordinator = session.scalar(
+        sa.select(User).where(User.role == Role.COORDINATOR, User.organisation_id == org_id).order_by(User.id)
+    )
+    volunteer = session.scalar(
+        sa.select(User)
+        .where(User.role == Role.WAREHOUSE, User.organisation_id == warehouse_id)
+        .order_by(User.id)
+    )
+    now = utcnow().replace(microsecond=0)
+    organisation = session.get(Organisation, org_id)
+    recorded = []
+    # today, after every handover of the demo (the oldest slips were handed over first)
+    for serials in families:
+        items = [returns.ReturnItem(serials[0], DeviceStatus.RETURNED)]
+        items += [
+            returns.ReturnItem(serial, DeviceStatus.DEFECTIVE, "Écran fissuré, rendu par la famille.")
+            for serial in serials[1:]
+        ]
+        recorded.append(returns.record_return(session, items, by=coordinator, now=now))
+    received = return_slips.create_return_slip(
+        session,
+        organisation=organisation,
+        line_ids=[line.id for line in recorded[0].lines],
+        by=coordinator,
+        issue=True,
+        now=now,
+    )
+    return_slips.ship_return_slip(session, received, by=coordinator, now=now)
+    for line in received.active_lines:
+        broken = line.restitution_line.state is DeviceStatus.DEFECTIVE
+        return_slips.check_device(
+            session,
+            received,
+            line.device.serial,
+            outcome=DeviceStatus.DEFECTIVE if broken else DeviceStatus.IN_STOCK,
+            comment="Dalle à remplacer." if broken else "",
+            by=volunteer,
+            now=now,
+        )
+    on_the_road = return_slips.create_return_slip(
+        session,
+        organisation=organisation,
+        line_ids=[line.id for line in recorded[1].lines],
+        by=coordinator,
+        issue=True,
+        now=now,
+    )
+    return_slips.ship_return_slip(session, on_the_road, by=coordinator, now=now)
+    echo(
+        f"Retours : {len(recorded)} restitutions des familles ({organisation.name}), bordereau de retour "
+        f"{received.number} réceptionné, {on_the_road.number} en route vers l'entrepôt."
     )
 
 

@@ -21,8 +21,18 @@ from logistique import create_app, jobs
 from logistique.access import Access, access_of
 from logistique.api.framework import OPERATIONS
 from logistique.db import db
-from logistique.domain import accounts, allocation, assignments, devices, handover, pupils, slips
-from logistique.models import ApiToken, DeviceCondition, HandoverMode, JobStatus, ReceptionState
+from logistique.domain import (
+    accounts,
+    allocation,
+    assignments,
+    devices,
+    handover,
+    pupils,
+    return_slips,
+    returns,
+    slips,
+)
+from logistique.models import ApiToken, DeviceCondition, DeviceStatus, HandoverMode, JobStatus, ReceptionState
 from logistique.views import board
 
 from .conftest import PASSWORD
@@ -49,6 +59,10 @@ PATH_VALUES: dict[str, Callable[[SimpleNamespace], Any]] = {
     "department_code": lambda w: "59",
     "qpv_code": lambda w: "QN05981M",
     "key": lambda w: w.job.key,
+    "restitution_id": lambda w: w.restitution.id,
+    "restitution_line_id": lambda w: w.restitution.lines[0].id,
+    "return_number": lambda w: w.return_slip.number,
+    "return_token": lambda w: w.return_slip_token,
 }
 
 # Parameters naming an object in someone's scope, and who may see it: world.device is in stock in the Lille
@@ -69,6 +83,12 @@ VISIBLE_TO = {
     "department_code": {"admin", "prefecture", "prefecture_nord"},
     "qpv_code": {"admin", "prefecture", "prefecture_nord"},
     "key": {"prefecture"},  # a background job's page and file: its owner only
+    # a restitution names the pupil (the family's receipt): the coordinators of the organisation alone
+    "restitution_id": {"coordinator"},
+    "restitution_line_id": {"coordinator"},
+    # world.return_slip goes from the Roubaix association back to the Lille warehouse
+    "return_number": SEES_LILLE_DEVICE,
+    "return_token": SEES_LILLE_DEVICE,
 }
 
 USERS = [
@@ -265,6 +285,53 @@ def _add_pupils_and_plan(world: SimpleNamespace) -> None:
         signature=signature_png(),
         by=world.coordinator,
     )
+    # a family brought a device back (restitution), which is on its way back to the Lille warehouse
+    returning = pupils.register_pupil(
+        session,
+        pupils.PupilData(
+            "Zoé", "Retour", "5e", "0750654D", "QN05981M", "Paul Retour", "06 12 34 56 70", "tablette"
+        ),
+        by=world.coordinator,
+    )
+    returned = devices.receive_device(
+        session,
+        lot=world.lot,
+        model=world.tablet,
+        serial="SN-MATRICE-5",
+        condition=DeviceCondition.REFURBISHED,
+        by=None,
+    )
+    assignments.assign(session, pupil=returning, device=returned, by=world.coordinator)
+    back = slips.create_slip(
+        session, destination=world.assoc_roubaix, serials=["SN-MATRICE-5"], by=world.coordinator, issue=True
+    )
+    slips.scan_for_pick(session, back, "SN-MATRICE-5", by=world.warehouse)
+    slips.ship(session, back, by=world.warehouse)
+    slips.receive(
+        session, back, [slips.ReceptionLine("SN-MATRICE-5", ReceptionState.RECEIVED)], by=world.coordinator
+    )
+    handover.hand_over(
+        session,
+        pupil=returning,
+        serials=["SN-MATRICE-5"],
+        receiver_name="Paul Retour",
+        relation="père",
+        mode=HandoverMode.LOAN,
+        signature=signature_png(),
+        by=world.coordinator,
+    )
+    world.restitution = returns.record_return(
+        session, [returns.ReturnItem("SN-MATRICE-5", DeviceStatus.RETURNED)], by=world.coordinator
+    )
+    world.return_slip = return_slips.create_return_slip(
+        session,
+        organisation=world.assoc_roubaix,
+        line_ids=[world.restitution.lines[0].id],
+        by=world.coordinator,
+        issue=True,
+    )
+    return_slips.ship_return_slip(session, world.return_slip, by=world.coordinator)
+    world.return_slip_token = return_slips.token_for(world.return_slip, "secret-de-test")
     # an API token of an account the matrix does not use (revoking it leaves the matrix's own tokens alone)
     accounts.create_token(session, world.warehouse_idf, "matrice")
     world.api_token_id = session.scalar(

@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from flask import Flask
 
 from logistique.db import Base
-from logistique.domain import accounts, allocation, slips
-from logistique.models import Assignment, Need, Role
+from logistique.domain import accounts, allocation, return_slips, returns, slips
+from logistique.models import Assignment, DeviceStatus, Need, Role
 
 from .conftest import PASSWORD, login
 from .factories import (
@@ -27,6 +27,7 @@ from .factories import (
     add_pupil,
     bundle,
     data_url,
+    hand_over,
     issued_slip,
     pick_all,
     received_slip,
@@ -330,6 +331,50 @@ def _device_side_exit(w, s, who):
     return Request("POST", f"/equipements/{device.id}", {"action": "mark_defective", "reason": "écran cassé"})
 
 
+def _handed_over(w, s):
+    """A Roubaix pupil whose Lille tablet and 4G key are with the family, new on each call."""
+    kit = _kit(w, s)
+    received_slip(s, w, kit.serials)
+    hand_over(s, w, kit.pupil, kit.serials)
+    s.commit()
+    return kit
+
+
+def _return_draft(w, s):
+    """The Roubaix coordinator's draft restitution holding one handed-over tablet (an older draft recorded
+    first: one restitution per pupil)."""
+    old = returns.open_draft(s, w.coordinator)
+    if old is not None and old.lines:
+        returns.record(s, old, by=w.coordinator)
+    kit = _handed_over(w, s)
+    assert (
+        returns.scan(s, kit.tablet.serial, state=DeviceStatus.RETURNED, by=w.coordinator).outcome == "picked"
+    )
+    s.commit()
+    return returns.open_draft(s, w.coordinator)
+
+
+def _held_line(w, s) -> int:
+    """A tablet the Roubaix family brought back, held by the association: its restitution line id."""
+    kit = _handed_over(w, s)
+    done = returns.record_return(
+        s, [returns.ReturnItem(kit.tablet.serial, DeviceStatus.RETURNED)], by=w.coordinator
+    )
+    s.commit()
+    return done.lines[0].id
+
+
+def _return_slip(w, s, *, ship: bool = False):
+    line_id = _held_line(w, s)
+    rslip = return_slips.create_return_slip(
+        s, organisation=w.assoc_roubaix, line_ids=[line_id], by=w.coordinator, issue=True
+    )
+    if ship:
+        return_slips.ship_return_slip(s, rslip, by=w.coordinator)
+    s.commit()
+    return rslip
+
+
 def _stock_csv(w) -> tuple:
     text = f"numero_serie;type;modele;etat\nSN-CSV-{_n(w)};tablette;Galaxy Tab A;neuf\n"
     return (text.encode(), "stock.csv")
@@ -563,6 +608,51 @@ CASES: dict[tuple[str, str], Case] = {
             )
         )(*_shipped(w, s)),
         COORDINATION,
+    ),
+    # end of loan: the family's restitution (the coordinator's own organisation), the return slip, the
+    # warehouse's check
+    ("returns.return_scan", "POST"): Case(
+        lambda w, s, who: Request(
+            "POST", "/retours/scan", {"code": _handed_over(w, s).tablet.serial, "state": "retourne"}
+        ),
+        {"coordinator"},
+    ),
+    ("returns.return_remove_line", "POST"): Case(
+        lambda w, s, who: Request("POST", f"/retours/lignes/{_return_draft(w, s).lines[0].id}/retirer"),
+        {"coordinator"},
+    ),
+    ("returns.return_record", "POST"): Case(
+        lambda w, s, who: (_return_draft(w, s), Request("POST", "/retours/enregistrer"))[1], {"coordinator"}
+    ),
+    ("api.create_restitution", "POST"): Case(
+        lambda w, s, who: Request(
+            "POST",
+            "/api/v1/restitutions",
+            json={"lines": [{"serial": _handed_over(w, s).tablet.serial, "state": "retourne"}]},
+        ),
+        {"coordinator"},
+    ),
+    ("returns.return_slip_new", "POST"): Case(
+        lambda w, s, who: Request("POST", "/retours/bordereaux/nouveau", {"line": str(_held_line(w, s))}),
+        {"coordinator"},
+    ),
+    ("returns.return_slip_ship", "POST"): Case(
+        lambda w, s, who: Request("POST", f"/retours/bordereaux/{_return_slip(w, s).number}/expedier"),
+        {"coordinator"},
+    ),
+    ("returns.return_slip_cancel", "POST"): Case(
+        lambda w, s, who: Request("POST", f"/retours/bordereaux/{_return_slip(w, s).number}/annuler"),
+        {"coordinator"},
+    ),
+    ("returns.return_slip_check", "POST"): Case(
+        lambda w, s, who: (
+            lambda rslip: Request(
+                "POST",
+                f"/retours/bordereaux/{rslip.number}/reception/scan",
+                {"code": rslip.active_lines[0].device.serial, "outcome": "en_stock"},
+            )
+        )(_return_slip(w, s, ship=True)),
+        {"warehouse", "admin"},
     ),
     # background jobs: what is too big for a request becomes a job row (the thresholds lowered to 0 here)
     ("board.devices_export", "POST"): Case(_devices_export_job, {"admin", "prefecture", "prefecture_nord"}),

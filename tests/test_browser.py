@@ -365,3 +365,49 @@ def test_a_scan_works_without_javascript(app, world, server, browser):
     fresh()
     assert db.session.get(Device, tablet.id).status is DeviceStatus.PREPARED
     fresh()
+
+
+# ---------------------------------------------------------------- 5. end of loan
+
+
+def test_a_familys_return_is_scanned_recorded_and_checked_back_into_stock(app, world, server, phone):
+    """The coordinator scans what the family brings back with the handheld (each scan through the offline
+    queue), records the restitution; the warehouse opens the return slip's QR link and scans the device back
+    into stock."""
+    from logistique.domain import return_slips
+
+    from .factories import bundle, hand_over, received_slip
+
+    kit = bundle(db.session, world, 7, "Ștefan", "Țurcanu")
+    received_slip(db.session, world, kit.serials)
+    hand_over(db.session, world, kit.pupil, kit.serials)
+    db.session.commit()
+    page = phone
+    _open_as(page, world.coordinator, "/retours")
+    answer = _scan(page, kit.tablet.serial)
+    assert answer["outcome"] == "picked", answer
+    page.wait_for_selector(f'[data-draft] [data-line][data-serial="{kit.tablet.serial}"]')  # reloaded
+    assert "Ștefan Țurcanu" in page.locator("[data-draft]").inner_text()
+    assert _scan(page, kit.tablet.serial)["outcome"] == "already"
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Enregistrer la restitution").click()
+    page.wait_for_url(re.compile(r"/restitutions/\d+$"))
+    assert _statuses([kit.tablet, kit.key]) == [DeviceStatus.RETURNED, DeviceStatus.HANDED_OVER]
+
+    fresh()
+    lines = return_slips.held(db.session, world.assoc_roubaix.id)
+    rslip = return_slips.create_return_slip(
+        db.session, organisation=world.assoc_roubaix, line_ids=[lines[0].id], by=world.coordinator, issue=True
+    )
+    return_slips.ship_return_slip(db.session, rslip, by=world.coordinator)
+    token = return_slips.token_for(rslip, app.config["SECRET_KEY"])
+    db.session.commit()
+    page.context.clear_cookies()
+    page.goto(f"/login?next=/r/{token}")  # what the phone's camera opens, then the login
+    _log_in(page, world.warehouse)
+    page.wait_for_url(re.compile(r"/reception$"), timeout=60_000)
+    assert "Ștefan" not in page.content()
+    answer = _scan(page, kit.tablet.serial)
+    assert answer["outcome"] == "picked", answer
+    assert _statuses([kit.tablet]) == [DeviceStatus.IN_STOCK]
+    fresh()

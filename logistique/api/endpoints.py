@@ -5,5 +5,5 @@ own."""
 from __future__ import annotations
 
 # isort: off
-from . import organisations, devices, pupils, assignments, slips, handovers, status  # noqa: F401
+from . import organisations, devices, pupils, assignments, slips, handovers, restitutions, status  # noqa: F401
 # isort: on

@@ -262,6 +262,31 @@ class HandoverOut(BaseModel):
     receipt_url: str
 
 
+class RestitutionLineIn(Strict):
+    serial: str = Field(min_length=1, max_length=200, description="Numéro de série ou étiquette.")
+    state: Literal["retourne", "defectueux"] = "retourne"
+    reason: str = Field("", max_length=500, description="Obligatoire pour « defectueux ».")
+
+
+class RestitutionIn(Strict):
+    lines: list[RestitutionLineIn] = Field(min_length=1, max_length=500)
+
+
+class RestitutionLineOut(BaseModel):
+    serial: str
+    state: Literal["retourne", "defectueux"]
+    reason: str
+
+
+class RestitutionOut(BaseModel):
+    id: int
+    number: str
+    pupil: str = Field(description="Référence de l'élève (jamais son nom).")
+    returned_at: datetime
+    lines: list[RestitutionLineOut]
+    receipt_url: str
+
+
 class StatusQuery(Strict):
     territory: str | None = Field(
         None, max_length=20, description="Code de région (32) ou de département (59)."
@@ -283,6 +308,9 @@ class StatusRowOut(BaseModel):
     missing: int
     damaged: int
     devices: int = Field(description="Somme des colonnes précédentes.")
+    returned: int = Field(0, description="Rendus par les familles en fin de prêt (hors de « devices »).")
+    restocked: int = Field(0, description="Parmi eux, remis en stock par l'entrepôt après contrôle.")
+    defective: int = Field(0, description="Parmi eux, défectueux (déclarés par la famille ou au contrôle).")
     committed_eur: float
     reported: bool = Field(
         description="false : aucun besoin déclaré, aucun quota ni équipement (un QPV ou un département à "

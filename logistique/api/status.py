@@ -19,6 +19,7 @@ def status_row_out(row: status.StatusRow) -> dict:
         "allocated": row.allocated,
         **row.counts,
         "devices": row.devices,
+        **row.returns,
         "committed_eur": round(row.committed_cents / 100, 2),
         "reported": row.level == "total" or row.has_reported,
     }

@@ -84,7 +84,32 @@ TRANSITIONS: dict[str, Transition] = dict(
             "enregistrer le retour de l'équipement",
             True,
         ),
+        # end of loan (domain/returns.py): the family brings the device back, in good order or broken
+        _t(
+            "return_by_family",
+            {S.HANDED_OVER},
+            S.RETURNED,
+            _COORDINATION,
+            "enregistrer la restitution de l'équipement",
+        ),
+        _t(
+            "return_defective",
+            {S.HANDED_OVER},
+            S.DEFECTIVE,
+            _COORDINATION,
+            "enregistrer la restitution d'un équipement défectueux",
+            True,
+        ),
         _t("restock", {S.RETURNED, S.DEFECTIVE}, S.IN_STOCK, _WAREHOUSE, "remettre l'équipement en stock"),
+        # back at the warehouse on a return slip, a device the family declared broken is found broken indeed
+        _t(
+            "confirm_defective",
+            {S.DEFECTIVE},
+            S.DEFECTIVE,
+            _WAREHOUSE,
+            "confirmer le défaut de l'équipement",
+            True,
+        ),
         _t(
             "mark_defective",
             {S.IN_STOCK, S.RETURNED},
@@ -108,7 +133,9 @@ RECEPTION_ACTION = "reception_stock"
 # moves after which the device is no longer on its way to its pupil: the assignment ends with them (the
 # pupil is back on the waiting list and the envelope's money is released), in the same transaction;
 # ``unassign`` is the cancellation of an assignment itself
-ENDS_ASSIGNMENT = frozenset({"unassign", "declare_missing", "declare_damaged", "take_back"})
+ENDS_ASSIGNMENT = frozenset(
+    {"unassign", "declare_missing", "declare_damaged", "take_back", "return_by_family", "return_defective"}
+)
 
 
 def actor_label(user: User | None) -> str:

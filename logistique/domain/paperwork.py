@@ -7,10 +7,31 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from ..db import utcnow
-from ..models import Device, EnvelopeKind, Handover, Organisation, ReceptionState, Slip, TerritoryKind, User
-from ..pdf.documents import Address, Label, ReceiptDevice, ReceiptDocument, SlipDocument, SlipLine
+from ..models import (
+    Device,
+    DeviceStatus,
+    EnvelopeKind,
+    Handover,
+    Organisation,
+    ReceptionState,
+    Restitution,
+    ReturnSlip,
+    Slip,
+    TerritoryKind,
+    User,
+)
+from ..pdf.documents import (
+    Address,
+    Label,
+    ReceiptDevice,
+    ReceiptDocument,
+    RestitutionDevice,
+    RestitutionDocument,
+    SlipDocument,
+    SlipLine,
+)
 from ..pdf.summary import SummaryDocument, SummaryEnvelope, SummaryRow
-from . import slips, status
+from . import return_slips, slips, status
 
 
 def address(org: Organisation) -> Address:
@@ -23,18 +44,19 @@ def slip_url(slip: Slip, base_url: str, secret: str) -> str:
     return f"{base_url}/s/{slips.token_for(slip, secret)}"
 
 
+def _slip_line(device: Device, pupil_reference: str) -> SlipLine:
+    return SlipLine(
+        kind=device.model.kind.label,
+        model=device.model.name,
+        serial=device.serial,
+        asset_tag=device.asset_tag,
+        pupil_reference=pupil_reference,
+    )
+
+
 def slip_document(slip: Slip, *, base_url: str, secret: str) -> SlipDocument:
     """A slip as printed: devices with pupil references only, never a name."""
-    lines = [
-        SlipLine(
-            kind=line.device.model.kind.label,
-            model=line.device.model.name,
-            serial=line.device.serial,
-            asset_tag=line.device.asset_tag,
-            pupil_reference=line.assignment.pupil.reference,
-        )
-        for line in slip.active_lines
-    ]
+    lines = [_slip_line(line.device, line.assignment.pupil.reference) for line in slip.active_lines]
     lots = sorted({line.device.lot.reference for line in slip.active_lines})
     return SlipDocument(
         number=slip.number,
@@ -80,6 +102,59 @@ def receipt_document(handover: Handover) -> ReceiptDocument:
         devices=devices,
         signature_png=handover.signature_png,
         signature_sha256=handover.signature_sha256,
+    )
+
+
+def restitution_document(restitution: Restitution) -> RestitutionDocument:
+    """The family's restitution receipt: what came back, in which state (the pupil's name, as on the
+    handover receipt: this paper goes to the family, through the coordinators of the organisation only)."""
+    pupil = restitution.pupil
+    name = " ".join(p for p in (pupil.first_name, pupil.last_name) if p) if pupil else ""
+    return RestitutionDocument(
+        number=restitution.number or "",
+        pupil_reference=pupil.reference if pupil else "",
+        pupil_name=name or "(donnée effacée)",
+        organisation=address(restitution.organisation),
+        returned_at=restitution.returned_at or restitution.created_at,
+        received_by=restitution.received_by.email if restitution.received_by else "",
+        devices=[
+            RestitutionDevice(
+                kind=line.device.model.kind.label,
+                model=line.device.model.name,
+                serial=line.device.serial,
+                asset_tag=line.device.asset_tag,
+                state="Défectueux" if line.state is DeviceStatus.DEFECTIVE else "Rendu en bon état",
+                reason=line.reason if line.state is DeviceStatus.DEFECTIVE else "",
+            )
+            for line in restitution.lines
+        ],
+    )
+
+
+def return_slip_url(return_slip: ReturnSlip, base_url: str, secret: str) -> str:
+    """What a return slip's QR code opens."""
+    return f"{base_url}/r/{return_slips.token_for(return_slip, secret)}"
+
+
+def return_slip_document(return_slip: ReturnSlip, *, base_url: str, secret: str) -> SlipDocument:
+    """A return slip as printed: the organisation sends, the warehouse receives; pupil references only."""
+    lines = []
+    for line in return_slip.active_lines:
+        pupil = line.restitution_line.restitution.pupil
+        lines.append(_slip_line(line.device, pupil.reference if pupil else ""))
+    return SlipDocument(
+        number=return_slip.number or "",
+        qr_url=return_slip_url(return_slip, base_url, secret),
+        sender=address(return_slip.organisation),
+        destination=address(return_slip.warehouse),
+        issued_at=return_slip.issued_at,
+        status_label=return_slip.status.label,
+        lines=lines,
+        lot_references=sorted({line.device.lot.reference for line in return_slip.active_lines}),
+        title="Bordereau de retour",
+        sender_caption="Expéditeur — structure",
+        sender_box="Pour la structure : nom, date, signature",
+        destination_box="Pour l'entrepôt : nom, date, signature",
     )
 
 
@@ -134,6 +209,9 @@ __all__ = [
     "cap_note",
     "label",
     "receipt_document",
+    "restitution_document",
+    "return_slip_document",
+    "return_slip_url",
     "slip_document",
     "slip_url",
     "summary_document",

@@ -21,6 +21,8 @@ from ..models import (
     OrganisationKind,
     Pupil,
     Qpv,
+    Restitution,
+    RestitutionLine,
     Role,
     User,
     organisation_qpvs,
@@ -531,12 +533,19 @@ def waiting_list_query(user: User | None):
         taken = sa.exists().where(
             Assignment.pupil_id == Pupil.id, Assignment.kind == kind, Assignment.cancelled_at.is_(None)
         )
+        # a loan that ended with the family's restitution (domain/returns.py) met the need: not waiting again
+        returned = sa.exists().where(
+            Restitution.pupil_id == Pupil.id,
+            RestitutionLine.restitution_id == Restitution.id,
+            RestitutionLine.kind == kind,
+            RestitutionLine.outcome.is_not(None),
+        )
         rows.append(
             sa.select(
                 Pupil.id.label("pupil_id"),
                 sa.literal(kind.value).label("kind"),
                 Pupil.qpv_code,
                 Pupil.created_at,
-            ).where(pupil_filter(user), flag.is_(True), ~taken, Pupil.purged_at.is_(None))
+            ).where(pupil_filter(user), flag.is_(True), ~taken, ~returned, Pupil.purged_at.is_(None))
         )
     return sa.union_all(*rows).subquery()

@@ -90,6 +90,30 @@ def slip_from_token(session: Session, secret: str, token: str) -> Slip:
 # ---------------------------------------------------------------- journal and moves
 
 
+def journal_entry(
+    event_class: type,
+    owner: str,
+    row: object,
+    action: str,
+    source: SlipStatus | None,
+    target: SlipStatus,
+    by: User | None,
+    detail: str = "",
+    now: datetime | None = None,
+):
+    """A journal row of a delivery or return slip (``owner``: the event's relationship to ``row``)."""
+    return event_class(
+        **{owner: row},
+        at=now or utcnow(),
+        actor=by,
+        actor_label=devices.actor_label(by),
+        action=action,
+        from_status=source,
+        to_status=target,
+        detail=detail[:500],
+    )
+
+
 def _event(
     session: Session,
     slip: Slip,
@@ -100,18 +124,38 @@ def _event(
     detail: str = "",
     now: datetime | None = None,
 ) -> None:
-    session.add(
-        SlipEvent(
-            slip=slip,
-            at=now or utcnow(),
-            actor=by,
-            actor_label=devices.actor_label(by),
-            action=action,
-            from_status=source,
-            to_status=target,
-            detail=detail[:500],
+    session.add(journal_entry(SlipEvent, "slip", slip, action, source, target, by, detail, now))
+
+
+def guarded_move(
+    session: Session,
+    row,
+    target: SlipStatus,
+    *,
+    next_statuses: dict[SlipStatus, set[SlipStatus]],
+    what: str,
+    now: datetime,
+    stamp: str | None = None,
+) -> SlipStatus:
+    """Change the status of a delivery or return slip (``row``) with a guarded update: the loser of a race
+    gets a conflict. Returns the status it left. ``what``: « Le bordereau », in messages."""
+    source = row.status
+    if target not in next_statuses.get(source, set()):
+        raise InvalidTransition(
+            f"{what} {row.number} est « {source.label} » : impossible de le passer à « {target.label} »."
         )
+    model = type(row)
+    values = {"status": target, **({stamp: now} if stamp else {})}
+    result = session.execute(
+        sa.update(model)
+        .where(model.id == row.id, model.status == source)
+        .values(**values)
+        .execution_options(synchronize_session=False)
     )
+    if rows_changed(result) != 1:
+        raise Conflict(f"{what} {row.number} vient d'être modifié par quelqu'un d'autre ; rechargez la page.")
+    session.expire(row, ["status", *([stamp] if stamp else [])])
+    return source
 
 
 def _move(
@@ -126,25 +170,10 @@ def _move(
     stamp: str | None = None,
 ) -> None:
     """Change a slip's status with a guarded update (the loser of a race gets a conflict) and journal it."""
-    source = slip.status
-    if target not in NEXT.get(source, set()):
-        raise InvalidTransition(
-            f"Le bordereau {slip.number} est « {source.label} » : impossible de le passer à "
-            f"« {target.label} »."
-        )
     now = now or utcnow()
-    values = {"status": target, **({stamp: now} if stamp else {})}
-    result = session.execute(
-        sa.update(Slip)
-        .where(Slip.id == slip.id, Slip.status == source)
-        .values(**values)
-        .execution_options(synchronize_session=False)
+    source = guarded_move(
+        session, slip, target, next_statuses=NEXT, what="Le bordereau", now=now, stamp=stamp
     )
-    if rows_changed(result) != 1:
-        raise Conflict(
-            f"Le bordereau {slip.number} vient d'être modifié par quelqu'un d'autre ; rechargez la page."
-        )
-    session.expire(slip, ["status", *([stamp] if stamp else [])])
     _event(session, slip, action, source, target, by, detail, now)
 
 

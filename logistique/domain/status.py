@@ -29,6 +29,7 @@ from ..models import (
     PlanStatus,
     Qpv,
     Region,
+    ReturnTally,
     Role,
     Slip,
     SlipStatus,
@@ -41,6 +42,9 @@ from .errors import Forbidden, NotFound
 from .money import cite_2020_cap, spendable_cents
 
 COLUMNS = ("assigned", "on_slips", "shipped", "received", "handed_over", "missing", "damaged")
+# end of loan, from the return counters (``return_tallies``): devices brought back by families, those back in
+# a warehouse's stock after their check, those found (or brought back) defective. Not part of ``devices``.
+RETURN_COLUMNS = ("returned", "restocked", "defective")
 _STATUS_COLUMN = {
     DeviceStatus.ASSIGNED: "assigned",
     DeviceStatus.ON_SLIP: "on_slips",
@@ -59,6 +63,9 @@ COLUMN_LABELS = {
     "handed_over": "Remis",
     "missing": "Manquants",
     "damaged": "Endommagés",
+    "returned": "Rendus par les familles",
+    "restocked": "Remis en stock",
+    "defective": "Défectueux au retour",
     "devices": "Équipements",
     "committed_cents": "Engagé (€)",
 }
@@ -91,6 +98,7 @@ class StatusRow:
     allocated: int | None = None  # quota of the applied plan; None when no plan applies
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COLUMNS, 0))
     committed_cents: int = 0
+    returns: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RETURN_COLUMNS, 0))
 
     @property
     def devices(self) -> int:
@@ -99,6 +107,8 @@ class StatusRow:
     def __getattr__(self, name: str) -> int:
         if name in COLUMNS:
             return self.counts[name]
+        if name in RETURN_COLUMNS:
+            return self.returns[name]
         raise AttributeError(name)
 
     @property
@@ -117,6 +127,8 @@ class StatusRow:
             self.allocated = (self.allocated or 0) + other.allocated
         for column in COLUMNS:
             self.counts[column] += other.counts[column]
+        for column in RETURN_COLUMNS:
+            self.returns[column] += other.returns[column]
         self.committed_cents += other.committed_cents
 
 
@@ -199,6 +211,20 @@ _COLUMN_SQL = {
     "missing": _devices(DeviceStatus.LOST, active_only=False),
     "damaged": _devices(DeviceStatus.DEFECTIVE, active_only=False),
 }
+_RETURN_SQL = {
+    "returned": sa.func.sum(ReturnTally.devices),
+    "restocked": sa.func.sum(
+        sa.case((ReturnTally.outcome == DeviceStatus.IN_STOCK, ReturnTally.devices), else_=0)
+    ),
+    "defective": sa.func.sum(
+        sa.case((ReturnTally.outcome == DeviceStatus.DEFECTIVE, ReturnTally.devices), else_=0)
+    ),
+}
+# a device the family brought back broken ends its assignment as defectueux, like one damaged in the parcel:
+# the board's « damaged » column keeps only the latter
+_BROKEN_SQL = sa.func.sum(
+    sa.case((ReturnTally.state == DeviceStatus.DEFECTIVE, ReturnTally.devices), else_=0)
+)
 # money stays committed while the device is on its way or with its pupil, not once lost or damaged
 _COMMITTED_SQL = sa.func.sum(
     sa.case(
@@ -238,6 +264,11 @@ def rows(session: Session, territory: Territory, by: str = "qpv") -> dict[str, S
         r = row(code)
         r.counts = {column: int(n or 0) for column, n in zip(_COLUMN_SQL, values, strict=False)}
         r.committed_cents = int(values[-1] or 0)
+    returned = _grouped(territory, level, ReturnTally.qpv_code, *_RETURN_SQL.values(), _BROKEN_SQL)
+    for code, *values in session.execute(returned):
+        r = row(code)
+        r.returns = {column: int(n or 0) for column, n in zip(_RETURN_SQL, values, strict=False)}
+        r.counts["damaged"] -= int(values[-1] or 0)
     codes = _qpv_codes(territory)
     needs = need_rows((lambda c: c.in_(codes)) if codes is not None else (lambda c: sa.true()))
     for code, need in session.execute(

@@ -27,12 +27,24 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, sessionmaker
 from sqlalchemy.sql import visitors
 
-from ..models import Assignment, AssignmentTally, Device, DeviceStatus, NeedKind, Pupil, PupilTally
+from ..models import (
+    Assignment,
+    AssignmentTally,
+    Device,
+    DeviceStatus,
+    NeedKind,
+    Pupil,
+    PupilTally,
+    RestitutionLine,
+    ReturnTally,
+)
 
 # (qpv_code, envelope_id, kind, device_status, active)
 AssignmentKey = tuple[str, int, NeedKind, DeviceStatus, bool]
 # (organisation_id, qpv_code, kind)
 PupilKey = tuple[int, str, NeedKind]
+# (qpv_code, kind, state, outcome): devices brought back by families, how, and what they are now
+ReturnKey = tuple[str, NeedKind, DeviceStatus, DeviceStatus]
 
 log = logging.getLogger(__name__)
 _PENDING = "logistique.tallies"
@@ -48,16 +60,18 @@ class _Pending:
     def __init__(self) -> None:
         self.assignments: dict[AssignmentKey, list[int]] = defaultdict(lambda: [0, 0])
         self.pupils: dict[PupilKey, int] = defaultdict(int)
+        self.returns: dict[ReturnKey, int] = defaultdict(int)
 
     def copy(self) -> _Pending:
         other = _Pending()
         for key, (n, cents) in self.assignments.items():
             other.assignments[key] = [n, cents]
         other.pupils.update(self.pupils)
+        other.returns.update(self.returns)
         return other
 
     def __bool__(self) -> bool:
-        return bool(self.assignments or self.pupils)
+        return bool(self.assignments or self.pupils or self.returns)
 
 
 def _pending(session: Session) -> _Pending:
@@ -101,6 +115,17 @@ def pupil_registered(
     pending = _pending(session).pupils
     for kind in kinds:
         pending[(organisation_id, qpv_code, kind)] += count
+
+
+def move_return(session: Session, before: ReturnKey | None, after: ReturnKey | None) -> None:
+    """One device brought back by a family leaves the counter ``before`` (None: new) for ``after``."""
+    if before == after:
+        return
+    pending = _pending(session).returns
+    if before is not None:
+        pending[before] -= 1
+    if after is not None:
+        pending[after] += 1
 
 
 # ---------------------------------------------------------------- writing
@@ -161,6 +186,15 @@ def flush(session: Session) -> None:
     ]
     if rows:
         _upsert(session, PupilTally, ["organisation_id", "qpv_code", "kind"], rows, ["pupils"])
+    rows = [
+        {"qpv_code": qpv, "kind": kind, "state": state, "outcome": outcome, "devices": n}
+        for (qpv, kind, state, outcome), n in sorted(
+            pending.returns.items(), key=lambda item: _sort_key(item[0])
+        )
+        if n
+    ]
+    if rows:
+        _upsert(session, ReturnTally, ["qpv_code", "kind", "state", "outcome"], rows, ["devices"])
     # only once written: a failed write leaves them pending, to go with the rollback that must follow
     session.info[_PENDING] = _Pending()
 
@@ -180,7 +214,7 @@ def _before_commit(session: Session) -> None:
         flush(session)
 
 
-_TALLY_TABLES = frozenset({AssignmentTally.__table__, PupilTally.__table__})
+_TALLY_TABLES = frozenset({AssignmentTally.__table__, PupilTally.__table__, ReturnTally.__table__})
 
 
 def _reads_tallies(statement: Any) -> bool:
@@ -236,6 +270,12 @@ def _assignment_counts() -> sa.Select:
     return sa.select(*key, sa.func.count(), sa.func.sum(Assignment.unit_cost_cents)).group_by(*key)
 
 
+def _return_counts() -> sa.Select:
+    """The return counters as a GROUP BY over recorded restitution lines, in the columns' order."""
+    key = (RestitutionLine.qpv_code, RestitutionLine.kind, RestitutionLine.state, RestitutionLine.outcome)
+    return sa.select(*key, sa.func.count()).where(RestitutionLine.outcome.is_not(None)).group_by(*key)
+
+
 def _expected(session: Session) -> tuple[dict[AssignmentKey, tuple[int, int]], dict[PupilKey, int]]:
     assignments = {
         (qpv, envelope, kind, status, bool(is_active)): (int(n), int(cents or 0))
@@ -275,6 +315,19 @@ def differences(session: Session) -> list[str]:
         want_n, have_n = want_pupils.get(pupil_key, 0), have_pupils.get(pupil_key, 0)
         if want_n != have_n:
             found.append(f"élèves {_sort_key(pupil_key)} : compté {have_n}, recompté {want_n}")
+    want_returns = {
+        (qpv, kind, state, outcome): int(n)
+        for qpv, kind, state, outcome, n in session.execute(_return_counts())
+    }
+    have_returns = {
+        (t.qpv_code, t.kind, t.state, t.outcome): t.devices
+        for t in session.scalars(sa.select(ReturnTally))
+        if t.devices
+    }
+    for return_key in sorted(set(want_returns) | set(have_returns), key=_sort_key):
+        want_n, have_n = want_returns.get(return_key, 0), have_returns.get(return_key, 0)
+        if want_n != have_n:
+            found.append(f"retours {_sort_key(return_key)} : compté {have_n}, recompté {want_n}")
     return found
 
 
@@ -299,11 +352,17 @@ def rebuild(session: Session, *, lock: bool = False) -> list[str]:
     ``lock``: on PostgreSQL, hold off writers of assignments and pupils until the commit, so that none changes
     them between recount and commit (SQLite writers already wait for each other)."""
     if lock and session.get_bind().dialect.name == "postgresql":
-        session.execute(sa.text("LOCK TABLE assignments, pupils IN SHARE MODE"))
+        session.execute(sa.text("LOCK TABLE assignments, pupils, restitution_lines IN SHARE MODE"))
     found = differences(session)
     session.info.pop(_PENDING, None)
     session.execute(sa.delete(AssignmentTally))
     session.execute(sa.delete(PupilTally))
+    session.execute(sa.delete(ReturnTally))
+    session.execute(
+        sa.insert(ReturnTally).from_select(
+            ["qpv_code", "kind", "state", "outcome", "devices"], _return_counts()
+        )
+    )
     session.execute(
         sa.insert(AssignmentTally).from_select(
             ["qpv_code", "envelope_id", "kind", "device_status", "active", "devices", "cost_cents"],

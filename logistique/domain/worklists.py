@@ -3,7 +3,7 @@ calls families from on a distribution day. Read-only queries, scoped like every 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -23,6 +23,7 @@ from ..models import (
     SlipStatus,
     User,
 )
+from . import return_slips
 from .errors import OutOfScope
 from .pupils import waiting_list_query
 from .slips import slip_filter
@@ -55,6 +56,7 @@ class CoordinatorHome:
     to_receive: list[SlipItem]  # slips shipped to the organisation, oldest first
     received_not_handed: int  # devices received, not yet handed over to a family
     handovers_this_week: int
+    returns_to_send: int = 0  # devices brought back by families, not yet on a return slip
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class WarehouseHome:
     picked_today: int
     shipped_today: int
     stock_received_today: int
+    returns_to_receive: list = field(default_factory=list)  # return slips shipped to the warehouse
 
 
 def to_paris_weekday(now: datetime) -> int:
@@ -126,6 +129,7 @@ def coordinator_home(session: Session, user: User, now: datetime) -> Coordinator
         ),
         received_not_handed=received or 0,
         handovers_this_week=handed or 0,
+        returns_to_send=return_slips.held_count(session, user.organisation_id),
     )
 
 
@@ -159,6 +163,7 @@ def warehouse_home(session: Session, user: User, now: datetime) -> WarehouseHome
         picked_today=picked or 0,
         shipped_today=shipped or 0,
         stock_received_today=received or 0,
+        returns_to_receive=return_slips.list_return_slips(session, user, statuses=[SlipStatus.SHIPPED]),
     )
 
 

@@ -26,15 +26,30 @@ from .pupils import (
     Pupil,
 )
 from .referential import CiteEducative, Commune, Department, Organisation, Qpv, Region, organisation_qpvs
+from .returns import (
+    Restitution,
+    RestitutionLine,
+    RestitutionStatus,
+    ReturnSlip,
+    ReturnSlipEvent,
+    ReturnSlipLine,
+)
 from .slips import Handover, HandoverMode, ReceptionState, Slip, SlipEvent, SlipLine, SlipStatus
 from .stock import Device, DeviceEvent, DeviceModel
-from .tallies import AssignmentTally, PupilTally
+from .tallies import AssignmentTally, PupilTally, ReturnTally
 
 __all__ = [
     "Job",
     "JobStatus",
     "AssignmentTally",
     "PupilTally",
+    "ReturnTally",
+    "Restitution",
+    "RestitutionLine",
+    "RestitutionStatus",
+    "ReturnSlip",
+    "ReturnSlipEvent",
+    "ReturnSlipLine",
     "Handover",
     "HandoverMode",
     "ReceptionState",

@@ -38,3 +38,21 @@ class PupilTally(Base):
     qpv_code: Mapped[str] = mapped_column(sa.ForeignKey("qpvs.code"), primary_key=True)
     kind: Mapped[NeedKind] = mapped_column(enum_column(NeedKind, "pupil_tally_kind"), primary_key=True)
     pupils: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+
+
+class ReturnTally(Base):
+    """Devices brought back by families per QPV, kind, the state they came back in (retourne or defectueux)
+    and what they are now (``RestitutionLine.outcome``): retourne (at the organisation or on its way back),
+    defectueux, or en_stock (back in the warehouse's stock)."""
+
+    __tablename__ = "return_tallies"
+
+    qpv_code: Mapped[str] = mapped_column(sa.ForeignKey("qpvs.code"), primary_key=True)
+    kind: Mapped[NeedKind] = mapped_column(enum_column(NeedKind, "return_tally_kind"), primary_key=True)
+    state: Mapped[DeviceStatus] = mapped_column(
+        enum_column(DeviceStatus, "return_tally_state"), primary_key=True
+    )
+    outcome: Mapped[DeviceStatus] = mapped_column(
+        enum_column(DeviceStatus, "return_tally_outcome"), primary_key=True
+    )
+    devices: Mapped[int] = mapped_column(sa.BigInteger, default=0)

@@ -5,6 +5,7 @@ Each builder takes the plain documents of :mod:`logistique.pdf.documents` and re
 
 from logistique.pdf.labels import labels_pdf
 from logistique.pdf.receipt import receipt_pdf
+from logistique.pdf.restitution import restitution_pdf
 from logistique.pdf.slip import slip_pdf, slips_pdf
 from logistique.pdf.summary import SummaryDocument, SummaryEnvelope, SummaryRow, summary_pdf
 
@@ -14,6 +15,7 @@ __all__ = [
     "SummaryRow",
     "labels_pdf",
     "receipt_pdf",
+    "restitution_pdf",
     "slip_pdf",
     "slips_pdf",
     "summary_pdf",

@@ -46,6 +46,11 @@ class SlipDocument:
     status_label: str
     lines: list[SlipLine]
     lot_references: list[str] = field(default_factory=list)
+    # a return slip (bordereau de retour) is drawn by the same code, the other way round
+    title: str = "Bon de livraison"
+    sender_caption: str = "Expéditeur — entrepôt"
+    sender_box: str = "Pour l'entrepôt : nom, date, signature"
+    destination_box: str = "Pour le destinataire : nom, date, signature"
 
     @property
     def totals(self) -> dict[str, int]:
@@ -88,3 +93,26 @@ class ReceiptDocument:
     signature_png: bytes | None  # the guardian's signature as drawn on the phone
     signature_sha256: str
     loan_until: date | None = None
+
+
+@dataclass(frozen=True)
+class RestitutionDevice:
+    kind: str
+    model: str
+    serial: str
+    asset_tag: str
+    state: str  # « Rendu en bon état », « Défectueux »
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class RestitutionDocument:
+    """What the family keeps when it brings devices back at the end of the loan."""
+
+    number: str  # RS-59-2026-000012
+    pupil_reference: str
+    pupil_name: str  # the family's own paper, like the handover receipt
+    organisation: Address
+    returned_at: datetime
+    received_by: str
+    devices: list[RestitutionDevice]

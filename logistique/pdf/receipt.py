@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from datetime import datetime
 
 from reportlab.lib.units import mm
 from reportlab.lib.utils import ImageReader
@@ -10,7 +11,7 @@ from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
 
 from logistique.formatting import date_fr, datetime_fr
-from logistique.pdf.documents import ReceiptDevice, ReceiptDocument
+from logistique.pdf.documents import Address, ReceiptDevice, ReceiptDocument
 from logistique.pdf.drawing import (
     BLACK,
     BLUE,
@@ -126,20 +127,36 @@ def _loan_blocks(doc: ReceiptDocument) -> list[tuple[str, float, bool]]:
 
 
 def _header(canvas: Canvas, doc: ReceiptDocument, title: str) -> float:
+    subtitle = "Équipement numérique reconditionné — plan « continuité éducative »"
+    return header(
+        canvas, doc.organisation, doc.number, doc.handed_over_at, doc.pupil_reference, title, subtitle
+    )
+
+
+def header(
+    canvas: Canvas,
+    organisation: Address,
+    number: str,
+    when: datetime,
+    pupil_reference: str,
+    title: str,
+    subtitle: str,
+) -> float:
+    """The top of a family's paper: the organisation, number, date and pupil reference, the title."""
     canvas.setFillColor(BLUE)
     canvas.rect(LEFT, TOP - 1.2 * mm, 18 * mm, 1.2 * mm, stroke=0, fill=1)
     y = TOP - 7 * mm
     canvas.setFillColor(BLACK)
-    for i, line in enumerate(doc.organisation.lines):
+    for i, line in enumerate(organisation.lines):
         font = BOLD if i == 0 else REGULAR
         canvas.setFont(font, 10 if i == 0 else 9)
         canvas.drawString(LEFT, y, fit(line, font, 10, 100 * mm))
         y -= 4.4 * mm
     canvas.setFont(BOLD, 10)
-    canvas.drawRightString(RIGHT, TOP - 7 * mm, pdf_text(f"N° {doc.number}"))
+    canvas.drawRightString(RIGHT, TOP - 7 * mm, pdf_text(f"N° {number}"))
     canvas.setFont(REGULAR, 9)
-    canvas.drawRightString(RIGHT, TOP - 11.4 * mm, pdf_text(f"Date : {date_fr(doc.handed_over_at)}"))
-    canvas.drawRightString(RIGHT, TOP - 15.8 * mm, pdf_text(f"Élève (référence) : {doc.pupil_reference}"))
+    canvas.drawRightString(RIGHT, TOP - 11.4 * mm, pdf_text(f"Date : {date_fr(when)}"))
+    canvas.drawRightString(RIGHT, TOP - 15.8 * mm, pdf_text(f"Élève (référence) : {pupil_reference}"))
 
     y = min(y, TOP - 20 * mm) - 10 * mm
     canvas.setFillColor(BLUE)
@@ -147,7 +164,7 @@ def _header(canvas: Canvas, doc: ReceiptDocument, title: str) -> float:
     canvas.drawString(LEFT, y, pdf_text(title))
     canvas.setFillColor(GREY)
     canvas.setFont(REGULAR, 9.5)
-    canvas.drawString(LEFT, y - 6 * mm, "Équipement numérique reconditionné — plan « continuité éducative »")
+    canvas.drawString(LEFT, y - 6 * mm, pdf_text(subtitle))
     canvas.setFillColor(BLACK)
     return y - 15 * mm
 
@@ -189,13 +206,18 @@ def _paragraph(canvas: Canvas, text: str, y: float, *, size: float, framed: bool
 
 
 def _table_head(canvas: Canvas, y: float) -> float:
+    return table_head(canvas, y, COLUMNS)
+
+
+def table_head(canvas: Canvas, y: float, columns: tuple) -> float:
+    """The tinted header row of a devices table: (title, width, font) per column."""
     canvas.setFillColor(BLUE_LIGHT)
     canvas.rect(LEFT, y - 7 * mm, WIDTH, 7 * mm, stroke=0, fill=1)
     canvas.setFillColor(BLUE)
     canvas.setFont(BOLD, 8.5)
     x = LEFT
-    for title, width, _font in COLUMNS:
-        canvas.drawString(x + 1.5 * mm, y - 4.6 * mm, title)
+    for title, width, _font in columns:
+        canvas.drawString(x + 1.5 * mm, y - 4.6 * mm, pdf_text(title, BOLD))
         x += width
     canvas.setFillColor(BLACK)
     return y - 7 * mm
@@ -267,13 +289,16 @@ def _draw_signature(canvas: Canvas, png: bytes, x: float, y: float, width: float
 
 
 def _footer(canvas: Canvas, doc: ReceiptDocument, title: str, page: int) -> None:
+    footer(canvas, f"{title} N° {doc.number} — exemplaire à conserver par la famille", page)
+
+
+def footer(canvas: Canvas, text: str, page: int) -> None:
+    """The line at the bottom of a family's paper, with the page number."""
     canvas.setStrokeColor(GREY_LINE)
     canvas.setLineWidth(0.4)
     canvas.line(LEFT, 14 * mm, RIGHT, 14 * mm)
     canvas.setFillColor(GREY)
     canvas.setFont(REGULAR, 7.5)
-    canvas.drawString(
-        LEFT, 10 * mm, pdf_text(f"{title} N° {doc.number} — exemplaire à conserver par la famille")
-    )
+    canvas.drawString(LEFT, 10 * mm, pdf_text(text))
     canvas.drawRightString(RIGHT, 10 * mm, f"page {page}")
     canvas.setFillColor(BLACK)

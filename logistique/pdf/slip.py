@@ -106,7 +106,7 @@ def slips_pdf(
     count = 0
     for doc in docs:
         if count == 0:
-            canvas.setTitle(pdf_text(f"Bon de livraison {doc.number}"))
+            canvas.setTitle(pdf_text(f"{doc.title} {doc.number}"))
         _draw_slip(canvas, doc, options)
         count += 1
         if progress is not None:
@@ -142,7 +142,7 @@ def _first_header(canvas: Canvas, doc: SlipDocument, options: _Options) -> None:
     label_caps(canvas, "Continuité éducative — équipements numériques", LEFT, TOP - 5.5 * mm)
     canvas.setFillColor(BLUE)
     canvas.setFont(BOLD, 22)
-    canvas.drawString(LEFT, TOP - 15 * mm, "Bon de livraison")
+    canvas.drawString(LEFT, TOP - 15 * mm, pdf_text(doc.title))
     canvas.setFillColor(BLACK)
     canvas.setFont(BOLD, 17)
     canvas.drawString(LEFT, TOP - 24 * mm, fit(f"N° {doc.number}", BOLD, 17, text_width))
@@ -170,7 +170,7 @@ def _first_header(canvas: Canvas, doc: SlipDocument, options: _Options) -> None:
 
     y = TOP - 47 * mm
     column = (text_width - 6 * mm) / 2
-    _address(canvas, "Expéditeur — entrepôt", doc.sender, LEFT, y, column)
+    _address(canvas, doc.sender_caption, doc.sender, LEFT, y, column)
     _address(canvas, "Destinataire", doc.destination, LEFT + column + 6 * mm, y, column)
 
     qr_bottom = TOP - QR_SIZE
@@ -210,7 +210,7 @@ def _next_header(canvas: Canvas, doc: SlipDocument) -> None:
     canvas.setFillColor(BLUE)
     canvas.rect(LEFT, TOP - 1.2 * mm, 18 * mm, 1.2 * mm, stroke=0, fill=1)
     canvas.setFont(BOLD, 15)
-    canvas.drawString(LEFT, TOP - 9 * mm, "Bon de livraison")
+    canvas.drawString(LEFT, TOP - 9 * mm, pdf_text(doc.title))
     canvas.setFillColor(BLACK)
     canvas.setFont(BOLD, 15)
     canvas.drawRightString(RIGHT, TOP - 9 * mm, fit(f"N° {doc.number}", BOLD, 15, 100 * mm))
@@ -292,10 +292,8 @@ def _closing(canvas: Canvas, doc: SlipDocument, table_bottom: float) -> None:
     y -= height + 5 * mm
     height = 34 * mm
     half = (width - 6 * mm) / 2
-    _box(canvas, LEFT, y - height, half, height, "Pour l'entrepôt : nom, date, signature")
-    _box(
-        canvas, LEFT + half + 6 * mm, y - height, half, height, "Pour le destinataire : nom, date, signature"
-    )
+    _box(canvas, LEFT, y - height, half, height, doc.sender_box)
+    _box(canvas, LEFT + half + 6 * mm, y - height, half, height, doc.destination_box)
     canvas.setFont(REGULAR, 8)
     canvas.setFillColor(GREY)
     for x in (LEFT, LEFT + half + 6 * mm):
@@ -318,6 +316,6 @@ def _footer(canvas: Canvas, doc: SlipDocument, page: int, pages: int) -> None:
     canvas.line(LEFT, 14 * mm, RIGHT, 14 * mm)
     canvas.setFillColor(GREY)
     canvas.setFont(REGULAR, 7.5)
-    canvas.drawString(LEFT, 10 * mm, fit(f"Bon de livraison N° {doc.number}", REGULAR, 7.5, 120 * mm))
+    canvas.drawString(LEFT, 10 * mm, fit(f"{doc.title} N° {doc.number}", REGULAR, 7.5, 120 * mm))
     canvas.drawRightString(RIGHT, 10 * mm, f"page {page}/{pages}")
     canvas.setFillColor(BLACK)

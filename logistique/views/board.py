@@ -264,6 +264,7 @@ def board_table(total: status.StatusRow, rows: list[status.StatusRow]) -> tuple[
         "Expédiés (% des besoins)",
         "Remis (% des besoins)",
         status.COLUMN_LABELS["committed_cents"],
+        *(status.COLUMN_LABELS[c] for c in status.RETURN_COLUMNS),
     ]
     level = {"department": "Département", "qpv": "QPV", "total": "Total"}
 
@@ -282,6 +283,7 @@ def board_table(total: status.StatusRow, rows: list[status.StatusRow]) -> tuple[
             round(shipped * 100, 1) if shipped is not None else None,
             round(handed * 100, 1) if handed is not None else None,
             row.committed_cents / 100,
+            *(row.returns[c] for c in status.RETURN_COLUMNS),
         ]
 
     return headers, [*(line(r) for r in rows), line(total)]

@@ -1,6 +1,7 @@
 /* logistique — the scan pages: preparation of a slip (warehouse), stock reception (warehouse), assignment
-   from a pupil's page (coordinator) and reception of a parcel device by device (coordinator). Each page has a
-   root element [data-scan-page="prepare|stock|assign|reception"] holding a form [data-scan-form] (handheld
+   from a pupil's page (coordinator), reception of a parcel device by device (coordinator), and the end of loan
+   (a family's return, the warehouse's check of a return slip). Each page has a root element
+   [data-scan-page="prepare|stock|assign|reception|returns"] holding a form [data-scan-form] (handheld
    scanner: it types the code and presses Enter) and the camera block of templates/_scanning.html.
 
    Progressive enhancement: without JavaScript every page still works with plain forms. With it, each scan
@@ -244,7 +245,7 @@
       var count = root.querySelector("[data-received-count]");
       if (count && typeof data.received === "number") count.textContent = data.received.toLocaleString("fr-FR");
     };
-  } else if (kind === "assign") {
+  } else if (kind === "assign" || kind === "returns") {
     // an assignment changes the pupil's page (list of devices, stock offered): reload it once all is sent
     var changed = false;
     var reloadWhenDone = function () {

@@ -140,3 +140,15 @@ def test_the_device_csv_gives_each_device_its_paris_day_and_guards_its_serial(se
     assert {row[0].value: row[-1].value.strftime("%d/%m/%Y") for row in sheet[1:]} == {
         serial: day for serial, (_moment, day) in moments.items() if serial != "SN-CLE-3"
     } | {"-12AB": "31/07/2026"}
+
+
+def test_the_board_xlsx_formats_the_euros_and_the_shares_of_needs_and_nothing_else(session, world, login_as):
+    bundle(session, world, 1)
+    session.commit()
+    sheet = cells(login_as(world.prefecture).get("/tableau.xlsx").data)
+    header = [c.value for c in sheet[0]]
+    formats = {title: cell.number_format for title, cell in zip(header, sheet[-1], strict=True)}
+    assert formats["Engagé (€)"] == '#,##0.00 "€"'
+    assert formats["Expédiés (% des besoins)"] == formats["Remis (% des besoins)"] == "0.0"
+    after = header[header.index("Engagé (€)") + 1 :]  # the returns' counts, since the return slips
+    assert after and {formats[title] for title in after} == {"General"}

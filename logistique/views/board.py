@@ -300,7 +300,8 @@ def board_export(fmt: str):
     name = f"tableau-de-bord-{_slug(territory)}-{by}-{_today():%Y%m%d}.{fmt}"
     if fmt == "csv":
         return download(csv_bytes(headers, body), name)
-    formats = {len(headers) - 3: "0.0", len(headers) - 2: "0.0", len(headers) - 1: EUROS}
+    money = headers.index(status.COLUMN_LABELS["committed_cents"])  # the two shares of needs, then the euros
+    formats = {money - 2: "0.0", money - 1: "0.0", money: EUROS}
     return download(xlsx_bytes("Tableau de bord", headers, body, formats), name)
 
 

@@ -2,7 +2,10 @@
 
 1. a coordinator equips a class by scanning devices one after the other (handheld scanner: code + Enter),
    each going to the pupil of the association who has waited longest;
-2. the prefecture of region opens its board and sees the QPVs that have declared nothing, flagged.
+2. the warehouse volunteer opens the QR link of the return slip on its way back (families' returns of the
+   demo), scans a device the family gave back in working order: it is back in stock;
+3. the prefecture of region opens its board: devices returned by families and back in stock, and the QPVs
+   that have declared nothing, flagged.
 
 Same Chromium as tests/test_browser.py (Debian's, headless, phone-sized, under the CSP). Demo accounts log in
 only in demo mode, which this module's server turns on. LOGISTIQUE_SCREENSHOTS=<dir> saves the pages.
@@ -14,8 +17,8 @@ import sqlalchemy as sa
 
 from logistique.db import db
 from logistique.demo import DEMO_PASSWORD
-from logistique.domain import bulk_assign, status
-from logistique.models import Assignment, Device, DeviceStatus, User
+from logistique.domain import bulk_assign, return_slips, status
+from logistique.models import Assignment, Device, DeviceStatus, ReturnSlip, SlipStatus, User
 
 from .browser_support import fresh, live_server
 from .test_browser import _phone, _scan, _screenshot, browser, playwright  # noqa: F401 — fixtures
@@ -37,8 +40,8 @@ def _log_in(page, email: str, path: str) -> None:
 
 
 def _scan_and_reload(page, code: str) -> dict:
-    """A scan on « Attribuer en scannant », which reloads itself once the answer is read (so that « Vos
-    dernières attributions » lists it): the answer, then the reloaded page."""
+    """A scan on a page that reloads itself once the answer is read (« Attribuer en scannant », so that « Vos
+    dernières attributions » lists it; a return slip's check): the answer, then the reloaded page."""
     page.evaluate("window.__beforeReload = true")
     answer = _scan(page, code)
     page.wait_for_function("() => window.__beforeReload === undefined", timeout=30_000)
@@ -92,9 +95,39 @@ def test_demo_coordinator_equips_a_class_by_scanning_and_the_board_lists_silent_
         statuses = db.session.scalars(sa.select(Device.status).where(Device.serial.in_(serials))).all()
         assert statuses == [DeviceStatus.ASSIGNED] * 3
 
-        # the prefecture of region: per-department board, then the Nord's board per QPV
+        # the return slip the demo left on the road: the warehouse scans a device back into stock
+        rslip = db.session.scalar(sa.select(ReturnSlip).where(ReturnSlip.status == SlipStatus.SHIPPED))
+        assert rslip is not None, "the demo must leave a return slip on its way to the warehouse"
+        working = next(line for line in rslip.active_lines if line.device.status is DeviceStatus.RETURNED)
+        volunteer = db.session.scalar(
+            sa.select(User).where(User.organisation_id == rslip.warehouse_id, User.email.like("entrepot.%"))
+        )
+        token = return_slips.token_for(rslip, app.config["SECRET_KEY"])
+        serial, device_id = working.device.serial, working.device_id
+        fresh()
         page.context.clear_cookies()
-        _log_in(page, PREFECTURE, "/tableau/departement/59")
+        page.goto(f"/login?next=/r/{token}")  # what the phone's camera opens
+        page.locator("#email").fill(volunteer.email)
+        page.locator("#password").fill(DEMO_PASSWORD)
+        page.get_by_role("button", name="Se connecter").click()
+        page.wait_for_url(lambda url: url.endswith("/reception"), timeout=60_000)
+        answer = _scan_and_reload(page, serial)  # the page reloads with the slip's progress
+        assert answer["outcome"] == "picked" and serial in answer["text"], answer
+        assert page.locator("[data-progress]").get_attribute("data-progress").startswith("1/")
+        _screenshot(page, "demo-return-slip-reception.png")
+        fresh()
+        assert db.session.get(Device, device_id).status is DeviceStatus.IN_STOCK
+
+        # the prefecture of region: the devices back from families, then the Nord's board per QPV
+        page.context.clear_cookies()
+        _log_in(page, PREFECTURE, "/tableau")
+        returned = page.locator('[data-kpi="returned"]')
+        total, _ = status.board(
+            db.session, status.resolve(db.session, _demo_user(PREFECTURE), "region:32"), by="department"
+        )
+        assert int(returned.get_attribute("data-restocked")) == total.restocked >= 2  # the demo's + this one
+        assert int(returned.get_attribute("data-returned")) == total.returned
+        page.goto("/tableau/departement/59")
         silent_rows = page.locator('tr[data-silent="1"]')
         _, rows = status.board(
             db.session, status.resolve(db.session, _demo_user(PREFECTURE), "departement:59"), by="qpv"

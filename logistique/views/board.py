@@ -12,9 +12,18 @@ from .. import charts, jobs, pdf
 from ..access import roles
 from ..db import db, utcnow
 from ..domain import board, paperwork, scope, status
-from ..domain.board import DEVICE_HEADERS, device_rows
+from ..domain.board import DEVICE_HEADERS, device_batches, device_rows
 from ..domain.errors import NotFound
-from ..exports import EUROS, csv_bytes, csv_chunks, download, download_stream, write_xlsx, xlsx_bytes
+from ..exports import (
+    EUROS,
+    csv_bytes,
+    csv_cell,
+    csv_text_chunks,
+    download,
+    download_stream,
+    write_xlsx,
+    xlsx_bytes,
+)
 from ..formatting import percent_fr, to_paris
 from ..models import (
     Department,
@@ -291,7 +300,8 @@ def board_export(fmt: str):
     name = f"tableau-de-bord-{_slug(territory)}-{by}-{_today():%Y%m%d}.{fmt}"
     if fmt == "csv":
         return download(csv_bytes(headers, body), name)
-    formats = {len(headers) - 3: "0.0", len(headers) - 2: "0.0", len(headers) - 1: EUROS}
+    money = headers.index(status.COLUMN_LABELS["committed_cents"])  # the two shares of needs, then the euros
+    formats = {money - 2: "0.0", money - 1: "0.0", money: EUROS}
     return download(xlsx_bytes("Tableau de bord", headers, body, formats), name)
 
 
@@ -311,10 +321,10 @@ def devices_export(fmt: str):
         if request.method == "POST":
             abort(405)
 
-        def rows():  # the session of the context that streams (the request's own is closed by then)
-            yield from device_rows(db.session, territory, qpv_code)
+        def batches():  # the session of the context that streams (the request's own is closed by then)
+            yield from device_batches(db.session, territory, qpv_code, day=csv_cell)
 
-        return download_stream(csv_chunks(DEVICE_HEADERS, rows()), name)
+        return download_stream(csv_text_chunks(DEVICE_HEADERS, batches()), name)
     query = board.device_query(territory, qpv_code)
     count = db.session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
     if count <= current_app.config["EXPORT_INLINE_MAX_ROWS"]:

@@ -502,6 +502,40 @@ def test_racing_pickers_pick_a_device_once(app, session, world):
     assert slip_status(session, number) is SlipStatus.ISSUED
 
 
+def test_racing_pickers_of_the_last_devices_complete_the_slip(app, session, world):
+    """Volunteers picking the last devices of a slip at the same moment, each a different device: whoever
+    commits last sees every pick and moves the slip to « préparé » (each pick reads the progress it counts
+    after the others' commits, not the progress it read before its own update)."""
+    kits = [bundle(session, world, n) for n in range(1, RACERS // 2 + 1)]
+    serials = [serial for kit in kits for serial in kit.serials]
+    slip = issued_slip(session, world, serials)
+    bearer = [accounts.create_token(session, world.warehouse) for _ in serials]
+    session.commit()
+    number = slip.number
+    session.rollback()
+    barrier = threading.Barrier(len(serials))
+    results: list[tuple[int, dict]] = []
+    lock = threading.Lock()
+
+    def attempt(n: int) -> None:
+        client = app.test_client()
+        client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {bearer[n]}"
+        barrier.wait(30)
+        response = client.post(f"/api/v1/slips/{number}/picks", json={"serial": serials[n]})
+        with lock:
+            results.append((response.status_code, response.get_json()))
+
+    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(len(serials))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(body["outcome"] for _, body in results) == ["picked"] * len(serials), results
+    assert {device_status(session, s) for s in serials} == {DeviceStatus.PREPARED}
+    assert slip_status(session, number) is SlipStatus.PREPARED
+    assert slip_events(session, number).count("prepared") == 1
+
+
 # ---------------------------------------------------------------- reception
 
 

@@ -423,6 +423,9 @@ def check_device(
     returned.outcome = outcome
     tallies.move_return(session, before, (*key, outcome))
     session.flush()
+    # volunteers checking the parcel's other devices at the same moment: queue on the return slip's row
+    # (PostgreSQL; SQLite's writers are already serialized) so that the last to commit counts every check
+    session.execute(sa.select(ReturnSlip.id).where(ReturnSlip.id == return_slip.id).with_for_update())
     checked, total = _counts(return_slip)
     if checked == total:
         _move(

@@ -473,6 +473,8 @@ _PICK_LINE = Prepared(
     .values(picked_at=sa.bindparam("now"), picked_by_id=sa.bindparam("by_id"))
 )
 _PROGRESS = Prepared(sa.select(*_progress_of(sa.bindparam("slip_id"))))
+# the slip's row, locked until the end of the transaction (PostgreSQL; SQLite's writers are serialized)
+_LOCK_SLIP = Prepared(sa.select(_SLIPS.c.id).where(_SLIPS.c.id == sa.bindparam("slip_id")).with_for_update())
 
 
 def _progress(session: Session, slip: Slip | _Picking) -> tuple[int, int]:
@@ -602,6 +604,13 @@ def _pick(
     device = devices.DeviceRef(device_id, serial, device_status, device_warehouse)
     devices.transition(session, device, "pick", by=by, reason=f"Préparé pour {slip.number}", now=now)
     picked += 1
+    if picked < total and session.get_bind().dialect.name != "sqlite":
+        # Volunteers picking the slip's other lines at the same moment: the progress read with the line
+        # misses their picks not committed yet, so that each would count « not complete » and the slip would
+        # never be prepared. Queue on the slip's row, then count again: the last to commit sees every pick.
+        # (SQLite's writers hold the database's write lock from their first statement: nothing to wait for.)
+        _LOCK_SLIP.first(session, {"slip_id": slip.id})
+        picked, total = _progress(session, slip)
     if picked == total:
         completed = slip_object or session.get(Slip, slip.id)
         _move(session, completed, SlipStatus.PREPARED, "prepared", by, now=now, stamp="prepared_at")
@@ -700,7 +709,7 @@ def receive(
             reason=item.comment.strip() or f"Reçu avec {slip.number}",
             now=now,
         )
-    session.flush()
+    _settle_lines(session, slip)
     if slip.status is SlipStatus.SHIPPED and all(line.reception_state for line in slip.active_lines):
         _move(
             session,
@@ -765,10 +774,22 @@ def _reception_summary(slip: Slip) -> str:
     return ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
 
 
+def _settle_lines(session: Session, slip: Slip) -> None:
+    """Before deciding whether every line of ``slip`` is done: queue on the slip's row behind other users
+    finishing its other lines at the same moment (PostgreSQL; SQLite's writers are already serialized), then
+    read the lines again, so that the last to commit sees every line and moves the slip."""
+    session.flush()
+    session.execute(sa.select(Slip.id).where(Slip.id == slip.id).with_for_update())
+    session.scalars(
+        sa.select(SlipLine).where(SlipLine.slip_id == slip.id).execution_options(populate_existing=True)
+    ).all()
+
+
 def close_if_done(session: Session, slip: Slip, *, by: User | None, now: datetime | None = None) -> bool:
     """Close a received slip once every line is handed over or resolved (missing or damaged)."""
     if slip.status is not SlipStatus.RECEIVED:
         return False
+    _settle_lines(session, slip)
     if all(
         line.handover_id is not None
         or line.reception_state in (ReceptionState.MISSING, ReceptionState.DAMAGED)

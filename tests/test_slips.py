@@ -470,6 +470,28 @@ def test_ship_in_the_domain_and_by_page(app, session, world):
 RACERS = 8
 
 
+def _racing_picks(app, number: str, bearers: list[str], serials: list[str]) -> list[tuple[int, dict]]:
+    """One thread per serial, each with its own token, all posting their pick on the slip at once."""
+    barrier = threading.Barrier(len(serials))
+    results: list[tuple[int, dict]] = []
+    lock = threading.Lock()
+
+    def attempt(n: int) -> None:
+        client = app.test_client()
+        client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {bearers[n]}"
+        barrier.wait(30)
+        response = client.post(f"/api/v1/slips/{number}/picks", json={"serial": serials[n]})
+        with lock:
+            results.append((response.status_code, response.get_json()))
+
+    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(len(serials))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results
+
+
 def test_racing_pickers_pick_a_device_once(app, session, world):
     lea = bundle(session, world, 1)
     slip = issued_slip(session, world, lea.serials)
@@ -477,23 +499,7 @@ def test_racing_pickers_pick_a_device_once(app, session, world):
     session.commit()
     number = slip.number
     session.rollback()
-    barrier = threading.Barrier(RACERS)
-    results: list[tuple[int, dict]] = []
-    lock = threading.Lock()
-
-    def attempt(n: int) -> None:
-        client = app.test_client()
-        client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {bearer[n]}"
-        barrier.wait(30)
-        response = client.post(f"/api/v1/slips/{number}/picks", json={"serial": "SN-TAB-1"})
-        with lock:
-            results.append((response.status_code, response.get_json()))
-
-    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(RACERS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    results = _racing_picks(app, number, bearer, ["SN-TAB-1"] * RACERS)
     assert len(results) == RACERS
     assert sorted(status for status, _ in results) == [200] * RACERS, results
     assert sorted(body["outcome"] for _, body in results) == ["already"] * (RACERS - 1) + ["picked"], results
@@ -513,23 +519,7 @@ def test_racing_pickers_of_the_last_devices_complete_the_slip(app, session, worl
     session.commit()
     number = slip.number
     session.rollback()
-    barrier = threading.Barrier(len(serials))
-    results: list[tuple[int, dict]] = []
-    lock = threading.Lock()
-
-    def attempt(n: int) -> None:
-        client = app.test_client()
-        client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {bearer[n]}"
-        barrier.wait(30)
-        response = client.post(f"/api/v1/slips/{number}/picks", json={"serial": serials[n]})
-        with lock:
-            results.append((response.status_code, response.get_json()))
-
-    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(len(serials))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    results = _racing_picks(app, number, bearer, serials)
     assert sorted(body["outcome"] for _, body in results) == ["picked"] * len(serials), results
     assert {device_status(session, s) for s in serials} == {DeviceStatus.PREPARED}
     assert slip_status(session, number) is SlipStatus.PREPARED

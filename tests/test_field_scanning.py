@@ -419,6 +419,30 @@ def test_the_app_installs_and_keeps_no_personal_data(app, world, server, browser
     context.close()
 
 
+def test_the_worker_fetches_again_only_the_pages_it_may_keep(app, world, server, browser):  # noqa: F811
+    """On a first visit the worker fetches the page again to keep it, for a page the server marks only: the
+    login page fetched again while its form is being sent could answer after the login with the cookie of
+    before, and the user would land on the login page again (seen on a loaded machine)."""
+    context = _device(browser, server)
+    page = context.new_page()
+    page.goto("/login")
+    assert page.locator("html").get_attribute("data-keep-offline") is None
+    page.evaluate("navigator.serviceWorker.ready")
+    page.wait_for_function("navigator.serviceWorker.controller !== null || navigator.serviceWorker.ready")
+    page.wait_for_timeout(500)  # time for a message to the worker and its fetch
+    assert server.hits.count("/login") == 1, server.hits
+    context.close()
+
+    slip = issued_slip(world)
+    path = f"/bordereaux/{slip.number}/preparation"
+    context = _device(browser, server)
+    page = context.new_page()
+    _open_as(page, world.warehouse, path)
+    assert page.locator("html").get_attribute("data-keep-offline") is not None
+    _wait_until_kept(page, path)
+    context.close()
+
+
 def test_the_preparation_page_opens_offline_after_one_visit(app, world, server, browser):  # noqa: F811
     slip = issued_slip(world)
     path = f"/bordereaux/{slip.number}/preparation"

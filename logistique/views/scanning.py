@@ -43,6 +43,7 @@ def offline_page(view: Callable) -> Callable:
 
     @wraps(view)
     def wrapper(*args, **kwargs):
+        g.offline_page = True  # base.html marks the page: only such a page asks the worker to keep it
         response = make_response(view(*args, **kwargs))
         if request.method == "GET" and response.status_code == 200:
             response.headers[OFFLINE_HEADER] = "page"

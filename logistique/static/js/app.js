@@ -152,8 +152,11 @@
           return navigator.serviceWorker.ready;
         })
         .then(function (registration) {
-          // first visit: this page did not pass through the worker; it keeps it if the server allows it
-          if (!navigator.serviceWorker.controller && registration.active) {
+          // first visit: this page did not pass through the worker; it keeps it if the server allows it. Only a
+          // page the server marks is fetched again: the login page, fetched again by the worker while its form
+          // is being sent, could answer after the login with the cookie of before and log the user out.
+          var keepable = document.documentElement.hasAttribute("data-keep-offline");
+          if (keepable && !navigator.serviceWorker.controller && registration.active) {
             registration.active.postMessage({ type: "keep-page", url: window.location.href });
           }
         })

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -281,20 +282,25 @@ def create_token(session: Session, user: User, label: str = "", *, expires_at: d
 
 _USER_COLUMNS = tuple(User.__table__.c)
 _ABSENT = object()
-_KNOWN: dict[int, User] = {}  # the accounts this process made objects of, detached between requests
+# the accounts this thread made objects of, detached between requests: one dictionary per thread, so that two
+# requests served by threads of one process (gunicorn's gthread, a threaded test server) never share an object
+_THREAD = threading.local()
 _KNOWN_MAX = 10_000
 
 
 def attach_user(session: Session, values: Mapping[str, Any]) -> User:
     """The account whose columns are ``values`` (read by a Core statement, such as ``TOKEN_HOLDER``), as an
-    object of ``session``: the one ``session`` holds; else the object this process made for an earlier
+    object of ``session``: the one ``session`` holds; else the object this thread made for an earlier
     request, if its columns are all still these and it holds nothing else; else a new one. The ORM's loading
     of an account was a large part of authenticating a request."""
     user_id = values["id"]
     held = session.identity_map.get(identity_key(User, user_id))
     if held is not None:
         return held
-    known = _KNOWN.get(user_id)
+    cache: dict[int, User] | None = getattr(_THREAD, "known", None)
+    if cache is None:
+        cache = _THREAD.known = {}
+    known = cache.get(user_id)
     if (
         known is None
         or sa.inspect(known).session_id is not None
@@ -303,9 +309,9 @@ def attach_user(session: Session, values: Mapping[str, Any]) -> User:
     ):
         known = User(**{c.key: values[c.key] for c in _USER_COLUMNS})
         make_transient_to_detached(known)
-        if len(_KNOWN) >= _KNOWN_MAX:
-            _KNOWN.clear()
-        _KNOWN[user_id] = known
+        if len(cache) >= _KNOWN_MAX:
+            cache.clear()
+        cache[user_id] = known
     session.add(known)
     return known
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask import Blueprint, g, redirect, render_template, request, url_for
 from sqlalchemy.orm import joinedload
-from wtforms import IntegerField, StringField, SubmitField
+from wtforms import IntegerField, SubmitField
 from wtforms.validators import DataRequired, NumberRange
 
 from ..access import roles
@@ -17,18 +17,14 @@ from ..domain import assignments, bulk_assign, pupils
 from ..domain.errors import DomainError
 from ..models import Assignment, DeviceStatus, Role
 from .boundary import commit
-from .forms import Form
+from .forms import Form, device_code_field
 from .scanning import assigned_answer, form_refusal, idempotent_scan, wants_json
 
 bp = Blueprint("bulk", __name__)
 
 
 class ScanForm(Form):
-    code = StringField(
-        "Équipement",
-        validators=[DataRequired("Scannez ou tapez un numéro de série ou une étiquette.")],
-        render_kw={"autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false"},
-    )
+    code = device_code_field("Équipement")
     submit = SubmitField("Attribuer au prochain élève")
 
 

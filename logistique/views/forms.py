@@ -6,7 +6,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from flask_wtf import FlaskForm
+from wtforms import StringField
 from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired
 
 from .. import bounds
 
@@ -19,6 +21,15 @@ class Form(FlaskForm):
 def options(pairs: Iterable[tuple[Any, str]]) -> list[SelectChoice]:
     """(value, label) pairs as WTForms select choices."""
     return [SelectChoice(value, label) for value, label in pairs]
+
+
+def device_code_field(label: str) -> StringField:
+    """The field a handheld scanner types a device's serial, asset tag or label URL into (then Enter)."""
+    return StringField(
+        label,
+        validators=[DataRequired("Scannez ou tapez un numéro de série ou une étiquette.")],
+        render_kw={"autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false"},
+    )
 
 
 def parse_count(raw: str) -> int | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from wtforms import RadioField, StringField, SubmitField
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import Length
 
 from .. import pdf
 from ..access import any_role, roles
@@ -16,7 +16,7 @@ from ..domain import paperwork, return_slips, returns
 from ..domain.errors import NotFound
 from ..models import DeviceStatus, Organisation, Role, SlipStatus
 from .boundary import commit
-from .forms import Form, options
+from .forms import Form, device_code_field, options
 from .scanning import form_refusal, idempotent_scan, offline_page, scan_answer, wants_json
 from .slips import _pdf
 
@@ -29,11 +29,7 @@ CHECK_VALUES = {outcome.value for outcome in return_slips.CHECK_OUTCOMES}
 
 
 class ReturnScanForm(Form):
-    code = StringField(
-        "Équipement rendu",
-        validators=[DataRequired("Scannez ou tapez un numéro de série ou une étiquette.")],
-        render_kw={"autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false"},
-    )
+    code = device_code_field("Équipement rendu")
     state = RadioField(
         "État",
         choices=options(
@@ -49,11 +45,7 @@ class ReturnScanForm(Form):
 
 
 class CheckScanForm(Form):
-    code = StringField(
-        "Équipement contrôlé",
-        validators=[DataRequired("Scannez ou tapez un numéro de série ou une étiquette.")],
-        render_kw={"autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false"},
-    )
+    code = device_code_field("Équipement contrôlé")
     outcome = RadioField(
         "Résultat du contrôle",
         choices=options(

@@ -359,6 +359,8 @@ def test_a_scan_sent_again_with_its_key_is_not_applied_twice(app, world, server,
     page.wait_for_selector('[data-prepare][data-queue="0"]', timeout=20_000)  # sent again after 5 s
     assert dropped == [200]
     feedback = page.locator("[data-scan-feedback]")
+    # the queue counts the scan as sent before the answer box is drawn: wait for the box, then read it
+    page.wait_for_selector("[data-scan-feedback][data-outcome]:not([data-outcome=''])", timeout=10_000)
     assert feedback.get_attribute("data-outcome") == "picked"  # the first answer, replayed
     assert page.locator('[data-scan-log] li[data-state="picked"]').count() == 1
     context.close()

@@ -97,9 +97,14 @@ def _begin_immediate(raw: Any) -> None:
         raw.execute(f"PRAGMA busy_timeout={LOCK_TIMEOUT_MS}")
 
 
-def _postgresql_begin(conn: Any) -> None:
-    if conn.get_execution_options().get("write"):
-        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(LOCK_TIMEOUT_MS)}")
+def _postgresql_settings(dbapi_connection: Any, _record: Any) -> None:
+    # Once per connection rather than per write transaction (a SET LOCAL was a round trip per write): every
+    # transaction of the app gives up waiting for a lock after LOCK_TIMEOUT_MS, a reader behind a migration's
+    # lock as well as a writer behind another writer's row.
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"SET lock_timeout = {int(LOCK_TIMEOUT_MS)}")
+    cursor.close()
+    dbapi_connection.commit()
 
 
 def make_engine(url: str) -> Engine:
@@ -113,7 +118,7 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, hide_parameters=True)
-    event.listen(engine, "begin", _postgresql_begin)
+    event.listen(engine, "connect", _postgresql_settings)
     return engine
 
 

@@ -32,6 +32,7 @@ from huey import Huey, RedisHuey, SqliteHuey, crontab
 from sqlalchemy.orm import Session
 
 from .db import db, utcnow
+from .domain import retention
 from .domain.errors import NotFound
 from .models import Job, JobStatus, User
 
@@ -302,9 +303,18 @@ def housekeeping() -> dict[str, int]:
             expired += 1
         session.commit()
         expired += _sweep(session, now - timedelta(seconds=current_app.config["JOB_STALL_SECONDS"]))
-    if requeued or expired or failed:
-        log.info("jobs: %d queued again, %d failed, %d files deleted", requeued, failed, expired)
-    return {"requeued": requeued, "failed": failed, "expired": expired}
+        # the stored answers of idempotent requests past their day (writes delete them only now and then)
+        answers = retention.delete_expired_idempotency(session, now=now)
+        session.commit()
+    if requeued or expired or failed or answers:
+        log.info(
+            "jobs: %d queued again, %d failed, %d files deleted, %d stored answers expired",
+            requeued,
+            failed,
+            expired,
+            answers,
+        )
+    return {"requeued": requeued, "failed": failed, "expired": expired, "answers": answers}
 
 
 def _sweep(session: Session, before: datetime) -> int:

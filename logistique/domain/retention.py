@@ -4,6 +4,7 @@ and the purge takes the erased names out of the free-text fields people typed.""
 from __future__ import annotations
 
 import re
+import time
 import unicodedata
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -18,6 +19,11 @@ from ..statements import Prepared, table
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
 CLEANUP_BATCH = 100  # what one request deletes on its way: bounded, so that a write never waits for a sweep
+# A process deletes such a batch on a write's way at most this often (seconds): the workers' housekeeping
+# deletes the rest every minute, and a statement per write for a batch that is almost always empty cost a
+# pick a round trip to the database.
+SWEEP_EVERY = 60.0
+_next_sweep = 0.0  # this process's next sweep (time.monotonic())
 REDACTED = "[nom effacé]"
 _SHORTEST_NAME = 3  # "de", "la", "le" in a name are not worth erasing from every comment
 
@@ -27,22 +33,15 @@ def idempotency_cutoff(now: datetime | None = None) -> datetime:
     return (now or utcnow()) - IDEMPOTENCY_TTL
 
 
-def delete_expired_idempotency(
-    session: Session, *, limit: int | None = None, now: datetime | None = None
-) -> int:
-    """Delete stored answers older than a day (at most ``limit`` of them); returns how many (no commit)."""
-    expired = sa.select(IdempotencyRecord.id).where(IdempotencyRecord.created_at < idempotency_cutoff(now))
-    if limit is not None:
-        expired = expired.order_by(IdempotencyRecord.created_at).limit(limit)
-    ids = list(session.scalars(expired))
-    if not ids:
-        return 0
-    session.execute(
-        sa.delete(IdempotencyRecord)
-        .where(IdempotencyRecord.id.in_(ids))
-        .execution_options(synchronize_session=False)
+def delete_expired_idempotency(session: Session, *, now: datetime | None = None) -> int:
+    """Delete every stored answer older than a day, in one statement; returns how many (no commit)."""
+    return rows_changed(
+        session.execute(
+            sa.delete(IdempotencyRecord)
+            .where(IdempotencyRecord.created_at < idempotency_cutoff(now))
+            .execution_options(synchronize_session=False)
+        )
     )
-    return len(ids)
 
 
 _RECORDS = table(IdempotencyRecord)
@@ -69,12 +68,17 @@ _EXPIRED_KEY = Prepared(
 def delete_expired_on_the_way(
     session: Session, *, user_id: int | None = None, key: str | None = None, now: datetime | None = None
 ) -> None:
-    """Delete a batch of expired stored answers, and first the expired record of ``user_id``'s ``key`` (which
-    a new answer is about to replace) when given (no commit)."""
+    """Delete the expired record of ``user_id``'s ``key`` (which a new answer is about to replace) when given,
+    and, once every ``SWEEP_EVERY`` seconds in this process, a batch of the other expired answers (no
+    commit)."""
+    global _next_sweep
     cutoff = idempotency_cutoff(now)
     if key is not None:
         _EXPIRED_KEY.run(session, {"for_user": user_id, "for_key": key, "cutoff": cutoff})
-    _EXPIRED_BATCH.run(session, {"cutoff": cutoff})
+    moment = time.monotonic()
+    if moment >= _next_sweep:
+        _next_sweep = moment + SWEEP_EVERY
+        _EXPIRED_BATCH.run(session, {"cutoff": cutoff})
 
 
 def delete_stale_throttles(session: Session, *, now: datetime | None = None) -> int:

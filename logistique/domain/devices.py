@@ -276,6 +276,45 @@ _MOVE_ASSIGNMENT = Prepared(
     .returning(*_COUNTED)
 )
 _ACTIVE_ASSIGNMENTS = Prepared(sa.select(*_COUNTED, _ASSIGNMENTS.c.device_status).where(_ACTIVE))
+_JOURNALED = ("device_id", "at", "actor_id", "actor_label", "action", "from_status", "to_status", "reason")
+
+
+def _move_journal_and_carry() -> sa.Select:
+    """The three writes of a usual transition as one statement (PostgreSQL's data-modifying WITH): the guarded
+    device update, its journal event, and the usual move of its active assignment (the one holding the status
+    the device leaves). One row per assignment carried, or one with no assignment; no row when the guard
+    refused. PostgreSQL runs them in one round trip instead of three; SQLite, which has no data-modifying WITH
+    and no round trip (in-process), runs the three statements one by one (``transition``)."""
+    moved = (
+        sa.update(_DEVICES)
+        .where(_DEVICES.c.id == sa.bindparam("device_id"), _DEVICES.c.status == sa.bindparam("source"))
+        .values(status=sa.bindparam("target"), updated_at=sa.bindparam("now"))
+        .returning(_DEVICES.c.id)
+        .cte("moved")
+    )
+    carried = (
+        sa.update(_ASSIGNMENTS)
+        .where(
+            _ASSIGNMENTS.c.device_id.in_(sa.select(moved.c.id)),
+            _ASSIGNMENTS.c.cancelled_at.is_(None),
+            _ASSIGNMENTS.c.device_status == sa.bindparam("source"),
+        )
+        .values(device_status=sa.bindparam("target"))
+        .returning(*_COUNTED)
+        .cte("carried")
+    )
+    values = [moved.c.id]
+    values += [sa.bindparam(name, type_=_EVENTS.c[name].type) for name in _JOURNALED[1:]]
+    journal = (
+        sa.insert(_EVENTS)
+        .from_select(list(_JOURNALED), sa.select(*values))
+        .returning(_EVENTS.c.id)
+        .cte("journal")
+    )
+    return sa.select(journal.c.id, *carried.c).select_from(journal.outerjoin(carried, sa.true()))
+
+
+_MOVE_JOURNAL_AND_CARRY = Prepared(_move_journal_and_carry())
 
 
 def transition(
@@ -294,30 +333,41 @@ def transition(
     now = now or utcnow()
     source = device.status
     session.flush()  # what the caller changed through the ORM goes first, as it always did
+    ends = action in ENDS_ASSIGNMENT
+    journaled = {
+        "device_id": device.id,
+        "at": now,
+        "actor_id": by.id if by is not None else None,
+        "actor_label": actor_label(by),
+        "action": action,
+        "from_status": source,
+        "to_status": rule.target,
+        "reason": reason[:500],
+    }
+    conflict = Conflict(
+        f"L'équipement {device.serial} vient d'être modifié par quelqu'un d'autre ; rechargez la page."
+    )
     # Guarded update: of two requests racing from the same state, only one changes the row.
-    moved = _MOVE_DEVICE.run(
-        session, {"device_id": device.id, "source": source, "target": rule.target, "now": now}
-    )
-    if moved != 1:
-        raise Conflict(
-            f"L'équipement {device.serial} vient d'être modifié par quelqu'un d'autre ; rechargez la page."
+    if not ends and rule.target is not DeviceStatus.HANDED_OVER and _one_round_trip(session):
+        rows = _MOVE_JOURNAL_AND_CARRY.rows(
+            session, {**journaled, "source": source, "target": rule.target, "now": now}
         )
-    set_assignment_status(
-        session, device, rule.target, ends=action in ENDS_ASSIGNMENT, by=by, now=now, source=source
-    )
-    (event_id,) = _JOURNAL.first(
-        session,
-        {
-            "device_id": device.id,
-            "at": now,
-            "actor_id": by.id if by is not None else None,
-            "actor_label": actor_label(by),
-            "action": action,
-            "from_status": source,
-            "to_status": rule.target,
-            "reason": reason[:500],
-        },
-    )
+        if not rows:
+            raise conflict
+        event_id = rows[0][0]
+        carried = [(*row[1:], source) for row in rows if row[1] is not None]
+        if carried:
+            _count_moved(session, carried, rule.target, {"device_status": rule.target}, ends=False)
+        else:  # the assignment held another status than its device's, or there is none
+            set_assignment_status(session, device, rule.target, ends=False, by=by, now=now)
+    else:
+        moved = _MOVE_DEVICE.run(
+            session, {"device_id": device.id, "source": source, "target": rule.target, "now": now}
+        )
+        if moved != 1:
+            raise conflict
+        set_assignment_status(session, device, rule.target, ends=ends, by=by, now=now, source=source)
+        (event_id,) = _JOURNAL.first(session, journaled)
     # the device as this session holds it, if it does, shows the change (and reads its journal again)
     held = device if isinstance(device, Device) else session.identity_map.get(identity_key(Device, device.id))
     if held is not None:
@@ -366,6 +416,19 @@ def set_assignment_status(
             .where(_ASSIGNMENTS.c.id.in_([row[0] for row in moved]), _ASSIGNMENTS.c.cancelled_at.is_(None))
             .values(**values)
         )
+    _count_moved(session, moved, target, values, ends=ends)
+
+
+def _one_round_trip(session: Session) -> bool:
+    """Whether the usual transition's writes go as one statement (PostgreSQL) rather than three."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _count_moved(
+    session: Session, moved: Sequence[Sequence], target: DeviceStatus, values: dict, *, ends: bool
+) -> None:
+    """The counters of the assignments ``moved`` (id, QPV, envelope, kind, cost, status left) follow them to
+    ``target``; the objects of them this session holds show their new ``values``."""
     for assignment_id, qpv, envelope, kind, cents, status in moved:
         tallies.move_assignment(
             session,

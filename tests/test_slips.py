@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import pypdfium2 as pdfium
@@ -508,10 +509,17 @@ def test_racing_pickers_pick_a_device_once(app, session, world):
     assert slip_status(session, number) is SlipStatus.ISSUED
 
 
-def test_racing_pickers_of_the_last_devices_complete_the_slip(app, session, world):
+def test_racing_pickers_of_the_last_devices_complete_the_slip(app, session, world, monkeypatch):
     """Volunteers picking the last devices of a slip at the same moment, each a different device: whoever
     commits last sees every pick and moves the slip to « préparé » (each pick reads the progress it counts
     after the others' commits, not the progress it read before its own update)."""
+    counting = slips._progress
+
+    def slow_count(*args, **kwargs):
+        time.sleep(0.1)  # every racer has written its pick before any counts, unless they queue on the slip
+        return counting(*args, **kwargs)
+
+    monkeypatch.setattr(slips, "_progress", slow_count)
     kits = [bundle(session, world, n) for n in range(1, RACERS // 2 + 1)]
     serials = [serial for kit in kits for serial in kit.serials]
     slip = issued_slip(session, world, serials)

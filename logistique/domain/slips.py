@@ -464,17 +464,25 @@ _PICK_BY_NUMBER = Prepared(
     )
     .where(_SLIPS.c.number == sa.bindparam("number"))
 )
-# guarded on the line: of two volunteers scanning the same device, one only picks it
-_PICK_LINE = Prepared(
-    sa.update(_LINES)
-    .where(
-        _LINES.c.id == sa.bindparam("line_id"), _LINES.c.picked_at.is_(None), _LINES.c.removed_at.is_(None)
-    )
-    .values(picked_at=sa.bindparam("now"), picked_by_id=sa.bindparam("by_id"))
+# Guarded on the line: of two volunteers scanning the same device, one only picks it.
+_LINE_NOT_PICKED = sa.and_(
+    _LINES.c.id == sa.bindparam("line_id"), _LINES.c.picked_at.is_(None), _LINES.c.removed_at.is_(None)
+)
+_PICKED_BY = {"picked_at": sa.bindparam("now"), "picked_by_id": sa.bindparam("by_id")}
+_PICK_LINE = Prepared(sa.update(_LINES).where(_LINE_NOT_PICKED).values(_PICKED_BY))
+# On PostgreSQL, the same update also queues on the slip's row, held until the end of the transaction:
+# volunteers picking a slip's last lines at the same moment would otherwise each count without the others'
+# picks not committed yet, and the slip would never be prepared. The count that follows (``_pick``) is a
+# statement of its own, so that it sees every pick committed before this one got the row. (SQLite's writers
+# hold the database's write lock from their first statement; and its driver tells no row count for an update
+# that starts with WITH.)
+_HELD_SLIP = (
+    sa.select(_SLIPS.c.id).where(_SLIPS.c.id == sa.bindparam("slip_id")).with_for_update().cte("held")
+)
+_PICK_LINE_HOLDING_SLIP = Prepared(
+    sa.update(_LINES).where(_LINE_NOT_PICKED, sa.exists(sa.select(_HELD_SLIP.c.id))).values(_PICKED_BY)
 )
 _PROGRESS = Prepared(sa.select(*_progress_of(sa.bindparam("slip_id"))))
-# the slip's row, locked until the end of the transaction (PostgreSQL; SQLite's writers are serialized)
-_LOCK_SLIP = Prepared(sa.select(_SLIPS.c.id).where(_SLIPS.c.id == sa.bindparam("slip_id")).with_for_update())
 
 
 def _progress(session: Session, slip: Slip | _Picking) -> tuple[int, int]:
@@ -591,7 +599,10 @@ def _pick(
             serial,
         )
     now = now or utcnow()
-    won = _PICK_LINE.run(session, {"line_id": line_id, "now": now, "by_id": by.id if by else None})
+    serialized = session.get_bind().dialect.name == "sqlite"
+    won = (_PICK_LINE if serialized else _PICK_LINE_HOLDING_SLIP).run(
+        session, {"line_id": line_id, "slip_id": slip.id, "now": now, "by_id": by.id if by else None}
+    )
     line = session.identity_map.get(identity_key(SlipLine, line_id))  # if this session holds it
     if won != 1:
         if line is not None:
@@ -604,12 +615,10 @@ def _pick(
     device = devices.DeviceRef(device_id, serial, device_status, device_warehouse)
     devices.transition(session, device, "pick", by=by, reason=f"Préparé pour {slip.number}", now=now)
     picked += 1
-    if picked < total and session.get_bind().dialect.name != "sqlite":
+    if picked < total and not serialized:
         # Volunteers picking the slip's other lines at the same moment: the progress read with the line
-        # misses their picks not committed yet, so that each would count « not complete » and the slip would
-        # never be prepared. Queue on the slip's row, then count again: the last to commit sees every pick.
-        # (SQLite's writers hold the database's write lock from their first statement: nothing to wait for.)
-        _LOCK_SLIP.first(session, {"slip_id": slip.id})
+        # misses their picks not committed yet. The line's update queued on the slip's row: count again, and
+        # the last to commit sees every pick. (On SQLite the progress read with the line is the whole truth.)
         picked, total = _progress(session, slip)
     if picked == total:
         completed = slip_object or session.get(Slip, slip.id)

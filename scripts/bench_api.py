@@ -116,6 +116,7 @@ def seeded(
         db.get_engine().dispose()  # no connection left open: the database may serve as a template (--cache)
     click.echo(f"   données : {time.perf_counter() - started:.0f} s", err=True)
     fill_bare(url, bare_rows)
+    load_scenario.analyze(url)
     return url, scenario
 
 
@@ -156,6 +157,7 @@ def seeded_copy(
         conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
         conn.exec_driver_sql(f'CREATE DATABASE "{PG_DATABASE}" TEMPLATE "{template}"')
     admin.dispose()
+    load_scenario.analyze(f"{PG_SERVER}/{PG_DATABASE}")  # a template made before the statistics were
     return f"{PG_SERVER}/{PG_DATABASE}", scenario
 
 

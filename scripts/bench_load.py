@@ -46,6 +46,7 @@ def load_engine(engine_name: str, clients: int, seconds: int, workdir: Path) -> 
             progress=lambda m: click.echo(f"   {m}", err=True),
         )
     click.echo(f"   données : {time.perf_counter() - started:.0f} s", err=True)
+    load_scenario.analyze(url)
     env = {
         "LOGISTIQUE_DATABASE_URL": url,
         "LOGISTIQUE_SECRET_KEY": "bench-load",

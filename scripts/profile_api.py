@@ -68,7 +68,9 @@ def _seed(url: str, devices: int) -> load_scenario.Scenario:
     engine.dispose()
     app = create_app({"DATABASE_URL": url, "SECRET_KEY": "profile-api"})
     with app.app_context(), db.new_session(write=True) as session:
-        return load_scenario.seed(session, picks=devices, scans=devices, free=0, progress=print)
+        scenario = load_scenario.seed(session, picks=devices, scans=devices, free=0, progress=print)
+    load_scenario.analyze(url)
+    return scenario
 
 
 @click.command()

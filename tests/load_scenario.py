@@ -527,6 +527,18 @@ def check(session: Session, sc: Scenario, answers: list[Answer]) -> list[str]:
 # ---------------------------------------------------------------- a real server
 
 
+def analyze(url: str) -> None:
+    """Gather the tables' statistics, as a database in service has them: PostgreSQL's autovacuum does within
+    a minute or so of a bulk load, and a measure started right after seeding would otherwise time plans made
+    without them (the pick's lookup: 1.8 ms instead of 0.14). SQLite plans without them: nothing to do."""
+    if not url.startswith("postgresql"):
+        return
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql("ANALYZE")
+    engine.dispose()
+
+
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket() as sock:

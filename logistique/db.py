@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -130,6 +131,8 @@ class _Factories:
     engine: Engine
     reader: sessionmaker[Session]
     writer: sessionmaker[Session]
+    # SQLite: each thread's own connection for what a writing request reads before its transaction
+    side: threading.local = field(default_factory=threading.local)
 
 
 class Database:
@@ -195,11 +198,14 @@ class Database:
             or session.in_transaction()
         ):
             return statement.first(session, values)
-        raw = factories.engine.raw_connection()  # autocommit (isolation_level None): a read of its own
-        try:
-            return statement.first_on(raw.driver_connection, factories.engine.dialect, values)
-        finally:
-            raw.close()
+        # autocommit (isolation_level None): a read of its own, on a connection this thread keeps out of the
+        # pool for these reads (taking one from the pool and giving it back cost more than the read)
+        raw = getattr(factories.side, "connection", None)
+        if raw is None:
+            pooled = factories.engine.raw_connection()
+            raw = factories.side.connection = pooled.driver_connection
+            pooled.detach()
+        return statement.first_on(raw, factories.engine.dialect, values)
 
     @contextmanager
     def new_session(self, *, write: bool = False) -> Iterator[Session]:

@@ -468,7 +468,7 @@ _PICK_BY_NUMBER = Prepared(
 _LINE_NOT_PICKED = sa.and_(
     _LINES.c.id == sa.bindparam("line_id"), _LINES.c.picked_at.is_(None), _LINES.c.removed_at.is_(None)
 )
-_PICKED_BY = {"picked_at": sa.bindparam("now"), "picked_by_id": sa.bindparam("by_id")}
+_PICKED_BY: dict[str, Any] = {"picked_at": sa.bindparam("now"), "picked_by_id": sa.bindparam("by_id")}
 _PICK_LINE = Prepared(sa.update(_LINES).where(_LINE_NOT_PICKED).values(_PICKED_BY))
 # On PostgreSQL, the same update also queues on the slip's row, held until the end of the transaction:
 # volunteers picking a slip's last lines at the same moment would otherwise each count without the others'

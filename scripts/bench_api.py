@@ -66,16 +66,22 @@ def ensure_wrk() -> str:
     return shutil.which("wrk") or sys.exit("wrk introuvable après apt-get install wrk")
 
 
+def on_server(*statements: str) -> None:
+    """Run ``statements`` on the server's ``postgres`` database, outside any transaction (CREATE and DROP
+    DATABASE refuse to run in one)."""
+    admin = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        for statement in statements:
+            conn.exec_driver_sql(statement)
+    admin.dispose()
+
+
 def fresh_database(engine_name: str, workdir: Path) -> str:
     """An empty database migrated to head; its URL."""
     if engine_name == "sqlite":
         url = f"sqlite:///{workdir / 'bench-api.sqlite3'}"
     else:
-        admin = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
-            conn.exec_driver_sql(f'CREATE DATABASE "{PG_DATABASE}"')
-        admin.dispose()
+        on_server(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)', f'CREATE DATABASE "{PG_DATABASE}"')
         url = f"{PG_SERVER}/{PG_DATABASE}"
     engine = make_engine(url)
     migrate.upgrade(engine)
@@ -85,10 +91,7 @@ def fresh_database(engine_name: str, workdir: Path) -> str:
 
 def drop_database(engine_name: str) -> None:
     if engine_name == "postgresql":
-        admin = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
-        admin.dispose()
+        on_server(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
 
 
 def fill_bare(url: str, rows: int) -> None:
@@ -139,11 +142,10 @@ def seeded_copy(
                 raw.close()
             engine.dispose()
         else:
-            admin = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{template}"')
-                conn.exec_driver_sql(f'CREATE DATABASE "{template}" TEMPLATE "{PG_DATABASE}" ')
-            admin.dispose()
+            on_server(
+                f'DROP DATABASE IF EXISTS "{template}"',
+                f'CREATE DATABASE "{template}" TEMPLATE "{PG_DATABASE}"',
+            )
         meta.write_bytes(pickle.dumps(scenario))
     scenario = pickle.loads(meta.read_bytes())  # noqa: S301 — our own file
     if engine_name == "sqlite":
@@ -152,11 +154,10 @@ def seeded_copy(
             Path(f"{copy}{suffix}").unlink(missing_ok=True)
         shutil.copy(master, copy)
         return f"sqlite:///{copy}", scenario
-    admin = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
-        conn.exec_driver_sql(f'CREATE DATABASE "{PG_DATABASE}" TEMPLATE "{template}"')
-    admin.dispose()
+    on_server(
+        f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)',
+        f'CREATE DATABASE "{PG_DATABASE}" TEMPLATE "{template}"',
+    )
     load_scenario.analyze(f"{PG_SERVER}/{PG_DATABASE}")  # a template made before the statistics were
     return f"{PG_SERVER}/{PG_DATABASE}", scenario
 

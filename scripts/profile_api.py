@@ -53,11 +53,12 @@ def _seeded(engine_name: str, devices: int) -> tuple[str, load_scenario.Scenario
             Path(f"{work}{suffix}").unlink(missing_ok=True)
         shutil.copy(master, work)
         return f"sqlite:///{work}", pickle.loads(meta.read_bytes())  # noqa: S301 — our own file
-    admin = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql('DROP DATABASE IF EXISTS "logistique_profile_api" WITH (FORCE)')
-        conn.exec_driver_sql('CREATE DATABASE "logistique_profile_api"')
-    admin.dispose()
+    from bench_api import on_server
+
+    on_server(
+        'DROP DATABASE IF EXISTS "logistique_profile_api" WITH (FORCE)',
+        'CREATE DATABASE "logistique_profile_api"',
+    )
     url = f"{PG_SERVER}/logistique_profile_api"
     return url, _seed(url, devices)
 

@@ -621,9 +621,44 @@ def _pick(
         # the last to commit sees every pick. (On SQLite the progress read with the line is the whole truth.)
         picked, total = _progress(session, slip)
     if picked == total:
-        completed = slip_object or session.get(Slip, slip.id)
-        _move(session, completed, SlipStatus.PREPARED, "prepared", by, now=now, stamp="prepared_at")
+        _complete(session, slip, by, now, slip_object)
     return ScanResult("picked", f"{serial} préparé.", picked, total, serial)
+
+
+# The pick of a slip's last line prepares the slip: its guarded move and its journal row, as ``_move`` writes
+# them, without loading the slip (one pick in ten, on slips of ten, did: a third of the cost of a pick).
+_SLIP_EVENTS = table(SlipEvent)
+_PREPARE_SLIP = Prepared(
+    sa.update(_SLIPS)
+    .where(_SLIPS.c.id == sa.bindparam("slip_id"), _SLIPS.c.status == SlipStatus.ISSUED)
+    .values(status=SlipStatus.PREPARED, prepared_at=sa.bindparam("now"))
+)
+_PREPARED_EVENT = Prepared(
+    sa.insert(_SLIP_EVENTS).values(
+        action="prepared", from_status=SlipStatus.ISSUED, to_status=SlipStatus.PREPARED, detail=""
+    ),
+    columns=["slip_id", "at", "actor_id", "actor_label"],
+)
+assert SlipStatus.PREPARED in NEXT[SlipStatus.ISSUED]  # the rule _move would check
+
+
+def _complete(session: Session, slip: _Picking, by: User | None, now: datetime, loaded: Slip | None) -> None:
+    if _PREPARE_SLIP.run(session, {"slip_id": slip.id, "now": now}) != 1:
+        raise Conflict(
+            f"Le bordereau {slip.number} vient d'être modifié par quelqu'un d'autre ; rechargez la page."
+        )
+    _PREPARED_EVENT.run(
+        session,
+        {
+            "slip_id": slip.id,
+            "at": now,
+            "actor_id": by.id if by else None,
+            "actor_label": devices.actor_label(by),
+        },
+    )
+    held = loaded or session.identity_map.get(identity_key(Slip, slip.id))
+    if held is not None:  # the session's copy reads the new status again
+        session.expire(held, ["status", "prepared_at", "events"])
 
 
 def ship(session: Session, slip: Slip, *, by: User | None, now: datetime | None = None) -> bool:

@@ -51,6 +51,10 @@ class _Form:
     binds: tuple[tuple[str, Processor, Any], ...]  # name, bind processor, value when not given
     results: tuple[Processor, ...]  # one per result column
     dbapi_error: type[Exception]
+    # what every execution does, worked out once: the binds in the order the DBAPI takes them (a name may
+    # come twice), and the result columns that have a processor (position, processor)
+    ordered: tuple[tuple[str, Processor, Any], ...] = ()
+    converted: tuple[tuple[int, Callable[[Any], Any]], ...] = ()
 
 
 class Prepared:
@@ -69,29 +73,40 @@ class Prepared:
         form = self._forms.get(dialect.name)
         if form is None:
             compiled = self.statement.compile(dialect=dialect, column_keys=self.column_keys)
-            binds = []
+            binds = {}
             for name, bind in compiled.binds.items():
                 processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
                 value = bind.effective_value if not bind.required else None
-                binds.append((name, processor, value))
+                binds[name] = (name, processor, value)
+            positional = tuple(compiled.positiontup or ()) if dialect.positional else None
+            results = tuple(t.dialect_impl(dialect).result_processor(dialect, None) for t in self._types)
             form = self._forms[dialect.name] = _Form(
                 compiled.string,
-                tuple(compiled.positiontup or ()) if dialect.positional else None,
-                tuple(binds),
-                tuple(t.dialect_impl(dialect).result_processor(dialect, None) for t in self._types),
+                positional,
+                tuple(binds.values()),
+                results,
                 dialect.loaded_dbapi.Error,
+                tuple(binds[name] for name in positional)
+                if positional is not None
+                else tuple(binds.values()),
+                tuple((i, p) for i, p in enumerate(results) if p is not None),
             )
         return form
 
     @staticmethod
     def _parameters(form: _Form, values: Mapping[str, Any]) -> Any:
-        processed = {}
-        for name, processor, default in form.binds:
-            value = values.get(name, default)
-            processed[name] = processor(value) if processor is not None and value is not None else value
+        get = values.get
         if form.positional is None:
-            return processed
-        return tuple(processed[name] for name in form.positional)
+            named = {}
+            for name, processor, default in form.ordered:
+                value = get(name, default)
+                named[name] = processor(value) if processor is not None and value is not None else value
+            return named
+        processed = []
+        for name, processor, default in form.ordered:
+            value = get(name, default)
+            processed.append(processor(value) if processor is not None and value is not None else value)
+        return tuple(processed)
 
     def _cursor(self, session: Session, values: Mapping[str, Any] | Iterable[Mapping[str, Any]], many: bool):
         connection = _connection(session)
@@ -162,16 +177,17 @@ class Prepared:
             fetched = cursor.fetchall()
         finally:
             cursor.close()
-        processors = form.results
-        if not any(processors):
+        if not form.converted:
             return [tuple(row) for row in fetched]
-        return [
-            tuple(
-                value if p is None or value is None else p(value)
-                for p, value in zip(processors, row, strict=True)
-            )
-            for row in fetched
-        ]
+        rows = []
+        for row in fetched:
+            values = list(row)
+            for position, processor in form.converted:
+                value = values[position]
+                if value is not None:
+                    values[position] = processor(value)
+            rows.append(tuple(values))
+        return rows
 
     @overload
     def mapping(self, row: tuple) -> dict[str, Any]: ...

@@ -328,7 +328,7 @@ def report(all_results: dict[str, dict], opts: dict) -> str:
 
 @click.command()
 @click.option("--engines", default="sqlite,postgresql", show_default=True)
-@click.option("--devices", default=7500, show_default=True, help="Équipements sur bordereaux, par scénario.")
+@click.option("--devices", default=15000, show_default=True, help="Équipements sur bordereaux, par scénario.")
 @click.option("--seconds", default=3, show_default=True, help="Durée de chaque mesure.")
 @click.option("--runs", default=3, show_default=True, help="Mesures par scénario (médiane).")
 @click.option("--connections", default=16, show_default=True)

@@ -6,7 +6,6 @@ when the database is busy the write is skipped and a later request of the same t
 
 from __future__ import annotations
 
-import importlib
 import logging
 from datetime import datetime
 
@@ -17,7 +16,6 @@ from ..db import db
 from ..domain import accounts
 
 log = logging.getLogger(__name__)
-_database = importlib.import_module("logistique.db")  # the module (the package exports ``db``, the object)
 
 LOCK_WAIT_MS = 250  # how long the after-answer write waits for the database's lock before giving up
 
@@ -33,17 +31,11 @@ def record_after(response: Response) -> None:
 def record(engine: sa.Engine, uses: dict[int, datetime]) -> None:
     """Write ``uses`` now; a busy database only delays them to a later request."""
     try:
-        with engine.execution_options(write=True).connect() as conn:
-            raw = conn.connection.driver_connection
-            if engine.dialect.name == "sqlite":
-                raw.execute(f"PRAGMA busy_timeout={LOCK_WAIT_MS}")
-            try:
-                with conn.begin():
-                    if engine.dialect.name == "postgresql":
-                        conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_WAIT_MS}ms'")
-                    accounts.record_token_uses(conn, uses)
-            finally:
-                if engine.dialect.name == "sqlite":
-                    raw.execute(f"PRAGMA busy_timeout={_database.LOCK_TIMEOUT_MS}")
+        # SQLite: the writer's BEGIN IMMEDIATE gives up after lock_wait_ms (logistique.db)
+        writer = engine.execution_options(write=True, lock_wait_ms=LOCK_WAIT_MS)
+        with writer.connect() as conn, conn.begin():
+            if engine.dialect.name == "postgresql":
+                conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_WAIT_MS}ms'")
+            accounts.record_token_uses(conn, uses)
     except sa.exc.OperationalError as exc:
         log.info("last use of API tokens not written (database busy): %s", exc.orig)

@@ -559,6 +559,8 @@ def gunicorn(
     port = free_port()
     command = [
         str(Path(sys.executable).with_name("gunicorn")),
+        "--config",
+        str(ROOT / "deploy" / "gunicorn.conf.py"),
         "--workers",
         str(workers),
         "--bind",

@@ -195,3 +195,8 @@ def test_bounded_load_on_gunicorn_no_5xx_and_the_database_agrees_with_every_answ
     assert any(a.replayed for a in answers), "no pick was retried with its Idempotency-Key"
     session.expire_all()
     assert load_scenario.check(session, scenario, answers) == []
+    # served with the production settings (deploy/gunicorn.conf.py): gunicorn's lines in the app's format, and
+    # each worker's start-up objects out of the garbage collector's passes
+    text = log.read_text()
+    assert "Logging error" not in text, text[:3000]
+    assert text.count("objets du démarrage hors du ramasse-miettes") == 2, text[:3000]

@@ -17,6 +17,7 @@ The listeners are registered on the application's own session factories (``insta
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import defaultdict
 from typing import Any
@@ -203,6 +204,7 @@ def flush(session: Session) -> None:
     session.info[_PENDING] = _Pending()
 
 
+@functools.lru_cache(maxsize=4096)  # the same few counters, again and again (an enum's value is slow to read)
 def _sort_key(key: tuple) -> tuple:
     return tuple(getattr(part, "value", part) for part in key)
 

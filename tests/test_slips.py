@@ -13,7 +13,7 @@ import pypdfium2 as pdfium
 import pytest
 import zxingcpp
 
-from logistique.domain import accounts, pupils, slips, tokens
+from logistique.domain import accounts, devices, pupils, slips, tokens
 from logistique.domain.errors import (
     BusinessRuleViolation,
     Forbidden,
@@ -513,13 +513,13 @@ def test_racing_pickers_of_the_last_devices_complete_the_slip(app, session, worl
     """Volunteers picking the last devices of a slip at the same moment, each a different device: whoever
     commits last sees every pick and moves the slip to « préparé » (each pick reads the progress it counts
     after the others' commits, not the progress it read before its own update)."""
-    counting = slips._progress
+    moving = devices.transition  # which counts the slip's picks in its statement on PostgreSQL
 
-    def slow_count(*args, **kwargs):
+    def slow_move_and_count(*args, **kwargs):
         time.sleep(0.1)  # every racer has written its pick before any counts, unless they queue on the slip
-        return counting(*args, **kwargs)
+        return moving(*args, **kwargs)
 
-    monkeypatch.setattr(slips, "_progress", slow_count)
+    monkeypatch.setattr(devices, "transition", slow_move_and_count)
     kits = [bundle(session, world, n) for n in range(1, RACERS // 2 + 1)]
     serials = [serial for kit in kits for serial in kit.serials]
     slip = issued_slip(session, world, serials)

@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -279,7 +279,7 @@ _ACTIVE_ASSIGNMENTS = Prepared(sa.select(*_COUNTED, _ASSIGNMENTS.c.device_status
 _JOURNALED = ("device_id", "at", "actor_id", "actor_label", "action", "from_status", "to_status", "reason")
 
 
-def _move_journal_and_carry() -> sa.Select:
+def _move_journal_and_carry(*extra: sa.ColumnElement) -> sa.Select:
     """The three writes of a usual transition as one statement (PostgreSQL's data-modifying WITH): the guarded
     device update, its journal event, and the usual move of its active assignment (the one holding the status
     the device leaves). One row per assignment carried, or one with no assignment; no row when the guard
@@ -311,10 +311,28 @@ def _move_journal_and_carry() -> sa.Select:
         .returning(_EVENTS.c.id)
         .cte("journal")
     )
-    return sa.select(journal.c.id, *carried.c).select_from(journal.outerjoin(carried, sa.true()))
+    return sa.select(journal.c.id, *carried.c, *extra).select_from(journal.outerjoin(carried, sa.true()))
 
 
 _MOVE_JOURNAL_AND_CARRY = Prepared(_move_journal_and_carry())
+_CARRIED_WIDTH = 1 + len(_COUNTED)  # the journal event's id, then the columns of an assignment carried
+
+
+@dataclass
+class Reading:
+    """What a caller reads in the same statement as a usual transition (PostgreSQL's one statement), to save
+    a round trip: ``statement`` (made by ``reading_with``), its own parameters, and, once ``transition`` ran
+    it, the ``values`` of its columns (None when the transition took another path: read them yourself)."""
+
+    statement: Prepared
+    params: dict[str, Any]
+    values: tuple | None = None
+
+
+def reading_with(*columns: sa.ColumnElement) -> Prepared:
+    """The one-statement transition that also reads ``columns`` (scalar subqueries). They see what was
+    committed when the statement began, as a statement of their own run next would (READ COMMITTED)."""
+    return Prepared(_move_journal_and_carry(*columns))
 
 
 def transition(
@@ -325,9 +343,10 @@ def transition(
     by: User | None,
     reason: str = "",
     now: datetime | None = None,
+    reading: Reading | None = None,
 ) -> int:
     """Apply ``action`` to ``device``: check role, scope and state, change it and journal it (no commit).
-    Returns the id of the journal event."""
+    Returns the id of the journal event. ``reading``: columns to read in the same statement, if it is one."""
     reason = (reason or "").strip()
     rule = check(action, device, by, reason=reason, session=session)
     now = now or utcnow()
@@ -349,13 +368,17 @@ def transition(
     )
     # Guarded update: of two requests racing from the same state, only one changes the row.
     if not ends and rule.target is not DeviceStatus.HANDED_OVER and _one_round_trip(session):
-        rows = _MOVE_JOURNAL_AND_CARRY.rows(
-            session, {**journaled, "source": source, "target": rule.target, "now": now}
-        )
+        values = {**journaled, "source": source, "target": rule.target, "now": now}
+        if reading is None:
+            rows = _MOVE_JOURNAL_AND_CARRY.rows(session, values)
+        else:
+            rows = reading.statement.rows(session, {**reading.params, **values})
+            if rows:
+                reading.values = rows[0][_CARRIED_WIDTH:]
         if not rows:
             raise conflict
         event_id = rows[0][0]
-        carried = [(*row[1:], source) for row in rows if row[1] is not None]
+        carried = [(*row[1:_CARRIED_WIDTH], source) for row in rows if row[1] is not None]
         if carried:
             _count_moved(session, carried, rule.target, {"device_status": rule.target}, ends=False)
         else:  # the assignment held another status than its device's, or there is none

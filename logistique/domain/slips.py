@@ -483,6 +483,8 @@ _PICK_LINE_HOLDING_SLIP = Prepared(
     sa.update(_LINES).where(_LINE_NOT_PICKED, sa.exists(sa.select(_HELD_SLIP.c.id))).values(_PICKED_BY)
 )
 _PROGRESS = Prepared(sa.select(*_progress_of(sa.bindparam("slip_id"))))
+# the pick's device transition, with the slip's progress counted in the same statement (PostgreSQL)
+_PICK_AND_COUNT = devices.reading_with(*_progress_of(sa.bindparam("slip_id")))
 
 
 def _progress(session: Session, slip: Slip | _Picking) -> tuple[int, int]:
@@ -613,13 +615,17 @@ def _pick(
     if line is not None:
         session.expire(line, ["picked_at", "picked_by_id"])
     device = devices.DeviceRef(device_id, serial, device_status, device_warehouse)
-    devices.transition(session, device, "pick", by=by, reason=f"Préparé pour {slip.number}", now=now)
+    # Volunteers picking the slip's other lines at the same moment: the progress read with the line misses
+    # their picks not committed yet. The line's update queued on the slip's row: count again, and the last to
+    # commit sees every pick — in the transition's own statement when it is one (PostgreSQL), else after it.
+    # (On SQLite the progress read with the line is the whole truth.)
+    recount = None if serialized else devices.Reading(_PICK_AND_COUNT, {"slip_id": slip.id})
+    devices.transition(
+        session, device, "pick", by=by, reason=f"Préparé pour {slip.number}", now=now, reading=recount
+    )
     picked += 1
-    if picked < total and not serialized:
-        # Volunteers picking the slip's other lines at the same moment: the progress read with the line
-        # misses their picks not committed yet. The line's update queued on the slip's row: count again, and
-        # the last to commit sees every pick. (On SQLite the progress read with the line is the whole truth.)
-        picked, total = _progress(session, slip)
+    if recount is not None:
+        picked, total = recount.values if recount.values is not None else _progress(session, slip)
     if picked == total:
         _complete(session, slip, by, now, slip_object)
     return ScanResult("picked", f"{serial} préparé.", picked, total, serial)

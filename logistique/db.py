@@ -180,10 +180,11 @@ class Database:
     @property
     def session(self) -> Session:
         """The session of the current application context (a writer's for POST, PUT, PATCH, DELETE)."""
-        session = getattr(g, "db_session", None)
+        context_globals = g._get_current_object()  # once: a request asks for its session a dozen times
+        session = getattr(context_globals, "db_session", None)
         if session is None:
             factories = self._factory()
-            session = g.db_session = (
+            session = context_globals.db_session = (
                 factories.writer
                 if has_request_context() and request.method not in _SAFE_METHODS
                 else factories.reader

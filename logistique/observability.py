@@ -180,10 +180,15 @@ def init_sentry(app: Flask) -> None:
     """Send unhandled errors to Sentry, scrubbed of personal data by ``scrub_event``."""
     import sentry_sdk
     from sentry_sdk.integrations.flask import FlaskIntegration
+    from sentry_sdk.integrations.huey import HueyIntegration
 
     sentry_sdk.init(
         dsn=app.config["SENTRY_DSN"],
         integrations=[FlaskIntegration()],
+        # Sentry's huey integration adds a « sentry_headers » argument to every task queued, which a worker
+        # without it (no DSN there, or another version) cannot call: every job would fail. A job's failure
+        # reaches Sentry anyway, through the error it logs.
+        disabled_integrations=[HueyIntegration()],
         # send_default_pii stays off (its default): no cookies, client addresses or user e-mails
         include_local_variables=False,  # a frame's variables may hold a pupil
         max_request_body_size="never",  # forms carry names and phones

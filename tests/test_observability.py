@@ -13,7 +13,7 @@ import sentry_sdk
 from flask import request
 from sentry_sdk.transport import Transport
 
-from logistique import create_app, observability
+from logistique import create_app, jobs, observability
 from logistique.access import any_role
 from logistique.domain import accounts
 from logistique.models import Pupil
@@ -217,7 +217,8 @@ def test_errors_reach_sentry_without_any_name(app, world):
         assert "signalée automatiquement" in page and "panne-0001-test" in page
         sentry_sdk.flush()
     finally:
-        sentry_sdk.init()  # no DSN: nothing is sent by the next tests
+        # no DSN: nothing is sent by the next tests; and no integration left patching other libraries
+        sentry_sdk.init(default_integrations=False, auto_enabling_integrations=False)
         failing.extensions["logistique.db"].engine.dispose()
     (event,) = transport.events()
     sent = json.dumps(event, ensure_ascii=False)
@@ -227,6 +228,28 @@ def test_errors_reach_sentry_without_any_name(app, world):
     assert event["tags"]["request_id"] == "panne-0001-test"
     assert event["user"] == {"id": str(world.coordinator.id)} and event["tags"]["role"] == "coordinator"
     assert event["request"] == {"method": "POST", "url": "http://localhost/panne"}
+
+
+def test_a_job_queued_while_sentry_is_on_carries_its_job_id_alone(app, tmp_path):
+    """Sentry's huey integration would add a tracing argument to every task queued, which a worker without
+    Sentry cannot call: every job would fail."""
+    sentried = create_app(
+        _overrides(
+            app,
+            SENTRY_DSN="https://cle@sentry.example/1",
+            SENTRY_TRANSPORT=KeptEvents(),
+            QUEUE_URL="",
+            QUEUE_FILE=str(tmp_path / "queue.sqlite3"),
+        )
+    )
+    try:
+        with sentried.app_context():
+            jobs._send(4242)
+            (task,) = jobs.queue(sentried).pending()
+        assert (task.name, task.args, task.kwargs) == ("logistique.run_job", (4242,), {})
+    finally:
+        sentry_sdk.init(default_integrations=False, auto_enabling_integrations=False)
+        sentried.extensions["logistique.db"].engine.dispose()
 
 
 def test_without_sentry_the_500_page_claims_nobody_was_told(app, world):

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
+from flask import request
 
 from logistique import create_app
 from logistique.db import db
@@ -198,3 +199,24 @@ def test_forwarded_addresses_are_believed_only_from_configured_proxies(app, sess
     finally:
         with behind.app_context():
             db.get_engine().dispose()
+
+
+def _opened(app, value: str) -> dict:
+    interface = app.session_interface
+    with app.test_request_context("/", headers={"Cookie": f"{interface.get_cookie_name(app)}={value}"}):
+        return interface.open_session(app, request)
+
+
+def test_a_session_cookie_checked_once_is_still_checked_for_age_and_tampering(app, monkeypatch):
+    """A phone sends the same cookie with every scan: the server keeps the cookies it verified, but a kept
+    cookie still ages like any other, a changed one is checked again, and a session read from it is a copy."""
+    value = app.session_interface.get_signing_serializer(app).dumps({"_user_id": "7", "_sv": 1})
+    first = _opened(app, value)
+    assert dict(first) == {"_user_id": "7", "_sv": 1}
+    first["_sv"] = 99  # a request changing its session changes nothing for the next one
+    assert dict(_opened(app, value)) == {"_user_id": "7", "_sv": 1}
+    tampered = value[:-2] + ("AA" if value[-2:] != "AA" else "BB")
+    assert dict(_opened(app, tampered)) == {}
+    later = time.time() + app.permanent_session_lifetime.total_seconds() + 5
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert dict(_opened(app, value)) == {}

@@ -82,9 +82,14 @@ def _sqlite_begin(conn: Any) -> None:
             pooled.info[_BUSY_ZERO] = True
         _begin_immediate(raw, options.get("lock_wait_ms", LOCK_TIMEOUT_MS))
     else:
-        if pooled.info.pop(_BUSY_ZERO, False):
-            raw.execute(f"PRAGMA busy_timeout={LOCK_TIMEOUT_MS}")
+        _wait_as_sqlite(pooled)
         raw.execute("BEGIN")
+
+
+def _wait_as_sqlite(pooled: Any) -> None:
+    """Put SQLite's own lock wait back on a pooled connection that a writer left at busy_timeout 0."""
+    if pooled.info.pop(_BUSY_ZERO, False):
+        pooled.driver_connection.execute(f"PRAGMA busy_timeout={LOCK_TIMEOUT_MS}")
 
 
 # How a writer waits for SQLite's write lock: it tries again after these pauses (seconds), then after the
@@ -216,6 +221,7 @@ class Database:
         raw = getattr(factories.side, "connection", None)
         if raw is None:
             pooled = factories.engine.raw_connection()
+            _wait_as_sqlite(pooled)  # it may have served a writer
             raw = factories.side.connection = pooled.driver_connection
             pooled.detach()
         return statement.first_on(raw, factories.engine.dialect, values)

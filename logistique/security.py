@@ -69,8 +69,11 @@ class CookieSessions(SecureCookieSessionInterface):
     # only (a copy of the dictionary is then a copy of the session): a volunteer's phone sends the same cookie
     # with every scan, and checking its signature and decoding it again cost a measurable share of a scan.
     # The cookie's age is checked at every request, as the serializer checks it; another key, another cache.
-    _verified: dict[str, tuple[URLSafeTimedSerializer, int, dict]]
     _VERIFIED_MAX = 1024
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._verified: dict[str, tuple[URLSafeTimedSerializer, int, dict]] = {}
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
         value = request.cookies.get(self.get_cookie_name(app))
@@ -80,7 +83,7 @@ class CookieSessions(SecureCookieSessionInterface):
         if serializer is None or not value:
             return super().open_session(app, request)
         max_age = int(app.permanent_session_lifetime.total_seconds())
-        verified = self.__dict__.setdefault("_verified", {})
+        verified = self._verified
         known = verified.get(value)
         if known is not None and known[0] is serializer:
             age = int(time.time()) - known[1]

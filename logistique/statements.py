@@ -48,13 +48,10 @@ class _Form:
 
     sql: str
     positional: tuple[str, ...] | None  # the parameters' order (qmark, format), None for named ones
-    binds: tuple[tuple[str, Processor, Any], ...]  # name, bind processor, value when not given
-    results: tuple[Processor, ...]  # one per result column
+    # name, bind processor and value when not given, in the order the DBAPI takes them (a name may come twice)
+    ordered: tuple[tuple[str, Processor, Any], ...]
+    converted: tuple[tuple[int, Callable[[Any], Any]], ...]  # result columns with a processor: position, it
     dbapi_error: type[Exception]
-    # what every execution does, worked out once: the binds in the order the DBAPI takes them (a name may
-    # come twice), and the result columns that have a processor (position, processor)
-    ordered: tuple[tuple[str, Processor, Any], ...] = ()
-    converted: tuple[tuple[int, Callable[[Any], Any]], ...] = ()
 
 
 class Prepared:
@@ -80,16 +77,13 @@ class Prepared:
                 binds[name] = (name, processor, value)
             positional = tuple(compiled.positiontup or ()) if dialect.positional else None
             results = tuple(t.dialect_impl(dialect).result_processor(dialect, None) for t in self._types)
+            ordered = tuple(binds[name] for name in positional) if positional else tuple(binds.values())
             form = self._forms[dialect.name] = _Form(
                 compiled.string,
                 positional,
-                tuple(binds.values()),
-                results,
-                dialect.loaded_dbapi.Error,
-                tuple(binds[name] for name in positional)
-                if positional is not None
-                else tuple(binds.values()),
+                ordered,
                 tuple((i, p) for i, p in enumerate(results) if p is not None),
+                dialect.loaded_dbapi.Error,
             )
         return form
 

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from werkzeug.serving import make_server
 
-from logistique import create_app
+from logistique import create_app, migrate
 from logistique.db import Base, db, make_engine, utcnow
 from logistique.domain import accounts
 from logistique.models import ApiToken, DeviceEvent, SlipLine
@@ -200,3 +200,24 @@ def test_bounded_load_on_gunicorn_no_5xx_and_the_database_agrees_with_every_answ
     text = log.read_text()
     assert "Logging error" not in text, text[:3000]
     assert text.count("objets du démarrage hors du ramasse-miettes") == 2, text[:3000]
+
+
+def test_what_a_write_reads_first_waits_for_sqlites_lock_as_readers_do(tmp_path):
+    """SQLite's writers set busy_timeout to 0 on their connection (they wait for the lock in their own
+    steps); the connection a writing request reads its account on before its transaction is taken from that
+    pool, and must wait for a lock as SQLite's readers do instead of failing at once. (SQLite only: on
+    PostgreSQL that read goes through the request's session.)"""
+    url = f"sqlite:///{tmp_path / 'attente.sqlite3'}"
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "attente", "TESTING": True})
+    with app.app_context():
+        with db.new_session(write=True) as writer:  # the pool's connection now serves a writer
+            writer.execute(sa.text("SELECT 1"))
+            writer.commit()
+        with app.test_request_context("/api/v1/slips/X/picks", method="POST"):
+            assert db.read_first(accounts.USER_BY_ID, {"user_id": 1}) is None
+        side = app.extensions["logistique.db"].side.connection
+        assert side.execute("PRAGMA busy_timeout").fetchone()[0] == db_module.LOCK_TIMEOUT_MS
+        db.get_engine().dispose()

@@ -151,6 +151,11 @@ def _event(
     session.add(journal_entry(SlipEvent, "slip", slip, action, source, target, by, detail, now))
 
 
+def _changed_meanwhile(what: str, number: str) -> Conflict:
+    """The refusal of a guarded move that another request made first (``what``: « Le bordereau »)."""
+    return Conflict(f"{what} {number} vient d'être modifié par quelqu'un d'autre ; rechargez la page.")
+
+
 def guarded_move(
     session: Session,
     row,
@@ -177,7 +182,7 @@ def guarded_move(
         .execution_options(synchronize_session=False)
     )
     if rows_changed(result) != 1:
-        raise Conflict(f"{what} {row.number} vient d'être modifié par quelqu'un d'autre ; rechargez la page.")
+        raise _changed_meanwhile(what, row.number)
     session.expire(row, ["status", *([stamp] if stamp else [])])
     return source
 
@@ -650,9 +655,7 @@ assert SlipStatus.PREPARED in NEXT[SlipStatus.ISSUED]  # the rule _move would ch
 
 def _complete(session: Session, slip: _Picking, by: User | None, now: datetime, loaded: Slip | None) -> None:
     if _PREPARE_SLIP.run(session, {"slip_id": slip.id, "now": now}) != 1:
-        raise Conflict(
-            f"Le bordereau {slip.number} vient d'être modifié par quelqu'un d'autre ; rechargez la page."
-        )
+        raise _changed_meanwhile("Le bordereau", slip.number)
     _PREPARED_EVENT.run(
         session,
         {

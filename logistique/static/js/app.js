@@ -145,6 +145,11 @@
   /* 6. The installable app: the service worker (/sw.js) keeps the scan pages and static files for offline use. */
   var worker = document.documentElement.getAttribute("data-sw");
   if (worker && "serviceWorker" in navigator) {
+    // Did this page pass through the worker? Asked now, not at "load": a worker that finishes installing while
+    // the page loads takes control of it (clients.claim) without having seen it pass.
+    var navigation = window.performance && performance.getEntriesByType ? performance.getEntriesByType("navigation")[0] : null;
+    var passedThroughWorker =
+      navigation && typeof navigation.workerStart === "number" ? navigation.workerStart > 0 : !!navigator.serviceWorker.controller;
     window.addEventListener("load", function () {
       navigator.serviceWorker
         .register(worker, { scope: "/" })
@@ -156,7 +161,7 @@
           // page the server marks is fetched again: the login page, fetched again by the worker while its form
           // is being sent, could answer after the login with the cookie of before and log the user out.
           var keepable = document.documentElement.hasAttribute("data-keep-offline");
-          if (keepable && !navigator.serviceWorker.controller && registration.active) {
+          if (keepable && !passedThroughWorker && registration.active) {
             registration.active.postMessage({ type: "keep-page", url: window.location.href });
           }
         })

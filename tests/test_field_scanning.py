@@ -403,9 +403,9 @@ def test_the_app_installs_and_keeps_no_personal_data(app, world, server, browser
     manifest = page.evaluate("fetch(document.querySelector('link[rel=manifest]').href).then((r) => r.json())")
     assert manifest["display"] == "standalone" and manifest["start_url"] == "/"
     assert {icon["sizes"] for icon in manifest["icons"]} == {"192x192", "512x512"}
-    page.wait_for_function("navigator.serviceWorker.controller !== null || navigator.serviceWorker.ready")
-    page.evaluate("navigator.serviceWorker.ready")
-    page.goto(f"/eleves/{pupil_id}")  # controlled by the worker now
+    page.evaluate("navigator.serviceWorker.ready.then(() => true)")  # an active worker: it sees what follows
+    page.goto(f"/eleves/{pupil_id}")
+    assert page.evaluate("() => performance.getEntriesByType('navigation')[0].workerStart") > 0  # seen
     page.goto(f"/bordereaux/{number}/reception")
     _wait_until_kept(page, f"/bordereaux/{number}/reception")
     kept = page.evaluate(

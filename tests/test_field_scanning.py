@@ -112,27 +112,32 @@ def _pick_events(device: Device) -> int:
     )
 
 
-def _wait_until_kept(page, path: str) -> None:
-    """Wait until the service worker has kept the page ``path`` for offline use. Polled from here:
-    Playwright's ``wait_for_function`` takes an async predicate's promise for a truthy answer at once."""
+def _until(page, script: str, arg=None, *, what: str):
+    """Evaluate ``script`` in the page until it answers ``true`` (30 s), else fail with ``what`` and its
+    last answer. Polled from here: Playwright's ``wait_for_function`` takes an async predicate's promise for
+    a truthy answer at once, and a string predicate is an eval the pages' CSP refuses."""
     deadline = time.monotonic() + 2 * TIMEOUT_MS / 1000
-    while True:
-        kept = page.evaluate(
-            """async (path) => {
-                const found = [];
-                for (const name of await caches.keys()) {
-                    const cache = await caches.open(name);
-                    if (name.startsWith("logistique-pages-") && (await cache.match(path))) return true;
-                    found.push(name);
-                }
-                return found;
-            }""",
-            path,
-        )
-        if kept is True:
-            return
-        assert time.monotonic() < deadline, f"{path} not kept for offline use; caches: {kept}"
-        page.wait_for_timeout(100)
+    while (answer := page.evaluate(script, arg)) is not True:
+        assert time.monotonic() < deadline, f"{what} (last answer: {answer})"
+        page.wait_for_timeout(50)
+
+
+def _wait_until_kept(page, path: str) -> None:
+    """Wait until the service worker has kept the page ``path`` for offline use."""
+    _until(
+        page,
+        """async (path) => {
+            const found = [];
+            for (const name of await caches.keys()) {
+                const cache = await caches.open(name);
+                if (name.startsWith("logistique-pages-") && (await cache.match(path))) return true;
+                found.push(name);
+            }
+            return found;
+        }""",
+        path,
+        what=f"{path} not kept for offline use; caches",
+    )
 
 
 # ---------------------------------------------------------------- 1. camera: the polyfill
@@ -523,10 +528,8 @@ def test_a_scan_page_the_worker_takes_over_while_it_loads_is_kept(app, world, se
     page.goto(f"/login?next={path}")
     _log_in(page, world.warehouse)
     page.wait_for_url(lambda url: url.endswith(path), wait_until="commit", timeout=60_000)
-    deadline = time.monotonic() + 2 * TIMEOUT_MS / 1000
-    while not page.evaluate("() => navigator.serviceWorker.controller !== null"):  # taken over
-        assert time.monotonic() < deadline, "the service worker never took control of the page"
-        page.wait_for_timeout(50)
+    taken_over = "() => navigator.serviceWorker.controller !== null"
+    _until(page, taken_over, what="the worker never took control of the page")
     assert page.evaluate("() => document.readyState") == "loading"
     assert page.evaluate("() => performance.getEntriesByType('navigation')[0].workerStart") == 0
     page_may_finish.set()

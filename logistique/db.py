@@ -55,7 +55,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
+    # Switching a new database file to WAL takes its exclusive lock; two connections switching it at once
+    # (two hosts running init-db, workers starting on a fresh file) can get "database is locked" at once,
+    # without SQLite's busy handler (it would be a deadlock): tried again like BEGIN IMMEDIATE.
+    _execute_when_free(dbapi_connection, "PRAGMA journal_mode=WAL", LOCK_TIMEOUT_MS)
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute(f"PRAGMA busy_timeout={LOCK_TIMEOUT_MS}")
     cursor.execute("PRAGMA mmap_size=268435456")  # reads through the OS page cache: aggregations ~2x faster
@@ -74,13 +77,13 @@ def _sqlite_begin(conn: Any) -> None:
     raw = pooled.driver_connection
     options = conn.get_execution_options()
     if options.get("write"):
-        # Each try answers at once; the pauses are ours (_begin_immediate). The setting stays on the
+        # Each try answers at once; the pauses are ours (_execute_when_free). The setting stays on the
         # connection for the next writer (it holds the lock for the rest of its transaction: nothing of it
         # waits) and a reader puts SQLite's own wait back (two statements less per write).
         if not pooled.info.get(_BUSY_ZERO):
             raw.execute("PRAGMA busy_timeout=0")
             pooled.info[_BUSY_ZERO] = True
-        _begin_immediate(raw, options.get("lock_wait_ms", LOCK_TIMEOUT_MS))
+        _execute_when_free(raw, "BEGIN IMMEDIATE", options.get("lock_wait_ms", LOCK_TIMEOUT_MS))
     else:
         _wait_as_sqlite(pooled)
         raw.execute("BEGIN")
@@ -100,17 +103,17 @@ def _wait_as_sqlite(pooled: Any) -> None:
 _LOCK_PAUSES = (0.0001, 0.0002, 0.0003, 0.0005)
 
 
-def _begin_immediate(raw: Any, wait_ms: int) -> None:
-    """BEGIN IMMEDIATE on ``raw`` (its busy_timeout 0), tried again after _LOCK_PAUSES for ``wait_ms``."""
+def _execute_when_free(raw: Any, sql: str, wait_ms: int) -> None:
+    """``sql`` on ``raw``, tried again after _LOCK_PAUSES for ``wait_ms`` while the database is locked."""
     deadline = time.monotonic() + wait_ms / 1000
     tries = 0
     while True:
         try:
-            raw.execute("BEGIN IMMEDIATE")
+            raw.execute(sql)
             return
         except sqlite3.OperationalError as exc:
             if not str(exc).startswith("database is locked") or time.monotonic() >= deadline:
-                raise OperationalError("BEGIN IMMEDIATE", None, exc) from exc
+                raise OperationalError(sql, None, exc) from exc
         time.sleep(_LOCK_PAUSES[min(tries, len(_LOCK_PAUSES) - 1)])
         tries += 1
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 
 import pytest
@@ -173,3 +174,24 @@ def test_two_hosts_starting_at_once_migrate_one_after_the_other(fresh_url):
         assert migrate.drift(engine) == []
     finally:
         engine.dispose()
+
+
+def test_a_new_sqlite_file_another_host_is_writing_is_opened_once_it_is_free(tmp_path):
+    """Switching a new file to WAL needs its exclusive lock; while another host holds its write lock, SQLite
+    answers « database is locked » at once, without waiting (it would be a deadlock). The app waits for the
+    lock like a writer does instead of failing: two hosts running `init-db` on a new file failed so in CI."""
+    path = tmp_path / "new.sqlite3"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE other_host (x INTEGER)")
+    other.execute("BEGIN IMMEDIATE")  # the other host's write lock, still in the rollback journal
+    released = threading.Timer(0.3, lambda: other.execute("COMMIT"))
+    released.start()
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert connection.exec_driver_sql("SELECT count(*) FROM other_host").scalar() == 0
+    finally:
+        released.join()
+        engine.dispose()
+        other.close()

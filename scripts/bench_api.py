@@ -222,8 +222,12 @@ def bench_engine(engine_name: str, opts: dict, wrk: str, workdir: Path) -> dict:
     results: dict[str, dict[str, list[dict]]] = {m: {"bare": [], "app": []} for m, _label in scenarios}
     logs = RESULTS / f"api-{engine_name}"
     with (
-        load_scenario.gunicorn("bench_bare:create_app()", env, extra=("--pythonpath", "scripts")) as bare,
-        load_scenario.gunicorn("logistique:create_app()", env, log=logs.with_suffix(".log")) as real,
+        load_scenario.gunicorn(
+            "bench_bare:create_app()", env, workers=opts["workers"], extra=("--pythonpath", "scripts")
+        ) as bare,
+        load_scenario.gunicorn(
+            "logistique:create_app()", env, workers=opts["workers"], log=logs.with_suffix(".log")
+        ) as real,
     ):
         browser = load_scenario.Http(real)
         load_scenario.web_login(browser, scenario.warehouse_email)
@@ -280,7 +284,8 @@ def median(values: list[float]) -> float:
 
 def report(all_results: dict[str, dict], opts: dict) -> str:
     lines = [
-        f"{opts['connections']} connexions (wrk -t2), {opts['seconds']} s par mesure, "
+        f"{opts['connections']} connexions (wrk -t2), gunicorn à {opts['workers']} workers, "
+        f"{opts['seconds']} s par mesure, "
         f"médianes de {opts['runs']} mesures ; le rapport compare l'application à son équivalent nu "
         "mesuré dans la même exécution.",
         "",
@@ -333,11 +338,21 @@ def report(all_results: dict[str, dict], opts: dict) -> str:
 @click.option("--runs", default=3, show_default=True, help="Mesures par scénario (médiane).")
 @click.option("--connections", default=16, show_default=True)
 @click.option(
+    "--workers", default=2, show_default=True, help="Workers gunicorn de chaque serveur (scripts/serve : 2)."
+)
+@click.option(
     "--scenarios", default="pick,scan,get", show_default=True, help="Scénarios mesurés (pick, scan, get)."
 )
 @click.option("--cache", is_flag=True, help="Garder la base semée et la recopier aux exécutions suivantes.")
 def main(
-    engines: str, devices: int, seconds: int, runs: int, connections: int, scenarios: str, cache: bool
+    engines: str,
+    devices: int,
+    seconds: int,
+    runs: int,
+    connections: int,
+    workers: int,
+    scenarios: str,
+    cache: bool,
 ) -> None:
     """The API's write paths against bare endpoints (req/s ratio and p99), SQLite and PostgreSQL."""
     wrk = ensure_wrk()
@@ -347,6 +362,7 @@ def main(
         "seconds": seconds,
         "runs": runs,
         "connections": connections,
+        "workers": workers,
         "scenarios": scenarios.split(","),
         "cache": cache,
     }

@@ -290,6 +290,59 @@ def test_cite_educative_2020_envelope_cannot_pass_its_15_percent(session, world,
     assert _state(session) == before
 
 
+def test_one_transaction_of_assignments_counts_its_own_money_and_quota(session, world):
+    """A batch (the bulk assignment page) assigns pupil after pupil before one commit: each check counts the
+    assignments the batch already made. The counters these checks read are written only at the commit."""
+    envelope = money.save_envelope(
+        session,
+        money.EnvelopeData(
+            region_code="32",
+            kind=EnvelopeKind.CITE_2020,
+            label="Cité éducative de Roubaix 2020",
+            amount_cents=300_00,
+            annual_amount_cents=2000_00,
+            cite_educative_code="cite-064",
+        ),
+        by=None,
+    )
+    lot = money.save_lot(
+        session,
+        money.LotData(
+            reference="LOT-LOT",
+            supplier="Emmaüs Connect",
+            envelope_id=envelope.id,
+            warehouse_id=world.wh_lille.id,
+            unit_costs={world.tablet.id: 150_00},
+        ),
+        by=None,
+    )
+    tablets = [_device(session, lot, world.tablet, f"SN-BATCH-{i}") for i in range(3)]
+    roubaix = [_pupil(session, world, "Anna", "Vasseur", n=1), _pupil(session, world, "Bilal", "Haddad", n=2)]
+    quartier = _pupil(session, world, "Chloé", "Petit", n=3, qpv="QP059001")
+    session.commit()
+    before = _state(session)
+    # money: 300 € for 150-€ tablets, two fit, the third is refused within the same transaction
+    assignments.assign(session, pupil=roubaix[0], device=tablets[0], by=world.coordinator)
+    assignments.assign(session, pupil=quartier, device=tablets[1], by=world.coordinator)
+    assert money.committed_by_envelope(session, [envelope.id]) == {envelope.id: 300_00}
+    with pytest.raises(BusinessRuleViolation) as refused:
+        assignments.assign(session, pupil=roubaix[1], device=tablets[2], by=world.coordinator)
+    assert refused.value.code == "envelope_exceeded"
+    session.rollback()
+    assert _state(session) == before
+    # quota: one tablet for the QPV QN05981M in the applied plan; the batch's first one uses it up
+    plan = allocation.compute_plan(session, "32", by=None)
+    line = next(ln for ln in plan.lines if (ln.qpv_code, ln.kind) == ("QN05981M", NeedKind.TABLET))
+    allocation.adjust(session, plan, {line.id: 1}, by=None)
+    allocation.apply(session, plan, by=None)
+    session.commit()
+    assignments.assign(session, pupil=roubaix[0], device=tablets[0], by=world.coordinator)
+    with pytest.raises(BusinessRuleViolation) as refused:
+        assignments.assign(session, pupil=roubaix[1], device=tablets[1], by=world.coordinator)
+    assert refused.value.code == "quota_reached"
+    session.rollback()
+
+
 def test_quota_of_the_applied_plan(session, world, api):
     roubaix = _pupil(session, world, "Anna", "Vasseur", n=1, qpv="QN05981M")
     quartier = _pupil(session, world, "Bilal", "Haddad", n=2, qpv="QP059001")

@@ -51,15 +51,8 @@ def applied_plan(session: Session, region_code: str, *, lock: bool = False) -> A
 
 
 def quota_used(session: Session, qpv_code: str, kind: NeedKind) -> int:
-    """Active assignments of that kind for pupils of that QPV."""
-    return (
-        session.scalar(
-            sa.select(sa.func.count(Assignment.id)).where(
-                Assignment.qpv_code == qpv_code, Assignment.kind == kind, Assignment.cancelled_at.is_(None)
-            )
-        )
-        or 0
-    )
+    """Active assignments of that kind for pupils of that QPV (from the board's counters)."""
+    return tallies.active_assignments(session, qpv_code, kind)
 
 
 def _region_of_department(session: Session, code: str) -> str:

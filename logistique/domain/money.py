@@ -10,7 +10,6 @@ from sqlalchemy.orm import Session
 
 from ..formatting import euros
 from ..models import (
-    Assignment,
     CiteEducative,
     DeviceKind,
     DeviceModel,
@@ -23,7 +22,7 @@ from ..models import (
     Region,
     User,
 )
-from . import scope
+from . import scope, tallies
 from .errors import Conflict, ValidationFailed
 
 CITE_2020_CAP_PERCENT = 15
@@ -107,15 +106,10 @@ def spendable_cents(envelope: Envelope) -> int:
 
 
 def committed_by_envelope(session: Session, envelope_ids: list[int] | None = None) -> dict[int, int]:
-    """Money committed per envelope: the unit costs of its active assignments."""
-    query = (
-        sa.select(Assignment.envelope_id, sa.func.coalesce(sa.func.sum(Assignment.unit_cost_cents), 0))
-        .where(Assignment.cancelled_at.is_(None))
-        .group_by(Assignment.envelope_id)
-    )
-    if envelope_ids is not None:
-        query = query.where(Assignment.envelope_id.in_(envelope_ids))
-    return {envelope_id: int(total) for envelope_id, total in session.execute(query)}
+    """Money committed per envelope: the unit costs of its active assignments (read from the board's
+    counters, kept in every transaction that changes an assignment: a few rows per envelope, not one per
+    assignment)."""
+    return tallies.committed_cents(session, envelope_ids)
 
 
 @dataclass

@@ -110,6 +110,49 @@ def move_assignment(
         pending[after][1] += cost_cents
 
 
+def committed_cents(session: Session, envelope_ids: list[int] | None = None) -> dict[int, int]:
+    """Money committed per envelope (the unit costs of its active assignments), as of this transaction:
+    the envelopes of ``envelope_ids`` (None: all) that have at least one active assignment."""
+    table = AssignmentTally.__table__
+    query = (
+        sa.select(table.c.envelope_id, sa.func.sum(table.c.devices), sa.func.sum(table.c.cost_cents))
+        .where(table.c.active.is_(True))
+        .group_by(table.c.envelope_id)
+    )
+    if envelope_ids is not None:
+        query = query.where(table.c.envelope_id.in_(envelope_ids))
+    totals: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for envelope_id, n, cents in _unflushed_read(session, query):
+        totals[envelope_id][0] += int(n or 0)
+        totals[envelope_id][1] += int(cents or 0)
+    for (_qpv, envelope_id, _kind, _status, active), (n, cents) in _pending(session).assignments.items():
+        if active and (envelope_ids is None or envelope_id in envelope_ids):
+            totals[envelope_id][0] += n
+            totals[envelope_id][1] += cents
+    return {envelope_id: cents for envelope_id, (n, cents) in totals.items() if n > 0}
+
+
+def active_assignments(session: Session, qpv_code: str, kind: NeedKind) -> int:
+    """Active assignments of ``kind`` for pupils of ``qpv_code``, as of this transaction."""
+    table = AssignmentTally.__table__
+    query = sa.select(sa.func.sum(table.c.devices)).where(
+        table.c.active.is_(True), table.c.qpv_code == qpv_code, table.c.kind == kind
+    )
+    count = sum(int(n or 0) for (n,) in _unflushed_read(session, query))
+    for (qpv, _envelope, tally_kind, _status, active), (n, _cents) in _pending(session).assignments.items():
+        if active and qpv == qpv_code and tally_kind is kind:
+            count += n
+    return count
+
+
+def _unflushed_read(session: Session, query: sa.Select) -> sa.Result:
+    """``query`` on the counters' rows as written, the transaction's own unwritten deltas left pending (the
+    callers add them): unlike a session query (``_before_read``), it writes nothing, so that a check made
+    in the middle of a transaction (an assignment's envelope and quota) locks no counter row before the
+    commit, where every transaction locks them in the same order."""
+    return session.connection().execute(query)
+
+
 def pupil_registered(
     session: Session, organisation_id: int, qpv_code: str, kinds: list[NeedKind], *, count: int = 1
 ) -> None:

@@ -21,6 +21,7 @@ from logistique.models import (
     DeviceStatus,
     Envelope,
     EnvelopeKind,
+    Lot,
     NeedKind,
     Pupil,
 )
@@ -236,15 +237,16 @@ def test_pupil_who_already_has_that_kind_is_a_conflict(session, world, api):
     assert _status(session, other_tablet) is DeviceStatus.IN_STOCK
 
 
-def test_cite_educative_2020_envelope_cannot_pass_its_15_percent(session, world, api):
+def _cite_lot(session, world, *, amount_cents: int, annual_cents: int) -> tuple[Envelope, Lot]:
+    """A cité éducative 2020 envelope of Hauts-de-France, its lot of 150-€ tablets at the Lille warehouse."""
     envelope = money.save_envelope(
         session,
         money.EnvelopeData(
             region_code="32",
             kind=EnvelopeKind.CITE_2020,
             label="Cité éducative de Roubaix 2020",
-            amount_cents=150_00,
-            annual_amount_cents=1000_00,
+            amount_cents=amount_cents,
+            annual_amount_cents=annual_cents,
             cite_educative_code="cite-064",
         ),
         by=None,
@@ -260,6 +262,11 @@ def test_cite_educative_2020_envelope_cannot_pass_its_15_percent(session, world,
         ),
         by=None,
     )
+    return envelope, lot
+
+
+def test_cite_educative_2020_envelope_cannot_pass_its_15_percent(session, world, api):
+    envelope, lot = _cite_lot(session, world, amount_cents=150_00, annual_cents=1000_00)
     first_tablet = _device(session, lot, world.tablet, "SN-CITE-1")
     second_tablet = _device(session, lot, world.tablet, "SN-CITE-2")
     first, second = (
@@ -293,29 +300,7 @@ def test_cite_educative_2020_envelope_cannot_pass_its_15_percent(session, world,
 def test_one_transaction_of_assignments_counts_its_own_money_and_quota(session, world):
     """A batch (the bulk assignment page) assigns pupil after pupil before one commit: each check counts the
     assignments the batch already made. The counters these checks read are written only at the commit."""
-    envelope = money.save_envelope(
-        session,
-        money.EnvelopeData(
-            region_code="32",
-            kind=EnvelopeKind.CITE_2020,
-            label="Cité éducative de Roubaix 2020",
-            amount_cents=300_00,
-            annual_amount_cents=2000_00,
-            cite_educative_code="cite-064",
-        ),
-        by=None,
-    )
-    lot = money.save_lot(
-        session,
-        money.LotData(
-            reference="LOT-LOT",
-            supplier="Emmaüs Connect",
-            envelope_id=envelope.id,
-            warehouse_id=world.wh_lille.id,
-            unit_costs={world.tablet.id: 150_00},
-        ),
-        by=None,
-    )
+    envelope, lot = _cite_lot(session, world, amount_cents=300_00, annual_cents=2000_00)
     tablets = [_device(session, lot, world.tablet, f"SN-BATCH-{i}") for i in range(3)]
     roubaix = [_pupil(session, world, "Anna", "Vasseur", n=1), _pupil(session, world, "Bilal", "Haddad", n=2)]
     quartier = _pupil(session, world, "Chloé", "Petit", n=3, qpv="QP059001")

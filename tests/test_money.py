@@ -4,13 +4,27 @@ from __future__ import annotations
 
 import html
 import re
+import threading
+import time
 
 import pytest
 import sqlalchemy as sa
 
-from logistique.domain import money
+from logistique.db import db
+from logistique.domain import assignments, money, pupils
 from logistique.domain.errors import Conflict, Forbidden, ValidationFailed
-from logistique.models import CiteEducative, DeviceKind, DeviceModel, Envelope, EnvelopeKind, Lot, LotUnitCost
+from logistique.models import (
+    CiteEducative,
+    Device,
+    DeviceKind,
+    DeviceModel,
+    Envelope,
+    EnvelopeKind,
+    Lot,
+    LotUnitCost,
+    Pupil,
+    User,
+)
 
 ANNUAL = 500_000_00  # a cité éducative's 2020 amount: 500 000,00 €; 15 % is 75 000,00 €
 
@@ -435,3 +449,58 @@ def test_admin_page_refuses_removing_a_received_model_cost(session, world, login
     assert response.status_code == 422
     assert "garder son coût unitaire" in page_text(response)
     assert lille_costs(session, world) == before
+
+
+def test_an_envelope_lowered_while_a_tablet_is_assigned_from_it_counts_that_tablet(app, session, world):
+    """A prefecture lowers an envelope at the moment a coordinator assigns a tablet it pays for: the change
+    waits for the assignment (the envelope's lock) and then counts it, instead of checking the money before
+    the assignment commits and leaving the envelope below what it pays for."""
+    pupil = pupils.register_pupil(
+        session,
+        pupils.PupilData(
+            "Zoé",
+            "Quintanilla",
+            "CM2",
+            "0750654D",
+            "QN05981M",
+            "Parent Quintanilla",
+            "06 12 34 00 00",
+            "tablette",
+        ),
+        by=world.coordinator,
+    )
+    session.commit()
+    ids = (pupil.id, world.device.id, world.coordinator.id, world.envelope.id)
+    assigned = threading.Event()
+    errors: list[BaseException] = []
+
+    def coordinator() -> None:
+        try:
+            with app.app_context(), db.new_session(write=True) as other:
+                assignments.assign(
+                    other,
+                    pupil=other.get(Pupil, ids[0]),
+                    device=other.get(Device, ids[1]),
+                    by=other.get(User, ids[2]),
+                )
+                assigned.set()
+                time.sleep(0.5)  # the assignment is made, not committed: the envelope stays locked
+                other.commit()
+        except BaseException as exc:  # noqa: BLE001 — reported by the assertion below
+            errors.append(exc)
+            assigned.set()
+
+    thread = threading.Thread(target=coordinator)
+    thread.start()
+    assert assigned.wait(30)
+    with db.new_session(write=True) as prefecture:
+        lowered = money.EnvelopeData(
+            region_code="32", kind=EnvelopeKind.DELEGATED, label="Crédits délégués HDF", amount_cents=100_00
+        )
+        with pytest.raises(ValidationFailed, match="déjà engagé"):
+            money.save_envelope(prefecture, lowered, by=None, envelope=prefecture.get(Envelope, ids[3]))
+    thread.join(30)
+    assert errors == []
+    session.expire_all()
+    assert session.get(Envelope, ids[3]).amount_cents == 695_294_00
+    assert money.committed_by_envelope(session, [ids[3]]) == {ids[3]: 150_00}

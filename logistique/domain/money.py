@@ -80,6 +80,11 @@ def save_envelope(
                 f"{euros(cap)} au maximum."
             )
     if envelope is not None:
+        # the lock an assignment holds while it spends from the envelope (assignments.assign): an assignment
+        # being made now is counted once committed, instead of this change passing the check before it
+        session.execute(
+            sa.select(Envelope.id).where(Envelope.id == envelope.id).with_for_update(key_share=True)
+        )
         committed = committed_by_envelope(session, [envelope.id]).get(envelope.id, 0)
         if data.amount_cents < committed:
             raise ValidationFailed(

@@ -140,7 +140,7 @@ def active_assignments(session: Session, qpv_code: str, kind: NeedKind) -> int:
     )
     count = sum(int(n or 0) for (n,) in _unflushed_read(session, query))
     for (qpv, _envelope, tally_kind, _status, active), (n, _cents) in _pending(session).assignments.items():
-        if active and qpv == qpv_code and tally_kind is kind:
+        if active and qpv == qpv_code and tally_kind == kind:
             count += n
     return count
 

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from logistique.db import db
-from logistique.domain import assignments, money, pupils
+from logistique.domain import assignments, money
 from logistique.domain.errors import Conflict, Forbidden, ValidationFailed
 from logistique.models import (
     CiteEducative,
@@ -25,6 +25,8 @@ from logistique.models import (
     Pupil,
     User,
 )
+
+from .factories import add_pupil
 
 ANNUAL = 500_000_00  # a cité éducative's 2020 amount: 500 000,00 €; 15 % is 75 000,00 €
 
@@ -455,20 +457,7 @@ def test_an_envelope_lowered_while_a_tablet_is_assigned_from_it_counts_that_tabl
     """A prefecture lowers an envelope at the moment a coordinator assigns a tablet it pays for: the change
     waits for the assignment (the envelope's lock) and then counts it, instead of checking the money before
     the assignment commits and leaving the envelope below what it pays for."""
-    pupil = pupils.register_pupil(
-        session,
-        pupils.PupilData(
-            "Zoé",
-            "Quintanilla",
-            "CM2",
-            "0750654D",
-            "QN05981M",
-            "Parent Quintanilla",
-            "06 12 34 00 00",
-            "tablette",
-        ),
-        by=world.coordinator,
-    )
+    pupil = add_pupil(session, world, "Zoé", "Quintanilla", needs="tablette")
     session.commit()
     ids = (pupil.id, world.device.id, world.coordinator.id, world.envelope.id)
     assigned = threading.Event()
